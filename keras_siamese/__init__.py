@@ -39,3 +39,16 @@ if keras.backend.backend() != "tensorflow":
 from keras_siamese import distribute  # noqa: E402,F401
 
 __version__ = "0.1.0"
+from keras_siamese import (  # noqa: E402,F401
+    augment,
+    callbacks,
+    datasets,
+    encoders,
+    evaluation,
+    export,
+    heads,
+    losses,
+    models,
+    optimizers,
+)
+from keras_siamese.models import SimCLR  # noqa: E402,F401

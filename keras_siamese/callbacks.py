@@ -1,0 +1,146 @@
+"""Training callbacks that watch the representation while a model trains.
+
+Callbacks are not part of a saved `.keras` model (Keras never serialises them), so unlike
+the layers, losses and models of this package they are not registered with
+`keras.saving.register_keras_serializable` and have no `get_config`.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from keras_siamese import evaluation
+
+
+class KNNMonitor(keras.callbacks.Callback):
+    """Logs the weighted kNN accuracy of the model being trained at the end of epochs.
+
+    The training monitor of SimSiam (Chen & He, 2021) and lightly, after InstDisc
+    (Wu et al., 2018): at the end of every `every`-th epoch (and always after the last one,
+    read from `self.params["epochs"]`), the model being fit embeds `memory_data` and
+    `query_data` with `self.model(images, training=False)` (the models of this package
+    return their representation from `call`), and each query is classified by a vote of
+    its `k` most similar memory examples weighted by `exp(similarity / temperature)` (see
+    `keras_siamese.evaluation.knn_predict`). Memory features are extracted afresh at each
+    evaluation, as the encoder has changed since the last one.
+
+    The accuracy is written into the epoch `logs` under `log_name`, so it reaches `History`
+    (`history.history["val_knn_accuracy"]`), the progress bar and every callback called
+    after this one. Keras calls callbacks in list order with one shared `logs` dict, so
+    **put `KNNMonitor` before `ModelCheckpoint`, `EarlyStopping`, `TensorBoard` or
+    `CSVLogger`** in the `callbacks` list when they should see it (e.g.
+    `ModelCheckpoint(monitor="val_knn_accuracy", mode="max")`). `History` and the progress
+    bar are appended by Keras after all user callbacks and always see it. On epochs that are
+    skipped the key is absent from `logs`.
+
+    Args:
+        memory_data: `(images, labels)` numpy arrays or a `tf.data.Dataset` of them
+            (batched or not): the labelled bank, e.g. a subset of the training set.
+        query_data: the same for the examples to classify, e.g. the test set.
+        k: neighbours per query; clamped to the memory size.
+        temperature: the weight temperature, > 0.
+        every: evaluate every `every` epochs (plus the last epoch).
+        batch_size: examples per forward pass when extracting features.
+        log_name: the key written into `logs`.
+        verbose: 0 silent, 1 prints one line per evaluation, 2 also shows feature
+            extraction progress bars.
+
+    Raises:
+        TypeError: if an argument has the wrong type.
+        ValueError: if `k < 1`, `temperature <= 0`, `every < 1`, `batch_size < 1`,
+            `log_name` is empty or `verbose` is not 0, 1 or 2; at evaluation time, as
+            `keras_siamese.evaluation.knn_accuracy` (e.g. a model output that is not rank 2).
+
+    Example:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> points = (np.eye(2, dtype="float32"), np.array([0, 1]))
+        >>> monitor = KNNMonitor(points, points, k=1, verbose=0)
+        >>> history = model.fit(points[0], points[0], epochs=1, callbacks=[monitor], verbose=0)
+        >>> "val_knn_accuracy" in history.history
+        True
+    """
+
+    def __init__(
+        self,
+        memory_data: evaluation.Data,
+        query_data: evaluation.Data,
+        k: int = 200,
+        temperature: float = 0.1,
+        every: int = 1,
+        batch_size: int = 256,
+        log_name: str = "val_knn_accuracy",
+        verbose: int = 1,
+    ):
+        evaluation._check_knn_arguments(k, temperature)
+        evaluation._check_batch_size(batch_size)
+        evaluation._check_data(memory_data, "memory_data")
+        evaluation._check_data(query_data, "query_data")
+        if isinstance(every, bool) or not isinstance(every, int):
+            raise TypeError(f"Argument `every` must be an int. Received: every={every!r}")
+        if every < 1:
+            raise ValueError(f"Argument `every` must be >= 1 (epochs). Received: every={every}")
+        if not isinstance(log_name, str) or not log_name:
+            raise ValueError(
+                f"Argument `log_name` must be a non-empty string. Received: log_name={log_name!r}"
+            )
+        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+            raise ValueError(f"Argument `verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
+        super().__init__()
+        self.memory_data = memory_data
+        self.query_data = query_data
+        self.k = k
+        self.temperature = temperature
+        self.every = every
+        self.batch_size = batch_size
+        self.log_name = log_name
+        self.verbose = verbose
+        self._predict = None
+        self._predict_model = None
+
+    def _should_evaluate(self, epoch: int) -> bool:
+        is_last = epoch + 1 == (self.params or {}).get("epochs")
+        return is_last or (epoch + 1) % self.every == 0
+
+    def _predict_function(self):
+        # One tf.function per model: it follows the weights as they train, so it is traced
+        # once for the whole fit instead of once per evaluation.
+        if self._predict is None or self._predict_model is not self.model:
+            self._predict = evaluation._make_predict_function(self.model)
+            self._predict_model = self.model
+        return self._predict
+
+    def evaluate(self) -> float:
+        """Returns the kNN accuracy of `self.model` with its current weights.
+
+        Called by `on_epoch_end`; call it directly for a reading outside `fit` (after
+        `monitor.set_model(model)`).
+
+        Returns:
+            The top-1 accuracy on `query_data`, in [0, 1].
+        """
+        return evaluation._knn_accuracy_with(
+            self._predict_function(),
+            self.model,
+            self.memory_data,
+            self.query_data,
+            k=self.k,
+            temperature=self.temperature,
+            batch_size=self.batch_size,
+            num_classes=None,
+            chunk_size=1024,
+            progress=self.verbose >= 2,
+        )
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if not self._should_evaluate(epoch):
+            return
+        accuracy = self.evaluate()
+        if logs is not None:
+            logs[self.log_name] = accuracy
+        if self.verbose:
+            print(
+                f"\nEpoch {epoch + 1}: {self.log_name} = {accuracy:.4f} "
+                f"(k={self.k}, temperature={self.temperature})"
+            )

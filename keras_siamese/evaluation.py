@@ -1,0 +1,462 @@
+"""Evaluating learned representations: features, kNN accuracy (and, later, probes and reports).
+
+Sections:
+    - Features: `extract_features`, the one place that runs an encoder over a data set.
+    - kNN: `knn_predict` (pure maths on feature arrays) and `knn_accuracy` (encoder in,
+      accuracy out), shared with `keras_siamese.callbacks.KNNMonitor`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import tensorflow as tf
+
+Data = tuple | tf.data.Dataset
+"""`(images, labels)` numpy arrays, or a `tf.data.Dataset` of `(images, labels)`."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Features
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_data(data: Data, name: str = "data") -> None:
+    """Raises TypeError/ValueError unless `data` is `(images, labels)` or such a dataset."""
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        if not (isinstance(spec, tuple) and len(spec) == 2):
+            raise ValueError(
+                f"Argument `{name}` must be a tf.data.Dataset of `(images, labels)` pairs. "
+                f"Received: {name}.element_spec={spec}"
+            )
+        return
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise TypeError(
+            f"Argument `{name}` must be a tuple `(images, labels)` of numpy arrays or a "
+            f"tf.data.Dataset of such pairs. Received: {name} of type {type(data).__name__}"
+        )
+    images, labels = (np.asarray(part) for part in data)
+    if images.ndim < 1 or labels.ndim != 1:
+        raise ValueError(
+            f"Argument `{name}` needs images with a leading example axis and integer labels "
+            f"of shape (N,). Received: images.shape={images.shape}, labels.shape={labels.shape}"
+        )
+    if len(images) != len(labels):
+        raise ValueError(
+            f"Argument `{name}` needs as many labels as images. "
+            f"Received: len(images)={len(images)}, len(labels)={len(labels)}"
+        )
+
+
+def _encoder_input_rank(encoder: Callable) -> int | None:
+    """The rank (batch axis included) of a functional encoder's single input, else None."""
+    try:
+        inputs = encoder.inputs
+    except AttributeError:
+        return None
+    if not isinstance(inputs, (list, tuple)) or len(inputs) != 1:
+        return None
+    return len(inputs[0].shape)
+
+
+def _batched_dataset(
+    dataset: tf.data.Dataset, encoder: Callable, batch_size: int
+) -> tf.data.Dataset:
+    """Returns `dataset` batched, batching it only if its elements are single examples.
+
+    An element is a batch when its images have the rank of the encoder's input (batch axis
+    included). For encoders without a symbolic input (subclassed models) the labels decide:
+    a scalar label is one example, a vector of labels is a batch.
+    """
+    images_spec, labels_spec = dataset.element_spec
+    images_rank = images_spec.shape.rank
+    labels_rank = labels_spec.shape.rank
+    input_rank = _encoder_input_rank(encoder)
+    if input_rank is not None and images_rank is not None:
+        if images_rank == input_rank:
+            is_batched = True
+        elif images_rank == input_rank - 1:
+            is_batched = False
+        else:
+            raise ValueError(
+                f"Argument `data` has images of rank {images_rank}, but `encoder` takes inputs "
+                f"of rank {input_rank} (batch axis included), so they are neither batches nor "
+                f"single examples. Received: data.element_spec={dataset.element_spec}"
+            )
+    elif labels_rank in (0, 1):
+        is_batched = labels_rank == 1
+    else:
+        raise ValueError(
+            "Argument `data` must yield integer labels, one scalar per example (or a vector "
+            f"per batch). Received: data.element_spec={dataset.element_spec}"
+        )
+    if not is_batched:
+        dataset = dataset.batch(batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _batches(
+    data: Data, encoder: Callable, batch_size: int
+) -> tuple[Iterator[tuple], int | None]:
+    """Yields `(images, labels)` batches of `data` and returns the number of batches if known."""
+    if isinstance(data, tf.data.Dataset):
+        dataset = _batched_dataset(data, encoder, batch_size)
+        count = int(dataset.cardinality())
+        return iter(dataset), (count if count >= 0 else None)
+    images, labels = np.asarray(data[0]), np.asarray(data[1])
+    starts = range(0, len(images), batch_size)
+    batches = ((images[s : s + batch_size], labels[s : s + batch_size]) for s in starts)
+    return batches, len(starts)
+
+
+def _make_predict_function(encoder: Callable) -> Callable:
+    """Wraps `encoder(images, training=False)` in one `tf.function` that can be reused.
+
+    Variables are captured by reference, so the function keeps following the encoder's
+    weights as they train (the `KNNMonitor` builds it once per model).
+    """
+
+    @tf.function(reduce_retracing=True)
+    def predict(images):
+        return encoder(images, training=False)
+
+    return predict
+
+
+def _extract_with(
+    predict: Callable,
+    encoder: Callable,
+    data: Data,
+    batch_size: int,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`extract_features` with an already built predict function."""
+    batches, count = _batches(data, encoder, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, total=count, desc="features", unit="batch", leave=False)
+    all_features, all_labels = [], []
+    for images, labels in batches:
+        features = predict(tf.convert_to_tensor(images))
+        if len(features.shape) != 2:
+            raise ValueError(
+                "Argument `encoder` must map a batch of images to rank-2 features "
+                "(batch, dims); add a pooling or Flatten layer. "
+                f"Received: encoder output of shape {tuple(features.shape)}"
+            )
+        labels = np.asarray(labels)
+        if labels.ndim != 1:
+            raise ValueError(
+                "Argument `data` must hold integer class labels of shape (batch,), not one-hot "
+                f"vectors. Received: a batch of labels of shape {labels.shape}"
+            )
+        all_features.append(np.asarray(features, dtype=np.float32))
+        all_labels.append(labels.astype(np.int64))
+    if not all_features:
+        raise ValueError("Argument `data` holds no examples. Received: an empty data set")
+    return np.concatenate(all_features), np.concatenate(all_labels)
+
+
+def _check_positive_int(name: str, value: int, meaning: str = "") -> None:
+    """Raises TypeError unless `value` is an int, ValueError unless it is >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"Argument `{name}` must be an int. Received: {name}={value!r}")
+    if value < 1:
+        raise ValueError(f"Argument `{name}` must be >= 1{meaning}. Received: {name}={value}")
+
+
+def _check_batch_size(batch_size: int) -> None:
+    _check_positive_int("batch_size", batch_size)
+
+
+def extract_features(
+    encoder: Callable,
+    data: Data,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Runs `encoder` over a labelled data set and returns its features and labels.
+
+    The encoder is called as `encoder(images, training=False)` inside one `tf.function`
+    (`reduce_retracing=True`, so the smaller last batch does not trace a second graph), so
+    batch normalisation uses its moving statistics. Images go in as they are stored (the
+    models of this package take uint8 or float images in [0, 255]). A dataset whose elements
+    are single examples is batched here; one that is already batched is used as is. Which
+    one is decided by comparing the rank of its images with the rank of the encoder's input
+    (for subclassed encoders without a symbolic input, by the rank of the labels).
+
+    Args:
+        encoder: a callable Keras model mapping a batch of images to features of shape
+            `(batch, dims)`, e.g. `model.encoder` or a `SimCLR`/`SimSiam` model itself.
+        data: a tuple `(images, labels)` of numpy arrays with integer labels of shape `(N,)`,
+            or a `tf.data.Dataset` of `(images, labels)`, batched or not.
+        batch_size: examples per forward pass (for numpy data and unbatched datasets).
+        progress: show a tqdm progress bar over the batches.
+
+    Returns:
+        `(features, labels)`: float32 of shape `(N, dims)` and int64 of shape `(N,)`, in the
+        order of `data`.
+
+    Raises:
+        TypeError: if `data` is neither a tuple nor a dataset, or `batch_size` is not an int.
+        ValueError: if the encoder output is not rank 2, labels are not of shape `(N,)`,
+            images and labels differ in length, `data` is empty or `batch_size < 1`.
+
+    Example:
+        >>> import keras
+        >>> encoder = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten()])
+        >>> images = np.zeros((3, 4, 4, 1), "uint8")
+        >>> features, labels = extract_features(encoder, (images, np.arange(3)), progress=False)
+        >>> features.shape, labels.dtype
+        ((3, 16), dtype('int64'))
+    """
+    _check_batch_size(batch_size)
+    _check_data(data)
+    return _extract_with(_make_predict_function(encoder), encoder, data, batch_size, progress)
+
+
+# ---------------------------------------------------------------------------------------------
+# kNN
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_knn_arguments(k: int, temperature: float, chunk_size: int = 1) -> None:
+    _check_positive_int("k", k, " (the number of neighbours)")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.number)):
+        raise TypeError(
+            f"Argument `temperature` must be a number. Received: temperature={temperature!r}"
+        )
+    if not math.isfinite(temperature) or temperature <= 0:
+        raise ValueError(
+            "Argument `temperature` must be a finite number > 0. "
+            f"Received: temperature={temperature}"
+        )
+    _check_positive_int("chunk_size", chunk_size)
+
+
+@tf.function(reduce_retracing=True)
+def _knn_chunk(
+    memory_features: tf.Tensor,
+    memory_labels: tf.Tensor,
+    query_features: tf.Tensor,
+    k: tf.Tensor,
+    temperature: tf.Tensor,
+    num_classes: tf.Tensor,
+) -> tf.Tensor:
+    """Weighted kNN votes of one chunk of (already L2-normalised) queries."""
+    similarities = tf.linalg.matmul(query_features, memory_features, transpose_b=True)
+    top_similarities, top_indices = tf.math.top_k(similarities, k=k, sorted=True)
+    # exp((s - s_max) / T) is exp(s / T) times one positive constant per row: the same argmax,
+    # but it cannot overflow for small temperatures.
+    weights = tf.exp((top_similarities - top_similarities[:, :1]) / temperature)
+    neighbour_labels = tf.gather(memory_labels, top_indices)
+    rows = tf.shape(query_features)[0]
+    row_offsets = tf.range(rows, dtype=tf.int64)[:, None] * tf.cast(num_classes, tf.int64)
+    # One segment per (query, class): memory stays O(chunk * classes), never chunk * k * classes.
+    scores = tf.math.unsorted_segment_sum(
+        weights, row_offsets + neighbour_labels, num_segments=rows * num_classes
+    )
+    scores = tf.reshape(scores, [rows, num_classes])
+    return tf.argmax(scores, axis=1, output_type=tf.int64)
+
+
+def knn_predict(
+    memory_features: np.ndarray,
+    memory_labels: np.ndarray,
+    query_features: np.ndarray,
+    k: int = 200,
+    temperature: float = 0.1,
+    num_classes: int | None = None,
+    chunk_size: int = 1024,
+) -> np.ndarray:
+    """Predicts query classes by a similarity-weighted vote of their k nearest neighbours.
+
+    The weighted kNN of InstDisc (Wu et al., 2018, "Unsupervised Feature Learning via
+    Non-Parametric Instance Discrimination", eq. 7), used as the training monitor of SimSiam
+    (Chen & He, 2021) and lightly: features are L2-normalised, each query takes the `k` memory
+    examples of highest cosine similarity `s_i`, each neighbour votes for its class with weight
+    `exp(s_i / temperature)`, and the class with the largest sum wins.
+
+    Queries are processed `chunk_size` at a time, so only a `(chunk_size, len(memory))`
+    block of similarities exists at once (60k x 10k never materialises).
+
+    Note: if `k` exceeds the memory size it is clamped to the memory size (every memory
+    example votes), as a monitor on a small labelled subset should not fail.
+
+    Args:
+        memory_features: float array `(M, dims)`, the labelled bank.
+        memory_labels: integer array `(M,)` with values in `[0, num_classes)`.
+        query_features: float array `(Q, dims)`.
+        k: neighbours per query (InstDisc and SimSiam use 200).
+        temperature: the weight temperature (0.1 in InstDisc and SimSiam).
+        num_classes: number of classes; `max(memory_labels) + 1` when None.
+        chunk_size: queries per similarity block.
+
+    Returns:
+        int64 array `(Q,)` of predicted classes.
+
+    Raises:
+        TypeError: if `k` or `chunk_size` is not an int, `temperature` not a number.
+        ValueError: if `k < 1`, `temperature <= 0`, `chunk_size < 1`, the feature arrays
+            are not rank 2 with equal dims, labels do not match the memory or fall
+            outside `[0, num_classes)`, or the memory is empty.
+
+    Example:
+        >>> memory = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> knn_predict(memory, np.array([0, 1]), np.array([[0.9, 0.1]]), k=1)
+        array([0])
+    """
+    _check_knn_arguments(k, temperature, chunk_size)
+    memory_features = np.asarray(memory_features, dtype=np.float32)
+    query_features = np.asarray(query_features, dtype=np.float32)
+    memory_labels = np.asarray(memory_labels)
+    if memory_features.ndim != 2 or query_features.ndim != 2:
+        raise ValueError(
+            "Arguments `memory_features` and `query_features` must be rank 2 (examples, dims). "
+            f"Received: memory_features.shape={memory_features.shape}, "
+            f"query_features.shape={query_features.shape}"
+        )
+    if memory_features.shape[1] != query_features.shape[1]:
+        raise ValueError(
+            "Arguments `memory_features` and `query_features` must have the same feature size. "
+            f"Received: memory_features.shape={memory_features.shape}, "
+            f"query_features.shape={query_features.shape}"
+        )
+    if len(memory_features) == 0:
+        raise ValueError(
+            "Argument `memory_features` is empty. "
+            f"Received: memory_features.shape={memory_features.shape}"
+        )
+    if memory_labels.shape != (len(memory_features),) or not np.issubdtype(
+        memory_labels.dtype, np.integer
+    ):
+        raise ValueError(
+            "Argument `memory_labels` must be integers of shape (M,) matching `memory_features`. "
+            f"Received: memory_labels.shape={memory_labels.shape}, dtype={memory_labels.dtype}, "
+            f"memory_features.shape={memory_features.shape}"
+        )
+    smallest, largest = int(memory_labels.min()), int(memory_labels.max())
+    if num_classes is None:
+        num_classes = largest + 1
+    if smallest < 0 or largest >= num_classes:
+        raise ValueError(
+            "Argument `memory_labels` must lie in [0, num_classes). "
+            f"Received: labels in [{smallest}, {largest}], num_classes={num_classes}"
+        )
+    if len(query_features) == 0:
+        return np.zeros((0,), np.int64)
+
+    k = min(int(k), len(memory_features))
+    memory = tf.math.l2_normalize(tf.constant(memory_features), axis=1)
+    queries = tf.math.l2_normalize(tf.constant(query_features), axis=1)
+    labels = tf.constant(memory_labels, tf.int64)
+    k_tensor = tf.constant(k, tf.int32)
+    temperature_tensor = tf.constant(temperature, tf.float32)
+    classes_tensor = tf.constant(num_classes, tf.int32)
+    predictions = [
+        _knn_chunk(
+            memory,
+            labels,
+            queries[start : start + chunk_size],
+            k_tensor,
+            temperature_tensor,
+            classes_tensor,
+        ).numpy()
+        for start in range(0, len(query_features), chunk_size)
+    ]
+    return np.concatenate(predictions)
+
+
+def _knn_accuracy_with(
+    predict: Callable,
+    encoder: Callable,
+    memory: Data,
+    queries: Data,
+    k: int,
+    temperature: float,
+    batch_size: int,
+    num_classes: int | None,
+    chunk_size: int,
+    progress: bool,
+) -> float:
+    """`knn_accuracy` with an already built predict function (shared with KNNMonitor)."""
+    memory_features, memory_labels = _extract_with(predict, encoder, memory, batch_size, progress)
+    query_features, query_labels = _extract_with(predict, encoder, queries, batch_size, progress)
+    predictions = knn_predict(
+        memory_features,
+        memory_labels,
+        query_features,
+        k=k,
+        temperature=temperature,
+        num_classes=num_classes,
+        chunk_size=chunk_size,
+    )
+    return float(np.mean(predictions == query_labels))
+
+
+def knn_accuracy(
+    encoder: Callable,
+    memory: Data,
+    queries: Data,
+    k: int = 200,
+    temperature: float = 0.1,
+    batch_size: int = 256,
+    num_classes: int | None = None,
+    chunk_size: int = 1024,
+    progress: bool = True,
+) -> float:
+    """Top-1 accuracy of a weighted kNN classifier on an encoder's features.
+
+    Extracts features of `memory` (the labelled bank, usually the training set) and of
+    `queries` (usually the test set) with `extract_features`, then classifies each query with
+    `knn_predict`: the weighted kNN of InstDisc (Wu et al., 2018), the SimSiam (Chen & He,
+    2021) and lightly kNN monitor. It needs no training, so it tracks representation quality
+    during self-supervised training at the cost of two forward passes. `k` larger than the
+    memory is clamped to the memory size.
+
+    Args:
+        encoder: a callable Keras model mapping images to features `(batch, dims)`.
+        memory: `(images, labels)` numpy arrays or a dataset of them: the labelled bank.
+        queries: the same for the examples to classify.
+        k: neighbours per query.
+        temperature: the weight temperature of `exp(similarity / temperature)`.
+        batch_size: examples per forward pass.
+        num_classes: number of classes; the largest memory label + 1 when None.
+        chunk_size: queries per similarity block (bounds memory use).
+        progress: show tqdm progress bars while extracting features.
+
+    Returns:
+        The fraction of queries whose predicted class equals their label, in [0, 1].
+
+    Raises:
+        TypeError: as `extract_features` and `knn_predict`.
+        ValueError: if `k < 1` or `temperature <= 0` (checked before any forward pass),
+            and as `extract_features` and `knn_predict`.
+
+    Example:
+        >>> import keras
+        >>> encoder = keras.Sequential([keras.Input((2,)), keras.layers.Identity()])
+        >>> points = (np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 1]))
+        >>> knn_accuracy(encoder, points, points, k=1, progress=False)
+        1.0
+    """
+    _check_knn_arguments(k, temperature, chunk_size)
+    _check_batch_size(batch_size)
+    _check_data(memory, "memory")
+    _check_data(queries, "queries")
+    return _knn_accuracy_with(
+        _make_predict_function(encoder),
+        encoder,
+        memory,
+        queries,
+        k,
+        temperature,
+        batch_size,
+        num_classes,
+        chunk_size,
+        progress,
+    )

@@ -1,0 +1,4 @@
+"""The trainers: SimCLR, SimSiam and Siamese networks over one two-view base."""
+
+from keras_siamese.models.base import TwoViewModel
+from keras_siamese.models.simclr import SimCLR
