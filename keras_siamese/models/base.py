@@ -8,8 +8,8 @@ values of the metrics it names in `metric_names`.
 
 from __future__ import annotations
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_siamese import augment, distribute, encoders
