@@ -37,6 +37,10 @@ flags.DEFINE_string("model_dir", "runs/simclr_fashion_mnist", "Checkpoints, Tens
 flags.DEFINE_string("export_dir", "saved_models/simclr_fashion_mnist", "SavedModel base directory.")
 flags.DEFINE_string("strategy", "auto", "auto, default, mirrored, multi_worker, tpu or cpu:N.")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (slower on CPU, faster on TPU/GPU).")
+flags.DEFINE_enum(
+    "mixed_precision", "none", ["none", "bfloat16", "float16"],
+    "Compute dtype of the layers (losses stay float32): bfloat16 for TPUs, float16 for GPUs.",
+)
 flags.DEFINE_integer("seed", 0, "Random seed.")
 FLAGS = flags.FLAGS
 
@@ -49,6 +53,7 @@ def main(argv):
     import keras_siamese as ks
 
     strategy = ks.distribute.get_strategy(FLAGS.strategy)
+    ks.distribute.set_mixed_precision(FLAGS.mixed_precision)
     keras.utils.set_random_seed(FLAGS.seed)
     os.makedirs(FLAGS.model_dir, exist_ok=True)
     with open(os.path.join(FLAGS.model_dir, "flags.json"), "w") as file:
@@ -89,6 +94,7 @@ def main(argv):
             augmenter=augmenter,
             projection_dims=(512, 128),
             temperature=FLAGS.temperature,
+            sync_batch_norm=strategy.num_replicas_in_sync > 1,  # the paper's global BN
         )
         schedule = ks.optimizers.WarmupCosine(
             peak_learning_rate=FLAGS.learning_rate,
@@ -122,7 +128,12 @@ def main(argv):
             every=max(1, FLAGS.epochs // 4),
             verbose=0,
         ),
-        keras.callbacks.BackupAndRestore(os.path.join(FLAGS.model_dir, "backup")),
+        # A backup at every epoch end, one directory per worker: a restarted job resumes
+        # from the last one. (Keras 3.15's `save_freq=<batches>` restores mid-epoch weights
+        # but reruns the epoch from its first batch: steps would be trained twice.)
+        keras.callbacks.BackupAndRestore(
+            ks.distribute.worker_directory(os.path.join(FLAGS.model_dir, "backup"), strategy)
+        ),
         keras.callbacks.ModelCheckpoint(os.path.join(FLAGS.model_dir, "model.keras")),
         keras.callbacks.TensorBoard(os.path.join(FLAGS.model_dir, "logs"), update_freq=50),
     ]
@@ -144,8 +155,9 @@ def main(argv):
             file,
             indent=2,
         )
-    version_dir = ks.export.export_for_serving(model, FLAGS.export_dir)
-    print(f"SavedModel for TF Serving: {version_dir}")
+    if ks.distribute.is_chief(strategy):  # one export per job, written atomically
+        version_dir = ks.export.export_for_serving(model, FLAGS.export_dir)
+        print(f"SavedModel for TF Serving: {version_dir}")
 
 
 if __name__ == "__main__":

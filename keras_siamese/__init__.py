@@ -50,5 +50,6 @@ from keras_siamese import (  # noqa: E402,F401
     losses,
     models,
     optimizers,
+    sampling,
 )
-from keras_siamese.models import SimCLR  # noqa: E402,F401
+from keras_siamese.models import SiameseNetwork, SimCLR, SimSiam  # noqa: E402,F401

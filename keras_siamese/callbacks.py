@@ -7,6 +7,9 @@ the layers, losses and models of this package they are not registered with
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import keras
 
 from keras_siamese import evaluation
@@ -144,3 +147,119 @@ class KNNMonitor(keras.callbacks.Callback):
                 f"\nEpoch {epoch + 1}: {self.log_name} = {accuracy:.4f} "
                 f"(k={self.k}, temperature={self.temperature})"
             )
+
+
+# The collapse indicators the models log, in the order `CollapseMonitor` looks for them.
+COLLAPSE_METRICS = ("output_std", "representation_std")
+
+
+class CollapseMonitor(keras.callbacks.Callback):
+    """Warns, and optionally stops training, when the representation collapses.
+
+    Chen & He (2021, section 4.1) watch the per-dimension std of the L2-normalised
+    output times sqrt(d): about 1 when the outputs spread over the sphere, 0 when every
+    image maps to the same vector (a collapsed solution whose loss is optimal and whose
+    features are useless). `SimSiam` logs it as `output_std`, `SimCLR` as
+    `representation_std`. When the logged value stays under `threshold` for `patience`
+    consecutive epochs, this callback warns once (`UserWarning`, with the usual causes),
+    records the epoch in `collapsed_epoch` and, with `stop_training=True`, stops `fit`.
+    A value back over the threshold resets the count (and re-arms the warning).
+
+    Args:
+        threshold: the value under which an epoch counts as collapsed, > 0. Healthy
+            SimSiam runs stay around 0.6-1 (dimension-dependent); 0.1 leaves a margin.
+        patience: consecutive collapsed epochs before acting, >= 1.
+        stop_training: also set `model.stop_training = True`.
+        metric: the log key to watch; None watches the first of `output_std`,
+            `representation_std` present in the epoch logs.
+
+    Raises:
+        TypeError: if an argument has the wrong type.
+        ValueError: if `threshold <= 0`, `patience < 1` or `metric` is empty.
+
+    Example:
+        >>> monitor = CollapseMonitor(threshold=0.1, patience=2, stop_training=True)
+        >>> monitor.on_epoch_end(0, {"output_std": 0.02})
+        >>> monitor.collapsed_epoch is None
+        True
+    """
+
+    def __init__(
+        self,
+        threshold: float = 0.1,
+        patience: int = 2,
+        stop_training: bool = False,
+        metric: str | None = None,
+    ):
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+            raise TypeError(
+                f"Argument `threshold` must be a number. Received: threshold={threshold!r}"
+            )
+        if not threshold > 0:
+            raise ValueError(f"Argument `threshold` must be > 0. Received: threshold={threshold}")
+        if isinstance(patience, bool) or not isinstance(patience, int):
+            raise TypeError(f"Argument `patience` must be an int. Received: patience={patience!r}")
+        if patience < 1:
+            raise ValueError(
+                f"Argument `patience` must be >= 1 (epochs). Received: patience={patience}"
+            )
+        if not isinstance(stop_training, bool):
+            raise TypeError(
+                "Argument `stop_training` must be a bool. "
+                f"Received: stop_training={stop_training!r}"
+            )
+        if metric is not None and (not isinstance(metric, str) or not metric):
+            raise ValueError(
+                "Argument `metric` must be a non-empty string (a key of the epoch logs) or "
+                f"None. Received: metric={metric!r}"
+            )
+        super().__init__()
+        self.threshold = float(threshold)
+        self.patience = patience
+        self.stop_training = stop_training
+        self.metric = metric
+        self.collapsed_epochs = 0
+        self.collapsed_epoch = None
+        self._warned_missing = False
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.collapsed_epochs = 0
+        self.collapsed_epoch = None
+
+    def _watched(self, logs: dict) -> str | None:
+        candidates = (self.metric,) if self.metric else COLLAPSE_METRICS
+        found = next((name for name in candidates if name in logs), None)
+        if found is None and not self._warned_missing:
+            self._warned_missing = True
+            warnings.warn(
+                f"CollapseMonitor found none of {list(candidates)} in the epoch logs, so it "
+                "watches nothing. Pass `metric=` one of the logged keys: "
+                f"{sorted(logs)}",
+                stacklevel=2,
+            )
+        return found
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        name = self._watched(logs or {})
+        if name is None:
+            return
+        value = float(logs[name])
+        if math.isfinite(value) and value >= self.threshold:
+            self.collapsed_epochs = 0
+            return
+        self.collapsed_epochs += 1
+        if self.collapsed_epochs != self.patience:
+            return
+        self.collapsed_epoch = epoch
+        action = " Training stops." if self.stop_training else ""
+        warnings.warn(
+            f"Epoch {epoch + 1}: the representation has collapsed: {name} = {value:.4f} has "
+            f"stayed under {self.threshold} for {self.patience} epoch(s) (about 1 is healthy, "
+            f"0 means every image gets the same output).{action} Usual causes and fixes: a "
+            "learning rate too high for the batch (lower it or warm it up), too much weight "
+            "decay, a missing stop-gradient or predictor (SimSiam), or augmentations too "
+            "weak to make the two views differ.",
+            stacklevel=2,
+        )
+        if self.stop_training and self.model is not None:
+            self.model.stop_training = True

@@ -2,17 +2,22 @@
 
 Every other module asks this one for "how many replicas", "which replica am I",
 "gather this across replicas" and "scale this loss", so a training step reads the
-same on one CPU and on a TPU pod slice.
+same on one CPU and on a TPU pod slice. The module also converts BatchNorm layers to
+cross-replica ("global") BatchNorm, sets mixed precision, gives each worker its own
+backup directory, and writes the distribution report that `fit` prints.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
+import keras
 import tensorflow as tf
 
 STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu", "cpu:N")
+MIXED_PRECISION_NAMES = ("none", "bfloat16", "float16")
 
 
 def num_replicas() -> int:
@@ -126,20 +131,24 @@ def _cpu_strategy(spec: str) -> tf.distribute.Strategy:
             "Argument `name` of the form 'cpu:N' needs a positive integer N. "
             f"Received: name={spec!r}"
         )
-    devices = tf.config.list_logical_devices("CPU")
-    if len(devices) < count:
-        cpu = tf.config.list_physical_devices("CPU")[0]
+    # Listing logical devices would initialise TensorFlow and freeze the configuration, so
+    # the configuration is read from the physical device first.
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    configured = tf.config.get_logical_device_configuration(cpu) or []
+    if len(configured) < count:
         try:
             tf.config.set_logical_device_configuration(
                 cpu, [tf.config.LogicalDeviceConfiguration()] * count
             )
         except RuntimeError as error:
-            raise ValueError(
-                f"Argument `name`={spec!r} needs {count} logical CPU devices, but TensorFlow "
-                f"is already initialised with {len(devices)}. Call get_strategy() before "
-                "any other TensorFlow operation."
-            ) from error
-        devices = tf.config.list_logical_devices("CPU")
+            available = len(tf.config.list_logical_devices("CPU"))
+            if available < count:
+                raise ValueError(
+                    f"Argument `name`={spec!r} needs {count} logical CPU devices, but "
+                    f"TensorFlow is already initialised with {available}. Call get_strategy() "
+                    f"before any other TensorFlow operation. Received: name={spec!r}"
+                ) from error
+    devices = tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy([d.name for d in devices[:count]])
 
 
@@ -212,4 +221,356 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
         return tf.distribute.get_strategy()
     raise ValueError(
         f"Argument `name` must be one of {', '.join(STRATEGY_NAMES)}. Received: name={name!r}"
+    )
+
+
+# ----------------------------------------------------------------- workers and precision
+
+
+def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
+    """Returns True on the worker that writes checkpoints, exports and logs (True on one machine).
+
+    Example:
+        >>> is_chief()
+        True
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    return bool(strategy.extended.should_checkpoint)
+
+
+def worker_directory(directory: str, strategy: tf.distribute.Strategy | None = None) -> str:
+    """Returns `directory` on one machine, `directory/<task_type>_<task_id>` for each worker.
+
+    Keras 3's `BackupAndRestore` writes its backup to a fixed file name: two workers sharing a
+    file system would overwrite each other's backup mid-write. Each worker backs up to (and
+    restores from) its own sub-directory; their contents are identical since the workers hold
+    the same variables.
+
+    Args:
+        directory: the directory of a single-machine run.
+        strategy: the strategy (the current one when None).
+
+    Returns:
+        The directory for this worker.
+
+    Example:
+        >>> worker_directory("runs/backup")
+        'runs/backup'
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if resolver is None or task_type is None or not resolver.cluster_spec().as_dict():
+        return directory
+    return os.path.join(directory, f"{task_type}_{resolver.task_id}")
+
+
+def set_mixed_precision(name: str | None) -> str:
+    """Sets Keras' global dtype policy: `"bfloat16"`, `"float16"` or `"none"` (float32).
+
+    Layers then compute in the low precision with float32 variables; keras_siamese's losses,
+    similarities and metrics cast to float32. With `"float16"`, `compile` wraps the optimizer
+    in a `keras.optimizers.LossScaleOptimizer` and the training steps scale the loss with
+    `optimizer.scale_loss`. bfloat16 needs no loss scaling (TPUs, recent CPUs and GPUs).
+    Call it before building the model.
+
+    Args:
+        name: `"bfloat16"`, `"float16"`, or `"none"`/`None` for float32.
+
+    Returns:
+        The policy name set: `"mixed_bfloat16"`, `"mixed_float16"` or `"float32"`.
+
+    Raises:
+        ValueError: for another name.
+
+    Example:
+        >>> set_mixed_precision("bfloat16")
+        'mixed_bfloat16'
+        >>> set_mixed_precision("none")
+        'float32'
+    """
+    if name in (None, "none", "float32"):
+        policy = "float32"
+    elif name in ("bfloat16", "float16"):
+        policy = f"mixed_{name}"
+    else:
+        raise ValueError(
+            f"Argument `name` must be one of {', '.join(MIXED_PRECISION_NAMES)}. "
+            f"Received: name={name!r}"
+        )
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+# ----------------------------------------------------------------- global BatchNorm
+
+
+def _named_layers(layer: keras.layers.Layer, prefix: str = ""):
+    """Yields `(path, layer)` for every layer nested in `layer`, depth first."""
+    for child in layer._flatten_layers(include_self=False, recursive=False):
+        path = f"{prefix}{child.name}"
+        yield path, child
+        yield from _named_layers(child, f"{path}/")
+
+
+def batch_norm_layers(model: keras.layers.Layer) -> dict[str, keras.layers.BatchNormalization]:
+    """Returns the BatchNormalization layers nested in `model`, keyed by their path.
+
+    Example:
+        >>> sorted(batch_norm_layers(model))
+        ['encoder/stem_bn', 'projector/hidden0_batch_norm']
+    """
+    return {
+        path: layer
+        for path, layer in _named_layers(model)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
+
+
+def convert_to_sync_batch_norm(model: keras.layers.Layer) -> keras.layers.Layer:
+    """Makes every BatchNormalization layer of `model` synchronise its statistics across replicas.
+
+    SimCLR (Chen et al. 2020, section 2.2): "In distributed training with data parallelism,
+    the BN mean and variance are typically aggregated locally per device. In our contrastive
+    learning, as positive pairs are computed in the same device, the model can exploit the
+    local information leakage to improve prediction accuracy without improving
+    representations. We address this issue by aggregating BN mean and variance over all
+    devices during the training." With `synchronized=True` the batch statistics are
+    all-reduced over the replicas, so a step normalises exactly as one device would on the
+    global batch.
+
+    The layers are changed in place (the flag is read at call time and saved in their
+    config, so a `.keras` file keeps it); convert before the first `fit`, whose traced step
+    would otherwise keep the old behaviour. Outside a strategy the layers behave as before.
+
+    Args:
+        model: a Keras layer or model (nested models and layers are searched).
+
+    Returns:
+        `model` itself.
+
+    Raises:
+        TypeError: if `model` is not a Keras layer.
+
+    Example:
+        >>> encoder = convert_to_sync_batch_norm(keras_siamese.encoders.resnet(10, width=8))
+        >>> all(layer.synchronized for layer in batch_norm_layers(encoder).values())
+        True
+    """
+    if not isinstance(model, keras.layers.Layer):
+        raise TypeError(
+            "Argument `model` must be a Keras layer or model. "
+            f"Received: model={model!r} of type {type(model).__name__}"
+        )
+    for layer in batch_norm_layers(model).values():
+        layer.synchronized = True
+    return model
+
+
+# ----------------------------------------------------------------- the distribution report
+
+
+def global_batch_size(x, batch_size: int | None = None) -> int | None:
+    """Returns the global batch size `fit(x, batch_size=...)` will use, or None if not static.
+
+    Args:
+        x: a batched `tf.data.Dataset` (its static batch dimension) or arrays.
+        batch_size: `fit`'s `batch_size` for arrays (Keras' default 32 when None).
+
+    Returns:
+        The number of images per step over all replicas, or None when unknown (a dataset
+        batched without `drop_remainder=True`).
+
+    Example:
+        >>> global_batch_size(tf.data.Dataset.range(10).batch(4, drop_remainder=True))
+        4
+    """
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        while isinstance(spec, (tuple, list)) and spec:
+            spec = spec[0]
+        if not isinstance(spec, tf.TensorSpec) or spec.shape.rank in (None, 0):
+            return None
+        return spec.shape[0]
+    if isinstance(x, (tuple, list)) and x:
+        x = x[0]
+    if not hasattr(x, "shape") or not x.shape:
+        return None
+    return min(int(x.shape[0]), int(batch_size or 32))
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributionReport:
+    """What one training step of a model does across replicas, printed at the start of `fit`.
+
+    Read it when a multi-device run trains worse than one device: it says how many
+    negatives each anchor really sees, which BatchNorm layers normalise over the global
+    batch and which over one replica's share, and whether the loss gathers across replicas.
+
+    Attributes:
+        model: the model's class name.
+        strategy: the strategy's class name.
+        replicas: `num_replicas_in_sync`.
+        workers: machines taking part (1 unless multi-worker).
+        global_batch_size: images per step over all replicas (None when not static).
+        has_negatives: whether the method contrasts anchors with negatives.
+        negatives_per_anchor: negatives each anchor is contrasted with (None without
+            negatives or when the batch size is unknown).
+        cross_replica_loss: how the loss combines the replicas' examples.
+        synchronized_batch_norm: paths of the BatchNorm layers with global statistics.
+        local_batch_norm: paths of the BatchNorm layers with per-replica statistics.
+        dtype_policy: the model's dtype policy (`float32`, `mixed_bfloat16`, ...).
+        warnings: what makes this run differ from one device on the global batch.
+
+    Example:
+        >>> print(model.distribution_report())
+    """
+
+    model: str
+    strategy: str
+    replicas: int
+    workers: int
+    global_batch_size: int | None
+    has_negatives: bool
+    negatives_per_anchor: int | None
+    cross_replica_loss: str
+    synchronized_batch_norm: tuple[str, ...]
+    local_batch_norm: tuple[str, ...]
+    dtype_policy: str
+    warnings: tuple[str, ...]
+
+    @property
+    def per_replica_batch_size(self) -> int | None:
+        """Images per replica and step (None when the global batch size is unknown)."""
+        if self.global_batch_size is None:
+            return None
+        return self.global_batch_size // self.replicas
+
+    def __str__(self) -> str:
+        def names(paths):
+            shown = ", ".join(paths[:4])
+            return shown + (f", ... ({len(paths) - 4} more)" if len(paths) > 4 else "")
+
+        batch = "unknown (not static)"
+        if self.global_batch_size is not None:
+            batch = (
+                f"{self.global_batch_size} global = {self.per_replica_batch_size} per replica"
+                f" x {self.replicas}"
+            )
+        negatives = "none (the method has no negatives)"
+        if self.has_negatives:
+            negatives = f"{self.negatives_per_anchor} per anchor"
+            if self.negatives_per_anchor is None:
+                negatives = "unknown (the batch size is unknown)"
+        precision = self.dtype_policy
+        if self.dtype_policy != "float32":
+            precision += " (losses, similarities and metrics in float32)"
+        rows = [
+            (
+                "strategy",
+                f"{self.strategy}: {self.replicas} replica(s) on {self.workers} worker(s)",
+            ),
+            ("batch", batch),
+            ("negatives", negatives),
+            ("loss", f"{self.cross_replica_loss}; per-replica mean / {self.replicas}"),
+            (
+                "global BN",
+                f"{len(self.synchronized_batch_norm)} layer(s) "
+                f"{names(self.synchronized_batch_norm)}",
+            ),
+            (
+                "per-replica BN",
+                f"{len(self.local_batch_norm)} layer(s) {names(self.local_batch_norm)}",
+            ),
+            ("precision", precision),
+        ] + [("WARNING", warning) for warning in self.warnings]
+        lines = [f"Distribution report for {self.model}"]
+        lines += [f"  {label:<15} {value}".rstrip() for label, value in rows]
+        return "\n".join(lines)
+
+
+def _strategy_name(strategy: tf.distribute.Strategy) -> str:
+    name = type(strategy).__name__
+    return "default strategy (one device)" if name.startswith("_Default") else name
+
+
+def _worker_count(strategy: tf.distribute.Strategy) -> int:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return 1
+    cluster = resolver.cluster_spec().as_dict()
+    return max(1, sum(len(cluster.get(task, ())) for task in ("chief", "worker")))
+
+
+def distribution_report(
+    model: keras.Model,
+    global_batch_size: int | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> DistributionReport:
+    """Describes how `model` trains under `strategy` with a global batch of `global_batch_size`.
+
+    Models describe their loss with two optional members: `cross_replica_loss` (a
+    sentence, e.g. SimCLR's "NT-Xent negatives all_gathered from every replica") and
+    `negatives_per_anchor(global_batch_size)` (an int, or None without negatives).
+
+    Args:
+        model: the model (its BatchNorm layers are listed).
+        global_batch_size: images per step over all replicas, if known.
+        strategy: the model's strategy (`model.distribute_strategy` when None).
+
+    Returns:
+        A `DistributionReport`; `str(report)` is the printed block.
+
+    Example:
+        >>> report = distribution_report(model, global_batch_size=256)
+        >>> report.replicas, report.negatives_per_anchor
+        (1, 510)
+    """
+    strategy = strategy or getattr(model, "distribute_strategy", None)
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    layers = batch_norm_layers(model)
+    synchronized = tuple(path for path, layer in layers.items() if layer.synchronized)
+    local = tuple(path for path, layer in layers.items() if not layer.synchronized)
+    has_negatives = hasattr(model, "negatives_per_anchor")
+    negatives = None
+    if global_batch_size is not None and has_negatives:
+        negatives = model.negatives_per_anchor(global_batch_size)
+    warnings = []
+    if global_batch_size is None:
+        warnings.append(
+            "the global batch size is unknown (not static): batch the dataset with "
+            "drop_remainder=True (TPU/XLA need static shapes; a last partial batch gives "
+            "the replicas unequal batches)"
+        )
+    elif global_batch_size % replicas:
+        warnings.append(
+            f"the global batch of {global_batch_size} does not split evenly over "
+            f"{replicas} replicas"
+        )
+    if replicas > 1 and local:
+        share = (
+            "a replica's share"
+            if global_batch_size is None
+            else (f"{global_batch_size // replicas} images, not {global_batch_size}")
+        )
+        warnings.append(
+            f"{len(local)} BatchNorm layer(s) normalise over {share}: the step differs from "
+            "one device and a contrastive model can cheat on per-replica statistics; pass "
+            "sync_batch_norm=True (or distribute.convert_to_sync_batch_norm) for global BN"
+        )
+    return DistributionReport(
+        model=type(model).__name__,
+        strategy=_strategy_name(strategy),
+        replicas=replicas,
+        workers=_worker_count(strategy),
+        global_batch_size=global_batch_size,
+        has_negatives=has_negatives,
+        negatives_per_anchor=negatives,
+        cross_replica_loss=getattr(model, "cross_replica_loss", "")
+        or "per-example loss, nothing gathered across replicas",
+        synchronized_batch_norm=synchronized,
+        local_batch_norm=local,
+        dtype_policy=getattr(model, "dtype_policy", keras.mixed_precision.global_policy()).name,
+        warnings=tuple(warnings),
     )

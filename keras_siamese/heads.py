@@ -102,3 +102,52 @@ class ProjectionHead(keras.layers.Layer):
             }
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="keras_siamese")
+class PredictionHead(ProjectionHead):
+    """SimSiam's predictor: a bottleneck MLP, Dense + BatchNorm + ReLU, then a linear output.
+
+    Chen & He 2021, section 4: "The prediction MLP (h) has BN applied to its hidden fc
+    layers. Its output fc does not have BN or ReLU. This MLP has 2 layers. The dimension
+    of h's input and output (z and p) is d = 2048, and h's hidden layer's dimension is
+    512, making h a bottleneck structure." The output size must equal the projector's,
+    as the loss compares the prediction of one view with the projection of the other.
+
+    Args:
+        output_dim: size of the prediction (the projector's output size).
+        hidden_dim: size of the hidden layer (the bottleneck).
+        sync_batch_norm: synchronise BatchNorm statistics across replicas.
+
+    Example:
+        >>> head = PredictionHead(output_dim=32, hidden_dim=8)
+        >>> head(np.zeros((4, 32), "float32")).shape
+        TensorShape([4, 32])
+    """
+
+    def __init__(
+        self,
+        output_dim: int = 2048,
+        hidden_dim: int = 512,
+        sync_batch_norm: bool = False,
+        **kwargs,
+    ):
+        for name, value in (("output_dim", output_dim), ("hidden_dim", hidden_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"Argument `{name}` must be a positive integer. Received: {name}={value!r}"
+                )
+        super().__init__(
+            dims=(hidden_dim, output_dim),
+            output_batch_norm=False,
+            sync_batch_norm=sync_batch_norm,
+            **kwargs,
+        )
+        self.output_dim = output_dim
+        self.hidden_dim = hidden_dim
+
+    def get_config(self):
+        config = super().get_config()
+        del config["dims"], config["output_batch_norm"]
+        config.update({"output_dim": self.output_dim, "hidden_dim": self.hidden_dim})
+        return config

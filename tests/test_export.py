@@ -157,7 +157,12 @@ def test_export_layout_and_serving_signature(exported):
     assert os.path.isfile(os.path.join(exported.version_dir, "saved_model.pb"))
 
     loaded = tf.saved_model.load(exported.version_dir)
-    assert list(loaded.signatures) == ["serving_default"]
+    assert sorted(loaded.signatures) == [
+        "embed_bytes",
+        "metadata",
+        "serving_default",
+        "similarity",
+    ]  # no gallery, no threshold: no `search`, no `verify`
     serving = loaded.signatures["serving_default"]
     (images_spec,) = serving.structured_input_signature[1].values()
     assert images_spec.name == "images"
@@ -336,7 +341,7 @@ def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
             file.write(b"half written")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export.tf.saved_model, "save", failing_save)
+    monkeypatch.setattr(tf.saved_model, "save", failing_save)
     with pytest.raises(RuntimeError, match="disk full"):
         export_for_serving(plain_model(), tmp_path / "export")
     assert os.listdir(tmp_path / "export") == []
@@ -350,7 +355,7 @@ def test_failed_overwrite_keeps_the_old_version(tmp_path, monkeypatch):
     def failing_save(module, directory, signatures=None):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export.tf.saved_model, "save", failing_save)
+    monkeypatch.setattr(tf.saved_model, "save", failing_save)
     with pytest.raises(RuntimeError, match="disk full"):
         export_for_serving(plain_model(seed=2), tmp_path, version=1, overwrite=True)
     monkeypatch.undo()

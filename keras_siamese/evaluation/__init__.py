@@ -3,6 +3,14 @@
 Modules (one protocol each), re-exported here:
     - `features`: `extract_features`, the one place that runs an encoder over a data set.
     - `knn`: `knn_predict` and `knn_accuracy` (the KNNMonitor callback uses the same code).
+    - `linear_probe`: `linear_probe` (frozen features) and `linear_probe_on_features`.
+    - `fine_tune`: `fine_tune`, SimCLR's few-label fine-tuning protocol.
+    - `subsets`: `class_balanced_subset`, the deterministic 1%/10% label subsets.
+    - `report`: `representation_report`, all of the above as one dict.
+    - `verification`: `verification_report` (ROC AUC, EER, accuracy of labelled pairs),
+      `pair_scores`, `verification_metrics`, `roc_curve`.
+    - `retrieval`: `retrieval_report` (recall@k, precision@k, mAP@R), `retrieval_metrics`,
+      `nearest_neighbors`.
 """
 
 # Private helpers shared with keras_siamese.callbacks.
@@ -13,11 +21,48 @@ from keras_siamese.evaluation.features import (  # noqa: F401
     _make_predict_function,
     extract_features,
 )
+from keras_siamese.evaluation.fine_tune import fine_tune
 from keras_siamese.evaluation.knn import (  # noqa: F401
     _check_knn_arguments,
     _knn_accuracy_with,
     knn_accuracy,
     knn_predict,
 )
+from keras_siamese.evaluation.linear_probe import (
+    linear_probe,
+    linear_probe_on_features,
+    top_k_accuracies,
+)
+from keras_siamese.evaluation.report import representation_report
+from keras_siamese.evaluation.retrieval import (
+    nearest_neighbors,
+    retrieval_metrics,
+    retrieval_report,
+)
+from keras_siamese.evaluation.subsets import class_balanced_subset
+from keras_siamese.evaluation.verification import (
+    pair_scores,
+    roc_curve,
+    verification_metrics,
+    verification_report,
+)
 
-__all__ = ["Data", "extract_features", "knn_accuracy", "knn_predict"]
+__all__ = [
+    "Data",
+    "class_balanced_subset",
+    "extract_features",
+    "fine_tune",
+    "knn_accuracy",
+    "knn_predict",
+    "linear_probe",
+    "linear_probe_on_features",
+    "representation_report",
+    "top_k_accuracies",
+    "nearest_neighbors",
+    "pair_scores",
+    "retrieval_metrics",
+    "retrieval_report",
+    "roc_curve",
+    "verification_metrics",
+    "verification_report",
+]

@@ -1,9 +1,14 @@
 """The two-view base of the self-supervised models: views, one encoder pass, trackers, checks.
 
-A method (SimCLR, SimSiam, BYOL, Barlow Twins, ...) subclasses `TwoViewModel`, creates
-its heads in `__init__`, builds them in `build`, and implements one method,
-`loss_on_features(features_a, features_b, training)`, returning the loss and the
-values of the metrics it names in `metric_names`.
+A method (SimCLR, SimSiam, BYOL, Barlow Twins, ...) subclasses `TwoViewModel`, names its
+metrics in `metric_names`, creates its heads in `__init__` (ending with
+`self.build((None, *self.image_shape))`: the base builds the heads by one pass of
+`loss_on_features` on zero features), implements
+`loss_on_features(features_a, features_b, training) -> (loss, {metric_name: value})`, and
+adds its own arguments to `get_config`. Nothing else: views, the encoder pass, the train
+and test steps, metric tracking, input checks, `call`, export and saving come from here.
+A method with a target network (BYOL) also overrides `loss_on_views` (to run its target
+on the views) and `after_optimizer_step` (for the moving-average update).
 """
 
 from __future__ import annotations
@@ -126,8 +131,15 @@ class TwoViewModel(keras.Model):
         return super().get_compile_config()
 
     def compile_from_config(self, config):
-        """Re-compiles a reloaded model with its saved optimizer (see `compile`)."""
-        return super().compile_from_config(config)
+        """Re-compiles a reloaded model with its saved optimizer (see `compile`).
+
+        Keras skips this for models that override `compile` (as this one does), which
+        would leave a reloaded model uncompiled and its optimizer state unrestored.
+        """
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def _check_images(self, images, argument="images"):
         shape = tuple(images.shape)
@@ -194,15 +206,29 @@ class TwoViewModel(keras.Model):
         rescaled = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
         return keras.Model(inputs, self.encoder(rescaled), name=f"{self.name}_embedding")
 
+    def build(self, input_shape=None):
+        """Creates the heads' weights with one pass of `loss_on_features` on zero features.
+
+        A method calls `self.build((None, *self.image_shape))` at the end of its
+        `__init__`, so `fit`, the optimizer and `.keras` loading see every variable.
+        The pass uses `training=False`: no BatchNorm statistic moves.
+        """
+        features = tf.zeros((max(2, self.min_batch_size), self.feature_dim))
+        self.loss_on_features(features, features, training=False)
+
     def two_views(self, images):
         """Both augmented views of `images`, made in one augmenter call (per-image random)."""
         views = self.augmenter(tf.concat([images, images], axis=0), training=True)
         return tf.split(views, 2, axis=0)
 
+    def encode_views(self, view_a, view_b, training: bool):
+        """Runs the encoder once on both views (BatchNorm sees both); returns both halves."""
+        features = self.encoder(tf.concat([view_a, view_b], axis=0), training=training)
+        return tf.split(features, 2, axis=0)
+
     def loss_on_views(self, view_a, view_b, training: bool):
         """Runs the encoder once on both views and returns the method's loss and metrics."""
-        features = self.encoder(tf.concat([view_a, view_b], axis=0), training=training)
-        features_a, features_b = tf.split(features, 2, axis=0)
+        features_a, features_b = self.encode_views(view_a, view_b, training=training)
         loss, values = self.loss_on_features(features_a, features_b, training=training)
         if training and self.losses:
             loss = loss + tf.cast(tf.add_n(self.losses), loss.dtype)
@@ -228,8 +254,12 @@ class TwoViewModel(keras.Model):
             scaled = self.optimizer.scale_loss(distribute.scale_for_replicas(loss))
         variables = self.trainable_variables
         gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        self.after_optimizer_step()
         return self._update_metrics(loss, values)
+
+    def after_optimizer_step(self):
+        """Hook run in every train step after the update, e.g. BYOL's target average."""
 
     def test_step(self, data):
         images = self._prepare(data)
@@ -290,7 +320,26 @@ class TwoViewModel(keras.Model):
         self._check_data(x, batch_size)
         if validation_data is not None and not isinstance(validation_data, tuple):
             self._check_data(validation_data, batch_size, "validation_data")
+        self._global_batch_size = distribute.global_batch_size(x, batch_size)
+        if kwargs.get("verbose", "auto") != 0:
+            print(self.distribution_report(), flush=True)
         return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
+
+    def distribution_report(self, global_batch_size: int | None = None):
+        """How a training step runs across replicas (printed at the start of `fit`).
+
+        Args:
+            global_batch_size: images per step; the last `fit`'s batch size when None.
+
+        Returns:
+            A `keras_siamese.distribute.DistributionReport`; print it for the text block.
+
+        Example:
+            >>> print(model.distribution_report(global_batch_size=256))
+        """
+        if global_batch_size is None:
+            global_batch_size = getattr(self, "_global_batch_size", None)
+        return distribute.distribution_report(self, global_batch_size)
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         self._check_data(x, batch_size)

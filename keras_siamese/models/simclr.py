@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import keras
 import tensorflow as tf
 
-from keras_siamese import augment, heads, losses
+from keras_siamese import augment, distribute, heads, losses
 from keras_siamese.models.base import TwoViewModel, normalized_std
 
 
@@ -31,6 +34,10 @@ class SimCLR(TwoViewModel):
             paper does for CIFAR-10; strength 1.0 with blur for larger images).
         projection_dims: sizes of the projection MLP, the last being the output.
         temperature: NT-Xent temperature.
+        sync_batch_norm: "global BN" (section 2.2 of the paper): the BatchNorm layers of the
+            projection head and of the encoder (converted in place by
+            `distribute.convert_to_sync_batch_norm`) normalise with statistics over all
+            replicas, so a multi-device step equals the one-device step on the global batch.
         **kwargs: `keras.Model` arguments.
 
     Example:
@@ -42,6 +49,7 @@ class SimCLR(TwoViewModel):
     """
 
     metric_names = ("contrastive_accuracy", "representation_std")
+    cross_replica_loss = "NT-Xent negatives all_gathered from every replica (global batch)"
 
     def __init__(
         self,
@@ -52,13 +60,21 @@ class SimCLR(TwoViewModel):
         sync_batch_norm: bool = False,
         **kwargs,
     ):
-        if not isinstance(temperature, (int, float)) or temperature <= 0:
-            raise ValueError(
-                f"Argument `temperature` must be a positive number. Received: temperature={temperature!r}"
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+            raise TypeError(
+                f"Argument `temperature` must be a number. Received: temperature={temperature!r}"
             )
+        if not math.isfinite(temperature) or temperature <= 0:
+            raise ValueError(
+                "Argument `temperature` must be a finite number > 0. "
+                f"Received: temperature={temperature!r}"
+            )
+        projection_dims = heads._check_dims("projection_dims", projection_dims)
         super().__init__(encoder, augmenter, **kwargs)
         self.temperature = float(temperature)
         self.sync_batch_norm = bool(sync_batch_norm)
+        if self.sync_batch_norm:
+            distribute.convert_to_sync_batch_norm(self.encoder)
         self.projector = heads.ProjectionHead(
             projection_dims, sync_batch_norm=self.sync_batch_norm, name="projector"
         )
@@ -72,6 +88,10 @@ class SimCLR(TwoViewModel):
             image_shape[:2], channels=image_shape[-1], strength=1.0 if large else 0.5, blur=large
         )
 
+    def negatives_per_anchor(self, global_batch_size: int) -> int:
+        """Each of the 2N views is contrasted with the 2N - 2 views of the other images."""
+        return 2 * global_batch_size - 2
+
     def build(self, input_shape):
         self.projector.build((None, self.feature_dim))
         self.built = True
@@ -82,9 +102,8 @@ class SimCLR(TwoViewModel):
         loss, logits, labels = losses.nt_xent(
             z_a, z_b, temperature=self.temperature, return_logits=True
         )
-        accuracy = tf.reduce_mean(
-            tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=labels.dtype), labels), tf.float32)
-        )
+        predictions = tf.argmax(logits, axis=1, output_type=labels.dtype)
+        accuracy = tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32))
         return loss, {
             "contrastive_accuracy": accuracy,
             "representation_std": normalized_std(features_a),

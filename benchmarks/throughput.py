@@ -1,0 +1,350 @@
+"""Training throughput of SimCLR and SimSiam, against the machine's measured matmul peak.
+
+For each configuration, builds the model, runs Keras' own `train_function` (what `fit`
+runs each step) on one batch of 256 uint8 images, and reports the median step time of
+`--steps` timed steps after `--warmup` untimed ones (the first call traces). Images/s
+count each source image once (SimCLR and SimSiam make two views of it).
+
+Configurations: ResNet-18 with the small-image stem at 32x32x3 (the papers' CIFAR
+encoder, heads at the package defaults) and the Fashion-MNIST demo's encoder (ResNet-10
+of width 16 at 28x28x1, the demo's head sizes); `jit_compile` on/off, float32 or
+`mixed_bfloat16`, augmentation inside the train step (the default) or in `tf.data`
+(`map` with one parallel call, `prefetch(1)`: the model then receives the two views).
+A hand-written `GradientTape` step (same encoder, projection head and NT-Xent, pre-made
+views, no augmentation or metrics) is the reference for the package's overhead.
+
+In the same run it measures the fp32 matmul peak (median time of a 4096x4096
+`tf.linalg.matmul`) and counts the model's FLOPs per image analytically from the layer
+shapes (Conv2D and Dense multiply-adds x 2; training = 3x the forward pass, per view),
+and reports achieved GFLOP/s and its fraction of the peak (MFU). `--breakdown` times the
+parts of the ResNet-18 SimCLR step separately (augmentation, encoder forward, encoder
+forward+backward) to show where the milliseconds go.
+
+Writes `benchmarks/results/throughput.md` (and `.json`).
+
+Run: `python benchmarks/throughput.py` (~10 min on 2 CPU cores) or `--quick` (~5 min).
+"""
+
+import json
+import os
+import platform
+import statistics
+import time
+
+from absl import app, flags
+
+flags.DEFINE_bool("quick", False, "Only the default configuration of each model.")
+flags.DEFINE_integer("batch_size", 256, "Source images per step.")
+flags.DEFINE_integer("steps", 5, "Timed steps per configuration (the median is reported).")
+flags.DEFINE_integer("warmup", 1, "Untimed steps after the tracing step.")
+flags.DEFINE_bool("breakdown", True, "Time the parts of the ResNet-18 SimCLR step.")
+flags.DEFINE_string("output_dir", "benchmarks/results", "Where throughput.md is written.")
+FLAGS = flags.FLAGS
+
+ENCODERS = {
+    # name: (resnet depth, width, image shape, SimCLR kwargs, SimSiam kwargs)
+    "ResNet-18 32x32x3": (18, 64, (32, 32, 3), {}, {}),
+    "demo ResNet-10/16 28x28x1": (
+        10, 16, (28, 28, 1),
+        {"projection_dims": (512, 128), "temperature": 0.2},
+        {"projection_dim": 512, "projection_layers": 2, "predictor_hidden_dim": 128},
+    ),
+}  # fmt: skip
+DEFAULT = {"jit_compile": False, "precision": "float32", "augmentation": "in step"}
+
+
+def configurations(quick):
+    """(encoder, method, options) to time: defaults, then one factor changed at a time."""
+    variations = [
+        {"jit_compile": True},
+        {"precision": "bfloat16"},
+        {"augmentation": "in tf.data"},
+    ]
+    runs = []
+    for encoder in ENCODERS:
+        runs += [(encoder, "SimCLR", DEFAULT), (encoder, "SimSiam", DEFAULT)]
+        runs.append((encoder, "plain GradientTape", DEFAULT))
+        if quick:
+            continue
+        big = encoder.startswith("ResNet-18")
+        for method in ("SimCLR",) if big else ("SimCLR", "SimSiam"):
+            runs += [(encoder, method, {**DEFAULT, **change}) for change in variations]
+    return runs
+
+
+def main(argv):
+    del argv
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_siamese as ks
+
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    batch = FLAGS.batch_size
+
+    def median_seconds(function, repeats, warmup):
+        for _ in range(warmup):
+            function()
+        times = []
+        for _ in range(repeats):
+            begin = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - begin)
+        return statistics.median(times), times
+
+    # ---- the machine's fp32 matmul peak
+    size = 4096
+    a = tf.random.normal([size, size])
+    b = tf.random.normal([size, size])
+    matmul = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, b)))
+    seconds, _ = median_seconds(lambda: matmul().numpy(), repeats=7, warmup=2)
+    peak = 2 * size**3 / seconds
+    print(f"fp32 matmul peak: {peak / 1e9:.1f} GFLOP/s ({size}x{size}, {seconds * 1e3:.0f} ms)")
+
+    def forward_flops(model):
+        """FLOPs of one example's forward pass: 2 x (Conv2D + Dense multiply-adds)."""
+        total = 0
+        for layer in model._flatten_layers(include_self=False, recursive=True):
+            if isinstance(layer, keras.layers.Conv2D):
+                _, height, width, _ = layer.output.shape
+                total += 2 * height * width * int(np.prod(layer.kernel.shape))
+            elif isinstance(layer, keras.layers.Dense):
+                total += 2 * int(np.prod(layer.kernel.shape))
+        return total
+
+    def build(encoder_name, method, options):
+        depth, width, shape, simclr_kwargs, simsiam_kwargs = ENCODERS[encoder_name]
+        policy = "mixed_bfloat16" if options["precision"] == "bfloat16" else "float32"
+        keras.mixed_precision.set_global_policy(policy)
+        keras.utils.set_random_seed(0)
+        encoder = ks.encoders.resnet(depth, shape, small_images=True, width=width)
+        augmenter = ks.augment.simclr_augmenter(shape[:2], channels=shape[-1], strength=0.5)
+        in_data = options["augmentation"] == "in tf.data"
+        if method == "SimCLR":
+            cls = with_views_from_data(ks.SimCLR) if in_data else ks.SimCLR
+            model = cls(encoder, augmenter, **simclr_kwargs)
+        else:
+            cls = with_views_from_data(ks.SimSiam) if in_data else ks.SimSiam
+            model = cls(encoder, augmenter, **simsiam_kwargs)
+        model.compile(keras.optimizers.SGD(0.01, momentum=0.9), jit_compile=options["jit_compile"])
+        images = np.random.default_rng(0).integers(0, 256, (batch, *shape)).astype("uint8")
+        dataset = tf.data.Dataset.from_tensors(images).repeat()
+        if in_data:
+
+            def views(images):
+                return augmenter(tf.concat([images, images], axis=0), training=True)
+
+            dataset = dataset.map(views, num_parallel_calls=1).prefetch(1)
+        return model, dataset, 2 * 3 * forward_flops(model)
+
+    def with_views_from_data(base):
+        """`base` whose batches are the two views, made in tf.data, stacked on the batch axis."""
+
+        class ViewsFromData(base):
+            def two_views(self, images):
+                return tf.split(images, 2, axis=0)
+
+        ViewsFromData.__name__ = base.__name__
+        return ViewsFromData
+
+    def plain_step(encoder_name):
+        """The reference: a hand-written step on pre-made views, no augmentation or metrics."""
+        depth, width, shape, simclr_kwargs, _ = ENCODERS[encoder_name]
+        keras.mixed_precision.set_global_policy("float32")
+        keras.utils.set_random_seed(0)
+        encoder = ks.encoders.resnet(depth, shape, small_images=True, width=width)
+        projector = ks.heads.ProjectionHead(simclr_kwargs.get("projection_dims", (2048, 128)))
+        temperature = simclr_kwargs.get("temperature", 0.5)
+        views = tf.random.uniform((2 * batch, *shape))
+        projector.build((None, encoder.output_shape[-1]))
+        optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
+        variables = encoder.trainable_variables + projector.trainable_variables
+        optimizer.build(variables)
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                z = projector(encoder(views, training=True), training=True)
+                z_a, z_b = tf.split(z, 2, axis=0)
+                loss = ks.losses.nt_xent(z_a, z_b, temperature=temperature)
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+            return loss
+
+        flops = 2 * 3 * (forward_flops(encoder) + forward_flops(projector))
+        return (lambda: step().numpy()), flops
+
+    rows = []
+    for encoder_name, method, options in configurations(FLAGS.quick):
+        label = f"{encoder_name} | {method} | " + ", ".join(f"{k}={v}" for k, v in options.items())
+        print(f"\n== {label}", flush=True)
+        row = {"encoder": encoder_name, "method": method, **options}
+        try:
+            trace_started = time.perf_counter()
+            if method == "plain GradientTape":
+                run, flops = plain_step(encoder_name)
+            else:
+                model, dataset, flops = build(encoder_name, method, options)
+                model.make_train_function()
+                iterator = iter(dataset)
+
+                def run(model=model, iterator=iterator):
+                    return float(model.train_function(iterator)["loss"])
+
+            run()  # traces (and XLA-compiles)
+            row["first_step_seconds"] = time.perf_counter() - trace_started
+            seconds, times = median_seconds(run, FLAGS.steps, FLAGS.warmup)
+            row.update(
+                {
+                    "step_seconds": seconds,
+                    "step_times": times,
+                    "images_per_second": batch / seconds,
+                    "train_gflop_per_image": flops / 1e9,
+                    "achieved_gflops": flops * batch / seconds / 1e9,
+                    "mfu": flops * batch / seconds / peak,
+                }
+            )
+            print(
+                f"   {row['images_per_second']:.1f} images/s, step {seconds * 1e3:.0f} ms "
+                f"(median of {times}), {row['achieved_gflops']:.1f} GFLOP/s = "
+                f"{100 * row['mfu']:.0f}% of peak",
+                flush=True,
+            )
+        except Exception as error:  # noqa: BLE001 - a failing configuration is a result too
+            row["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+            print(f"   failed: {row['error']}", flush=True)
+        rows.append(row)
+        keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy("float32")
+
+    breakdown = simclr_breakdown(ks, keras, tf, batch, median_seconds) if (
+        FLAGS.breakdown and not FLAGS.quick
+    ) else None
+    write_outputs(rows, peak, breakdown, time.perf_counter() - started, load_before, tf, keras)
+
+
+def simclr_breakdown(ks, keras, tf, batch, median_seconds):
+    """Milliseconds of the parts of the ResNet-18 SimCLR step (default configuration)."""
+    print("\n== breakdown of the ResNet-18 SimCLR step", flush=True)
+    keras.utils.set_random_seed(0)
+    encoder = ks.encoders.resnet(18, (32, 32, 3), small_images=True, width=64)
+    augmenter = ks.augment.simclr_augmenter((32, 32), channels=3, strength=0.5)
+    images = tf.cast(tf.random.uniform((batch, 32, 32, 3), 0, 256, tf.int32), tf.uint8)
+    views = tf.random.uniform((2 * batch, 32, 32, 3))
+
+    @tf.function
+    def augment_only():
+        return tf.reduce_sum(augmenter(tf.concat([images, images], axis=0), training=True))
+
+    @tf.function
+    def forward():
+        return tf.reduce_sum(encoder(views, training=True))
+
+    @tf.function
+    def forward_backward():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(encoder(views, training=True))
+        return tape.gradient(loss, encoder.trainable_variables)[0][0, 0, 0, 0]
+
+    parts = {}
+    for name, function in [
+        ("augmentation of both views", augment_only),
+        ("encoder forward (2 views)", forward),
+        ("encoder forward + backward (2 views)", forward_backward),
+    ]:
+        seconds, _ = median_seconds(lambda f=function: f().numpy(), repeats=3, warmup=1)
+        parts[name] = seconds * 1e3
+        print(f"   {name}: {seconds * 1e3:.0f} ms", flush=True)
+    return parts
+
+
+def write_outputs(rows, peak, breakdown, wall, load_before, tf, keras):
+    import numpy as np
+
+    try:
+        with open("/proc/cpuinfo") as file:
+            cpu = next(line.split(":", 1)[1].strip() for line in file if "model name" in line)
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    cores = len(os.sched_getaffinity(0))
+    load_after = os.getloadavg()
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    payload = {
+        "batch_size": FLAGS.batch_size, "timed_steps": FLAGS.steps, "warmup": FLAGS.warmup,
+        "fp32_matmul_peak_gflops": peak / 1e9, "rows": rows, "breakdown_ms": breakdown,
+        "wall_seconds": wall, "cpu": cpu, "cores": cores, "load_before": load_before,
+        "load_after": load_after, "tensorflow": tf.__version__, "keras": keras.__version__,
+        "numpy": np.__version__, "python": platform.python_version(),
+    }  # fmt: skip
+    base = os.path.join(FLAGS.output_dir, "throughput")
+    with open(base + ".json", "w") as file:
+        json.dump(payload, file, indent=2)
+
+    header = "| Encoder | Method | jit | Precision | Augmentation | Images/s | Step (ms) "
+    header += "| GFLOP/image (train) | GFLOP/s | MFU |"
+    lines = [header, "|" + "---|" * 10]
+    for row in rows:
+        cells = [row["encoder"], row["method"], "on" if row["jit_compile"] else "off"]
+        cells += [row["precision"], row["augmentation"]]
+        if "error" in row:
+            cells += [f"failed: {row['error']}", "", "", "", ""]
+        else:
+            cells += [
+                f"{row['images_per_second']:.1f}",
+                f"{row['step_seconds'] * 1e3:.0f}",
+                f"{row['train_gflop_per_image']:.2f}",
+                f"{row['achieved_gflops']:.1f}",
+                f"{100 * row['mfu']:.0f}%",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    text = [
+        "# Training throughput",
+        "",
+        f"Produced by `python benchmarks/throughput.py{' --quick' if FLAGS.quick else ''}` in "
+        f"{wall / 60:.1f} minutes on {cpu} ({cores} usable cores; load average "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after: above ~{cores} the machine "
+        f"was shared and the numbers are low). TensorFlow {tf.__version__}, Keras "
+        f"{keras.__version__}.",
+        "",
+        f"fp32 matmul peak (median of 7 4096x4096 `tf.linalg.matmul`): **{peak / 1e9:.1f} "
+        f"GFLOP/s**. Batch {FLAGS.batch_size} source images; median of {FLAGS.steps} timed "
+        f"steps after {FLAGS.warmup} warm-up step(s) and the tracing step. FLOPs: Conv2D and "
+        "Dense multiply-adds x 2, x 3 for forward + backward, x 2 views (BatchNorm, "
+        "activations, augmentation and the NT-Xent logits are not counted). MFU = achieved "
+        "GFLOP/s / fp32 peak (also for bfloat16 rows).",
+        "",
+        *lines,
+        "",
+        "`jit_compile`: the package leaves Keras' default `\"auto\"`, which is off on "
+        "CPU-only machines and on with a GPU/TPU; the jit rows above show what XLA does "
+        "on this machine.",
+    ]
+    if breakdown:
+        text += ["", "Where the milliseconds of the ResNet-18 SimCLR step go (median of 3):", ""]
+        text += [f"- {name}: {ms:.0f} ms" for name, ms in breakdown.items()]
+        default = next(
+            (
+                r for r in rows
+                if r["encoder"].startswith("ResNet-18") and r["method"] == "SimCLR"
+                and r.get("step_seconds") and r["augmentation"] == "in step"
+                and not r["jit_compile"] and r["precision"] == "float32"
+            ),
+            None,
+        )  # fmt: skip
+        if default:
+            rest = default["step_seconds"] * 1e3 - sum(
+                breakdown[k]
+                for k in ("augmentation of both views", "encoder forward + backward (2 views)")
+            )
+            text.append(
+                f"- the rest of the full step ({default['step_seconds'] * 1e3:.0f} ms): heads, "
+                f"NT-Xent, optimizer update, metrics: {rest:.0f} ms"
+            )
+    with open(base + ".md", "w") as file:
+        file.write("\n".join(text) + "\n")
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    app.run(main)

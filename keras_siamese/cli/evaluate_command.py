@@ -1,0 +1,213 @@
+"""`evaluate`: the evaluation protocols on a trained run, written to DIR/eval.json, and plots.
+
+The encoder's features of the training split (the labelled memory) and of the test split are
+computed once; the weighted kNN classifier (`keras_siamese.evaluation.knn_predict`) and the
+linear probe (`linear_probe_on_features`) both run on them. Pictures go to DIR/plots/
+(training curves, retrieval grid, t-SNE map) and the Embedding Projector files to DIR/logs/.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+from absl import app, flags
+
+from keras_siamese.cli import run_dir
+
+USAGE = "evaluate --model_dir=DIR [flags]"
+SUMMARY = "Run the evaluation protocols (kNN, linear probe) and write eval.json and plots."
+
+
+def define_flags(values: flags.FlagValues) -> None:
+    """Defines the flags of `evaluate` in `values`."""
+    define = {"flag_values": values}
+    flags.DEFINE_string("model_dir", "", "Run directory written by `train` (required).", **define)
+    flags.DEFINE_integer(
+        "memory_examples",
+        0,
+        "Training examples used as the labelled memory / probe training "
+        "set (0: the whole train split).",
+        lower_bound=0,
+        **define,
+    )
+    flags.DEFINE_integer(
+        "test_examples",
+        0,
+        "Test examples evaluated (0: the whole test split).",
+        lower_bound=0,
+        **define,
+    )
+    flags.DEFINE_integer("knn_k", 200, "Neighbours of the kNN classifier.", lower_bound=1, **define)
+    flags.DEFINE_float(
+        "knn_temperature", 0.1, "Temperature of the kNN vote weights.", lower_bound=1e-6, **define
+    )
+    flags.DEFINE_bool("linear_probe", True, "Train and test a linear probe.", **define)
+    flags.DEFINE_integer(
+        "linear_probe_epochs", 50, "Epochs of the linear probe.", lower_bound=1, **define
+    )
+    flags.DEFINE_integer("batch_size", 256, "Images per forward pass.", lower_bound=1, **define)
+    flags.DEFINE_bool("plots", True, "Write the plots and the projector files.", **define)
+    flags.DEFINE_integer(
+        "plot_points",
+        3000,
+        "Test examples in the t-SNE map and the projector.",
+        lower_bound=8,
+        **define,
+    )
+    flags.DEFINE_integer("seed", 0, "Seed of the probe and the t-SNE map.", lower_bound=0, **define)
+    flags.DEFINE_bool("progress", True, "Show progress bars.", **define)
+
+
+def _gather_images(dataset, indices: np.ndarray) -> dict[int, np.ndarray]:
+    """Returns `{index: image}` for the given positions of an unbatched (image, label) dataset."""
+    import tensorflow as tf
+
+    wanted = tf.constant(np.unique(indices), tf.int64)
+    picked = dataset.enumerate().filter(lambda index, example: tf.reduce_any(index == wanted))
+    return {int(index): example[0] for index, example in picked.as_numpy_iterator()}
+
+
+def _one_query_per_class(labels: np.ndarray, count: int) -> np.ndarray:
+    """Positions of `count` queries, the first example of each class first."""
+    _, first = np.unique(labels, return_index=True)
+    rest = np.setdiff1d(np.arange(len(labels)), first)
+    return np.concatenate([np.sort(first), rest])[:count]
+
+
+def _retrieval(memory, memory_features, memory_labels, query_images, query_features, query_labels):
+    """The 8 nearest memory neighbours (cosine) of 8 test queries, for the retrieval grid."""
+    queries = _one_query_per_class(query_labels, 8)
+    memory_unit = memory_features / np.maximum(
+        np.linalg.norm(memory_features, axis=1, keepdims=True), 1e-12
+    )
+    query_unit = query_features[queries] / np.maximum(
+        np.linalg.norm(query_features[queries], axis=1, keepdims=True), 1e-12
+    )
+    similarity = query_unit @ memory_unit.T
+    neighbours = np.argsort(-similarity, axis=1, kind="stable")[:, :8]
+    images = _gather_images(memory, neighbours.ravel())
+    neighbour_images = np.stack([[images[int(index)] for index in row] for row in neighbours])
+    return (
+        query_images[queries],
+        query_labels[queries],
+        neighbour_images,
+        memory_labels[neighbours],
+    )
+
+
+def run(values: flags.FlagValues) -> int:
+    """Runs `evaluate` with parsed flags; returns the exit code."""
+    options = {name: values[name].value for name in values}
+    model_dir = run_dir.require_model_dir(options["model_dir"])
+    config = run_dir.read_config(model_dir)
+    resolved = config["resolved"]
+    if resolved.get("num_classes") is None:
+        raise app.UsageError(
+            f"Dataset {config['dataset']!r} of the run has no class labels, so neither kNN "
+            f"nor a linear probe can be evaluated. Received: --model_dir={model_dir}"
+        )
+    import keras_siamese as ks
+    from keras_siamese import plots
+    from keras_siamese.cli import data
+
+    model = run_dir.load_model(model_dir)
+    image_shape = resolved["image_shape"]
+    memory = data.load(
+        config["dataset"], config["train_split"], image_shape, True, options["memory_examples"]
+    )
+    test = data.load(
+        config["dataset"], config["test_split"], image_shape, True, options["test_examples"]
+    )
+    started = time.perf_counter()
+    extract = {"batch_size": options["batch_size"], "progress": options["progress"]}
+    memory_features, memory_labels = ks.evaluation.extract_features(model, memory, **extract)
+    test_features, test_labels = ks.evaluation.extract_features(model, test, **extract)
+    num_classes = resolved["num_classes"]
+    predictions = ks.evaluation.knn_predict(
+        memory_features,
+        memory_labels,
+        test_features,
+        k=options["knn_k"],
+        temperature=options["knn_temperature"],
+        num_classes=num_classes,
+    )
+    results = {
+        "method": config["method"],
+        "dataset": config["dataset"],
+        "memory_examples": len(memory_labels),
+        "test_examples": len(test_labels),
+        "knn": {
+            "top1": float(np.mean(predictions == test_labels)),
+            "k": options["knn_k"],
+            "temperature": options["knn_temperature"],
+        },
+    }
+    print(f"kNN top-1 (k={options['knn_k']}): {results['knn']['top1']:.4f}")
+    if options["linear_probe"]:
+        probe = ks.evaluation.linear_probe_on_features(
+            memory_features,
+            memory_labels,
+            test_features,
+            test_labels,
+            epochs=options["linear_probe_epochs"],
+            num_classes=num_classes,
+            seed=options["seed"],
+            progress=options["progress"],
+        )
+        results["linear_probe"] = {
+            name: float(value) for name, value in probe.items() if name != "classifier"
+        }
+        results["linear_probe"]["epochs"] = options["linear_probe_epochs"]
+        print(f"Linear probe: {json.dumps(results['linear_probe'])}")
+    results["seconds"] = round(time.perf_counter() - started, 1)
+
+    if options["plots"]:
+        from keras_siamese.cli import train_command
+
+        plots_dir = run_dir.path(model_dir, run_dir.PLOTS)
+        title = f"{config['method']} on {config['dataset']}"
+        class_names = resolved.get("class_names")
+        points = min(options["plot_points"], len(test_labels))
+        test_images, _ = data.to_arrays(test.take(points))
+        written = [train_command.write_curves(model_dir, title)]
+        written.append(
+            plots.retrieval_grid(
+                *_retrieval(
+                    memory,
+                    memory_features,
+                    memory_labels,
+                    test_images,
+                    test_features[:points],
+                    test_labels[:points],
+                ),
+                run_dir.path(plots_dir, "retrieval_grid.png"),
+                class_names=class_names,
+            )
+        )
+        if points >= 5:
+            written.append(
+                plots.embedding_map(
+                    test_features[:points],
+                    test_labels[:points],
+                    run_dir.path(plots_dir, "embedding_map.png"),
+                    class_names=class_names,
+                    max_points=points,
+                    seed=options["seed"],
+                )
+            )
+        written.append(
+            plots.projector_files(
+                test_features[:points],
+                test_labels[:points],
+                test_images,
+                run_dir.path(model_dir, run_dir.LOGS),
+                class_names=class_names,
+            )
+        )
+        results["plots"] = [path for path in written if path]
+        print("Plots and projector files:\n  " + "\n  ".join(results["plots"]))
+    run_dir.write_json(run_dir.path(model_dir, run_dir.EVAL), results)
+    print(f"Wrote {run_dir.path(model_dir, run_dir.EVAL)}")
+    return 0

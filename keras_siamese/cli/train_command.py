@@ -1,0 +1,299 @@
+"""`train`: pretrain a model; re-running the same command resumes it.
+
+Writes into --model_dir: config.json (the resolved configuration, also printed), model.keras
+(after every epoch), backup/ (BackupAndRestore, so an interrupted run resumes at its last
+finished epoch), history.csv, logs/ (TensorBoard), plots/training_curves.png and, at the end,
+train_result.json. A directory whose training has finished is left as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import app, flags
+
+from keras_siamese.cli import methods, run_dir
+from keras_siamese.cli.train_flags import define_flags  # noqa: F401  (the command's flags)
+
+USAGE = "train --method=METHOD --dataset=NAME --model_dir=DIR [flags]"
+SUMMARY = "Pretrain a model (resumes when re-run with the same --model_dir)."
+# Flags that may change between a run and its resumption: they do not change the result.
+RESUMABLE_FLAGS = frozenset(
+    {"strategy", "jit_compile", "verbose", "plots", "log_every_steps", "knn_every"}
+)
+
+
+def _auto_number(name: str, text: str, default: float, minimum: float) -> float:
+    if text.strip().lower() == "auto":
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= minimum or value == float("inf"):
+        raise app.UsageError(
+            f"--{name} must be 'auto' or a number >= {minimum:g}. Received: --{name}={text}"
+        )
+    return value
+
+
+def _check_values(config: dict) -> None:
+    """Checks the flag values that need no data."""
+    if not 0.0 < config["min_crop_area"] <= 1.0:
+        raise app.UsageError(
+            "--min_crop_area must be in (0, 1]. "
+            f"Received: --min_crop_area={config['min_crop_area']}"
+        )
+    if not 0.0 <= config["color_strength"] <= 1.25:
+        raise app.UsageError(
+            "--color_strength must be in [0, 1.25]. "
+            f"Received: --color_strength={config['color_strength']}"
+        )
+    if not config["temperature"] > 0:
+        raise app.UsageError(
+            f"--temperature must be > 0. Received: --temperature={config['temperature']}"
+        )
+    dims = config["projection_dims"]
+    if not dims or not all(dim.isdigit() and int(dim) > 0 for dim in dims):
+        raise app.UsageError(
+            "--projection_dims must be positive integers separated by commas. "
+            f"Received: --projection_dims={','.join(dims)}"
+        )
+    if config["crop_size"] and config["image_size"] and config["crop_size"] > config["image_size"]:
+        raise app.UsageError(
+            f"--image_size ({config['image_size']}) is smaller than --crop_size "
+            f"({config['crop_size']}): views are cropped from the images, so the crop must fit. "
+            f"Received: --image_size={config['image_size']}, --crop_size={config['crop_size']}"
+        )
+
+
+def _warn_unused(config: dict, values: flags.FlagValues) -> None:
+    used = set(methods.METHODS[config["method"]].flags)
+    all_specific = {name for method in methods.METHODS.values() for name in method.flags}
+    for name in sorted(all_specific - used):
+        if values[name].present:
+            print(f"warning: --{name} is not used by --method={config['method']}", file=sys.stderr)
+
+
+def _resolve(config: dict, info) -> dict:
+    """Derives image shapes, steps and rates from the flags and the dataset."""
+    method = methods.METHODS[config["method"]]
+    height, width, channels = info.image_shape
+    if config["image_size"]:
+        height = width = config["image_size"]
+    if height is None or width is None:
+        raise app.UsageError(
+            f"Dataset {config['dataset']!r} has images of varying size: pass --image_size. "
+            "Received: --image_size=0"
+        )
+    if config["channels"] != "auto":
+        channels = int(config["channels"])
+    crop = config["crop_size"] or min(height, width)
+    if crop > min(height, width):
+        raise app.UsageError(
+            f"--image_size ({height}x{width}) is smaller than --crop_size ({crop}): views are "
+            f"cropped from the images. Received: --crop_size={crop}"
+        )
+    stem = config["stem"] if config["stem"] != "auto" else ("small" if crop <= 64 else "imagenet")
+    smallest = 8 if stem == "small" else 32
+    if crop < smallest:
+        raise app.UsageError(
+            f"The {stem} ResNet stem needs views of at least {smallest} pixels. "
+            f"Received: --crop_size={crop} (--image_size={height})"
+        )
+    if method.needs_labels and info.num_classes is None:
+        raise app.UsageError(
+            f"--method={method.name} trains on labelled pairs or triplets, but dataset "
+            f"{config['dataset']!r} has no class label. Use simclr or simsiam. "
+            f"Received: --method={method.name}, --dataset={config['dataset']}"
+        )
+    examples = info.num_examples
+    if config["train_examples"]:
+        examples = min(examples, config["train_examples"])
+    batch_size = config["batch_size"]
+    triplet_batch = None
+    if method.name == "siamese-triplet":
+        triplet_batch = methods.triplet_batch_shape(config, info.num_classes)
+        batch_size = triplet_batch[0] * triplet_batch[1]
+    steps_per_epoch = examples // batch_size
+    if steps_per_epoch < 1:
+        raise app.UsageError(
+            f"--batch_size ({config['batch_size']}) is larger than the {examples} training "
+            f"examples. Received: --batch_size={config['batch_size']}"
+        )
+    total_steps = steps_per_epoch * config["epochs"]
+    knn = config["knn_monitor"] and info.num_classes is not None
+    resolved = {
+        "image_shape": [height, width, channels],
+        "view_shape": [crop, crop, channels],
+        "stem": stem,
+        "num_classes": info.num_classes,
+        "class_names": info.class_names,
+        "train_examples": examples,
+        "batch_size": batch_size,
+        "triplet_batch": triplet_batch,
+        "steps_per_epoch": steps_per_epoch,
+        "total_steps": total_steps,
+        "warmup_steps": min(round(config["warmup_fraction"] * total_steps), total_steps - 1),
+        "learning_rate": _auto_number(
+            "learning_rate", config["learning_rate"], method.learning_rate, 1e-12
+        ),
+        "weight_decay": _auto_number(
+            "weight_decay", config["weight_decay"], method.weight_decay, 0
+        ),
+        "knn_monitor": knn,
+        "knn_every": config["knn_every"] or max(1, config["epochs"] // 4),
+    }
+    config = dict(config, resolved=resolved)
+    resolved["peak_learning_rate"] = methods.peak_learning_rate(config)
+    return config
+
+
+def _check_resumable(model_dir: str, config: dict) -> None:
+    config_path = run_dir.path(model_dir, run_dir.CONFIG)
+    if not os.path.isfile(config_path):
+        return
+    previous = run_dir.read_json(config_path)
+    changed = [
+        f"--{name}: {previous.get(name)!r} -> {value!r}"
+        for name, value in config.items()
+        if name not in RESUMABLE_FLAGS and name != "resolved" and previous.get(name) != value
+    ]
+    if changed:
+        raise app.UsageError(
+            f"--model_dir={model_dir} holds a run with other flags ({'; '.join(changed)}). "
+            "Re-run with the same flags to resume it, or use a new --model_dir."
+        )
+
+
+def _callbacks(config: dict, model_dir: str, data_module) -> list:
+    """KNNMonitor first (so later callbacks see `val_knn_accuracy`), then checkpoints and logs."""
+    import keras
+
+    import keras_siamese as ks
+
+    resolved = config["resolved"]
+    callbacks = []
+    if resolved["knn_monitor"]:
+        image_shape = resolved["image_shape"]
+        memory = data_module.load(
+            config["dataset"],
+            config["train_split"],
+            image_shape,
+            True,
+            config["knn_memory_examples"],
+        )
+        queries = data_module.load(
+            config["dataset"], config["test_split"], image_shape, True, config["knn_query_examples"]
+        )
+        callbacks.append(
+            ks.callbacks.KNNMonitor(
+                memory, queries, k=config["knn_k"], every=resolved["knn_every"], verbose=1
+            )
+        )
+    if config["method"] in ("simclr", "simsiam"):
+        callbacks.append(ks.callbacks.CollapseMonitor())
+    callbacks += [
+        keras.callbacks.BackupAndRestore(run_dir.path(model_dir, run_dir.BACKUP)),
+        keras.callbacks.ModelCheckpoint(run_dir.path(model_dir, run_dir.MODEL)),
+        keras.callbacks.CSVLogger(run_dir.path(model_dir, run_dir.HISTORY), append=True),
+        keras.callbacks.TensorBoard(
+            run_dir.path(model_dir, run_dir.LOGS), update_freq=config["log_every_steps"]
+        ),
+    ]
+    return callbacks
+
+
+def write_curves(model_dir: str, title: str) -> str | None:
+    """Writes plots/training_curves.png from history.csv; None when there is no history yet."""
+    from keras_siamese import plots
+
+    history = run_dir.read_history(model_dir)
+    if not any(value is not None for values in history.values() for value in values):
+        return None
+    return plots.training_curves(
+        history, run_dir.path(model_dir, run_dir.PLOTS, "training_curves.png"), title=title
+    )
+
+
+def run(values: flags.FlagValues) -> int:
+    """Runs `train` with parsed flags; returns the exit code."""
+    import json
+
+    config = {name: values[name].value for name in values}
+    model_dir = run_dir.require_model_dir(config["model_dir"])
+    config["encoder_depth"] = int(config["encoder_depth"])
+    methods.check_available(config["method"])
+    _check_values(config)
+    _warn_unused(config, values)
+    _check_resumable(model_dir, config)
+    title = f"{config['method']} on {config['dataset']}"
+    if os.path.isfile(run_dir.path(model_dir, run_dir.TRAIN_RESULT)):
+        print(f"Training in {model_dir} has finished; nothing to do (use a new --model_dir).")
+        if config["plots"]:
+            write_curves(model_dir, title)
+        return 0
+
+    import keras
+
+    import keras_siamese as ks
+    from keras_siamese.cli import data
+
+    try:
+        strategy = ks.distribute.get_strategy(config["strategy"])
+    except ValueError as error:
+        raise app.UsageError(f"{error}") from error
+    info = data.probe(config["dataset"], config["train_split"])
+    config = _resolve(config, info)
+    resolved = config["resolved"]
+    supervised = methods.METHODS[config["method"]].needs_labels
+    train = data.load(
+        config["dataset"],
+        config["train_split"],
+        resolved["image_shape"],
+        supervised,
+        config["train_examples"],
+    )
+    train = methods.training_data(config, train)
+    callbacks = _callbacks(config, model_dir, data)
+
+    previous_policy = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(config["precision"])
+    try:
+        keras.utils.set_random_seed(config["seed"])
+        with strategy.scope():
+            model = methods.build_model(config)
+            model.compile(
+                optimizer=methods.build_optimizer(config), jit_compile=config["jit_compile"]
+            )
+        resolved["encoder_parameters"] = int(model.encoder.count_params())
+        resolved["replicas"] = int(strategy.num_replicas_in_sync)
+        resolved["versions"] = {"keras_siamese": ks.__version__, "keras": keras.__version__}
+        os.makedirs(model_dir, exist_ok=True)
+        print("Resolved configuration:\n" + json.dumps(config, indent=2, default=str))
+        run_dir.write_json(run_dir.path(model_dir, run_dir.CONFIG), config)
+
+        started = time.perf_counter()
+        model.fit(
+            train, epochs=config["epochs"], callbacks=callbacks, verbose=int(config["verbose"])
+        )
+        seconds = time.perf_counter() - started
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous_policy)
+
+    history = run_dir.read_history(model_dir)
+    result = {
+        "epochs": config["epochs"],
+        "seconds_this_run": round(seconds, 1),
+        "final": {name: values[-1] for name, values in history.items() if values},
+    }
+    run_dir.write_json(run_dir.path(model_dir, run_dir.TRAIN_RESULT), result)
+    print(f"Training finished in {seconds:.0f} s: {json.dumps(result['final'])}")
+    if config["plots"]:
+        curves = write_curves(model_dir, title)
+        if curves:
+            print(f"Training curves: {curves}")
+    print(f"Next: evaluate --model_dir={model_dir}; export --model_dir={model_dir}")
+    return 0

@@ -1,0 +1,192 @@
+"""The flags of `train`, defined per call in a fresh `absl.flags.FlagValues`.
+
+Method-specific flags say which method reads them in their help: `(simclr)`, `(simsiam)`,
+`(siamese-*)`. `--learning_rate` and `--weight_decay` default to `auto`, the method's recipe
+(`keras_siamese.cli.methods.METHODS`).
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from keras_siamese.cli import methods
+
+ENCODER_DEPTHS = (10, 18, 34, 50)
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def define_flags(values: flags.FlagValues) -> None:
+    """Defines the flags of `train` in `values` (one FlagValues per command)."""
+    method_list = ", ".join(f"{m.name} ({m.summary})" for m in methods.METHODS.values())
+    define = {"flag_values": values}
+    flags.DEFINE_enum(
+        "method", "simclr", list(methods.METHODS), f"Method: {method_list}.", **define
+    )
+    flags.DEFINE_string(
+        "dataset",
+        "fashion_mnist",
+        "fashion_mnist (local IDX files) or a prepared TFDS name.",
+        **define,
+    )
+    flags.DEFINE_string("model_dir", "", "Run directory (required); re-running resumes.", **define)
+    flags.DEFINE_string("train_split", "train", "Split to train on (TFDS syntax).", **define)
+    flags.DEFINE_string("test_split", "test", "Split of the kNN monitor's queries.", **define)
+    flags.DEFINE_integer(
+        "train_examples", 0, "Train on the first N examples only (0: all).", lower_bound=0, **define
+    )
+    flags.DEFINE_integer(
+        "image_size", 0, "Side images are resized to (0: the dataset's).", lower_bound=0, **define
+    )
+    flags.DEFINE_integer(
+        "crop_size",
+        0,
+        "Side of the augmented views fed to the encoder (0: --image_size).",
+        lower_bound=0,
+        **define,
+    )
+    flags.DEFINE_enum(
+        "channels", "auto", ["auto", "1", "3"], "Image channels (auto: the dataset's).", **define
+    )
+    flags.DEFINE_enum(
+        "encoder_depth", "10", [str(depth) for depth in ENCODER_DEPTHS], "ResNet depth.", **define
+    )
+    flags.DEFINE_integer(
+        "encoder_width",
+        16,
+        "Filters of the ResNet's first stage (64 in the papers).",
+        lower_bound=1,
+        **define,
+    )
+    flags.DEFINE_enum(
+        "stem",
+        "auto",
+        ["auto", "small", "imagenet"],
+        "ResNet stem: small (3x3, no pooling, CIFAR) or imagenet (7x7/2 + max-pool); "
+        "auto: small for views up to 64 pixels.",
+        **define,
+    )
+    flags.DEFINE_integer(
+        "batch_size", 256, "Global batch size (over all replicas).", lower_bound=2, **define
+    )
+    flags.DEFINE_integer("epochs", 4, "Training epochs.", lower_bound=1, **define)
+    flags.DEFINE_enum(
+        "optimizer", "sgd", ["sgd", "lars", "adamw"], "SGD (momentum 0.9), LARS or AdamW.", **define
+    )
+    flags.DEFINE_string(
+        "learning_rate",
+        "auto",
+        "Peak learning rate before --learning_rate_scaling; auto: the method's "
+        + ", ".join(f"{m.name} {m.learning_rate:g}" for m in methods.METHODS.values())
+        + ".",
+        **define,
+    )
+    flags.DEFINE_enum(
+        "learning_rate_scaling",
+        "linear",
+        ["linear", "sqrt", "none"],
+        "Peak rate = learning_rate * batch_size / 256 (linear), * sqrt(batch_size / 256) "
+        "(sqrt) or unchanged (none).",
+        **define,
+    )
+    flags.DEFINE_float(
+        "warmup_fraction",
+        0.1,
+        "Fraction of the steps in linear warmup (then cosine decay).",
+        lower_bound=0.0,
+        upper_bound=0.9,
+        **define,
+    )
+    flags.DEFINE_string(
+        "weight_decay",
+        "auto",
+        "Decoupled weight decay; auto: the method's "
+        + ", ".join(f"{m.name} {m.weight_decay:g}" for m in methods.METHODS.values())
+        + ".",
+        **define,
+    )
+    flags.DEFINE_float("temperature", 0.2, "(simclr) NT-Xent temperature.", **define)
+    flags.DEFINE_list("projection_dims", ["512", "128"], "(simclr) Projection MLP sizes.", **define)
+    flags.DEFINE_integer(
+        "simsiam_projection_dim", 2048, "(simsiam) Projector width.", lower_bound=1, **define
+    )
+    flags.DEFINE_integer(
+        "simsiam_projection_layers",
+        2,
+        "(simsiam) Projector layers (paper: 2 on CIFAR).",
+        lower_bound=1,
+        **define,
+    )
+    flags.DEFINE_integer(
+        "simsiam_predictor_hidden_dim",
+        512,
+        "(simsiam) Predictor bottleneck.",
+        lower_bound=1,
+        **define,
+    )
+    flags.DEFINE_integer(
+        "siamese_embedding_dim",
+        0,
+        "(siamese-*) Embedding size (0: the encoder's features).",
+        lower_bound=0,
+        **define,
+    )
+    flags.DEFINE_float(
+        "siamese_margin",
+        0.0,
+        "(siamese-*) Loss margin (0: contrastive 1.0, triplet 0.2).",
+        lower_bound=0.0,
+        **define,
+    )
+    flags.DEFINE_enum(
+        "siamese_distance", "euclidean", ["euclidean", "cosine"], "(siamese-*) Distance.", **define
+    )
+    flags.DEFINE_integer(
+        "classes_per_batch",
+        0,
+        "(siamese-triplet) Classes P of the P x K batches (0: as many as "
+        "the dataset has, at most batch_size / 2); K = batch_size // P.",
+        lower_bound=0,
+        **define,
+    )
+    flags.DEFINE_float(
+        "min_crop_area", 0.25, "Smallest random-crop area fraction (paper: 0.08).", **define
+    )
+    flags.DEFINE_float(
+        "color_strength", 0.5, "Colour-jitter strength s (paper: 0.5 on CIFAR).", **define
+    )
+    flags.DEFINE_bool("blur", False, "Gaussian blur on the views (paper: ImageNet only).", **define)
+    flags.DEFINE_integer(
+        "shuffle_buffer", 10000, "Shuffle buffer (examples).", lower_bound=1, **define
+    )
+    flags.DEFINE_string(
+        "strategy", "auto", "auto, default, mirrored, multi_worker, tpu or cpu:N.", **define
+    )
+    flags.DEFINE_enum("precision", "float32", list(PRECISIONS), "Keras dtype policy.", **define)
+    flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step.", **define)
+    flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0, **define)
+    flags.DEFINE_bool(
+        "knn_monitor", True, "Log the kNN accuracy (if the data has labels).", **define
+    )
+    flags.DEFINE_integer("knn_k", 200, "Neighbours of the kNN monitor.", lower_bound=1, **define)
+    flags.DEFINE_integer(
+        "knn_every", 0, "kNN every N epochs (0: about 4 times per run).", lower_bound=0, **define
+    )
+    flags.DEFINE_integer(
+        "knn_memory_examples",
+        10000,
+        "Training examples in the kNN memory.",
+        lower_bound=1,
+        **define,
+    )
+    flags.DEFINE_integer(
+        "knn_query_examples",
+        2000,
+        "Test examples classified by the kNN monitor.",
+        lower_bound=1,
+        **define,
+    )
+    flags.DEFINE_integer(
+        "log_every_steps", 50, "TensorBoard scalars every N steps.", lower_bound=1, **define
+    )
+    flags.DEFINE_enum("verbose", "2", ["0", "1", "2"], "Keras fit verbosity.", **define)
+    flags.DEFINE_bool("plots", True, "Write plots/training_curves.png.", **define)

@@ -1,0 +1,235 @@
+"""Few-label fine-tuning: SimCLR's semi-supervised protocol on a class-balanced label subset."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_siamese import augment
+from keras_siamese.evaluation.features import (
+    Data,
+    _check_batch_size,
+    _check_data,
+    _check_positive_int,
+    extract_features,
+)
+from keras_siamese.evaluation.linear_probe import (
+    _check_learning_rate,
+    _check_seed,
+    _epoch_progress,
+    top_k_accuracies,
+)
+from keras_siamese.evaluation.subsets import _check_fraction, class_balanced_subset
+
+
+def _as_arrays(data: Data, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """`(images, labels)` numpy arrays of a tuple or a (batched or unbatched) dataset."""
+    _check_data(data, name)
+    if not isinstance(data, tf.data.Dataset):
+        return np.asarray(data[0]), np.asarray(data[1])
+    pairs = list(data.as_numpy_iterator())
+    if not pairs:
+        raise ValueError(f"Argument `{name}` holds no examples. Received: an empty dataset")
+    images, labels = zip(*pairs, strict=True)
+    join = np.stack if np.ndim(labels[0]) == 0 else np.concatenate
+    return join(images), join(labels)
+
+
+def _trainable_network(encoder: keras.Model) -> keras.Model:
+    """The network behind `encoder` (images in [0, 255] -> features), as a fresh copy."""
+    if hasattr(encoder, "embedding_model") and callable(encoder.embedding_model):
+        network = encoder.embedding_model()
+    elif isinstance(encoder, keras.Model):
+        network = encoder
+    else:
+        raise TypeError(
+            "Argument `encoder` must be a keras_siamese model (SimCLR, SimSiam, ...) or a "
+            "keras.Model from images to features. "
+            f"Received: encoder of type {type(encoder).__name__}"
+        )
+    try:
+        input_shape = tuple(network.input_shape)
+        output_shape = tuple(network.output_shape)
+    except (AttributeError, ValueError) as error:
+        raise ValueError(
+            "Argument `encoder` must be a built model with one input and one output "
+            f"(e.g. a functional model). Received: encoder={network.name!r}"
+        ) from error
+    if len(input_shape) != 4 or any(size is None for size in input_shape[1:]):
+        raise ValueError(
+            "Argument `encoder` must take images of a fixed shape (batch, height, width, "
+            f"channels). Received: encoder.input_shape={input_shape}"
+        )
+    if len(output_shape) != 2:
+        raise ValueError(
+            "Argument `encoder` must return rank-2 features (batch, dims). "
+            f"Received: encoder.output_shape={output_shape}"
+        )
+    # A copy, so fine-tuning never changes the caller's encoder.
+    copy = keras.models.clone_model(network)
+    copy.set_weights(network.get_weights())
+    return copy
+
+
+class _EpochBar(keras.callbacks.Callback):
+    """Advances a tqdm bar (or any iterator) once per epoch."""
+
+    def __init__(self, bar):
+        super().__init__()
+        self.bar = bar
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.update(1)
+        if logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{logs['loss']:.3f}")
+
+    def on_train_end(self, logs=None):
+        self.bar.close()
+
+
+def fine_tune(
+    encoder: keras.Model,
+    train: Data,
+    test: Data,
+    label_fraction: float = 0.1,
+    epochs: int | None = None,
+    batch_size: int = 256,
+    learning_rate: float | None = None,
+    momentum: float = 0.9,
+    crop_area: tuple[float, float] = (0.25, 1.0),
+    augmenter: keras.layers.Layer | None = None,
+    num_classes: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Fine-tunes a copy of the encoder with a linear head on a few labels; returns test accuracy.
+
+    The semi-supervised protocol of SimCLR (Chen et al. 2020, section 4.2 and appendix
+    B.5): a class-balanced `label_fraction` of the training labels (1% or 10%) is drawn
+    with `class_balanced_subset(labels, label_fraction, seed)`; the whole network plus a
+    linear head is trained with Nesterov momentum, learning rate `0.05 * batch_size / 256`
+    decayed by a cosine without warmup, no weight decay, and only random cropping and
+    horizontal flips as augmentation, "for 60 epochs with 1% labels and 30 epochs with 10%".
+    The crops keep `crop_area` of the image (the paper's 0.08-1 is for 224-px ImageNet
+    crops; a 28-px garment keeps its class only with larger crops). BatchNorm runs in
+    training mode. The caller's encoder is never changed: the network is copied first
+    (`keras.models.clone_model` and `set_weights`).
+
+    For a `SimCLR`/`SimSiam` model, the network is its `embedding_model()` (encoder with
+    the /255 rescale, no heads); a plain `keras.Model` must take `train`'s images as they
+    are stored (e.g. [0, 255]) and return `(batch, dims)` features.
+
+    Args:
+        encoder: a keras_siamese model or a `keras.Model` from images to features.
+        train: `(images, labels)` numpy arrays or a dataset of them (read into memory).
+        test: the same for the evaluation split.
+        label_fraction: fraction of each class's training labels used, in (0, 1].
+        epochs: passes over the labelled subset; 60 for `label_fraction <= 0.01`, else 30.
+        batch_size: images per step (clamped to the subset size).
+        learning_rate: peak learning rate; `0.05 * batch_size / 256` when None.
+        momentum: Nesterov momentum.
+        crop_area: `(min, max)` area fraction of the random crops.
+        augmenter: replaces the crop-and-flip augmentation: a layer from [0, 255] images to
+            float views in [0, 1] (e.g. a `SimCLRAugmenter`), used only in training.
+        num_classes: number of classes; the largest label + 1 when None.
+        seed: seed of the subset, the head's initialisation, the shuffling and the crops.
+        progress: show progress bars (epochs, test features).
+
+    Returns:
+        `{"top1": float, "top5": float, "labelled_examples": int, "model": keras.Model}`;
+        the model maps images like `train`'s to logits.
+
+    Raises:
+        TypeError: if `encoder` is not a model or an argument has the wrong type.
+        ValueError: if `label_fraction` is not in (0, 1], the encoder's input or output
+            has the wrong rank, labels fall outside `[0, num_classes)`, or a count or rate
+            is not positive.
+
+    Example:
+        >>> model = keras_siamese.SimCLR(keras_siamese.encoders.resnet(10, (28, 28, 1), width=8))
+        >>> result = fine_tune(model, (train_images, train_labels), (test_images, test_labels),
+        ...                    label_fraction=0.01, epochs=5)
+        >>> result["top1"]
+    """
+    label_fraction = _check_fraction(label_fraction)
+    if epochs is None:
+        epochs = 60 if label_fraction <= 0.01 else 30
+    _check_positive_int("epochs", epochs)
+    _check_batch_size(batch_size)
+    if learning_rate is None:
+        learning_rate = 0.05 * batch_size / 256
+    learning_rate = _check_learning_rate(learning_rate)
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
+        raise TypeError(f"Argument `momentum` must be a number. Received: momentum={momentum!r}")
+    if not (math.isfinite(momentum) and 0 <= momentum < 1):
+        raise ValueError(f"Argument `momentum` must be in [0, 1). Received: momentum={momentum}")
+    seed = _check_seed(seed)
+    if augmenter is not None and not isinstance(augmenter, keras.layers.Layer):
+        raise TypeError(
+            "Argument `augmenter` must be a keras.layers.Layer or None. "
+            f"Received: augmenter={augmenter!r}"
+        )
+    _check_data(test, "test")
+    network = _trainable_network(encoder)
+    images, labels = _as_arrays(train, "train")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"Argument `train` must hold integer labels. Received: labels.dtype={labels.dtype}"
+        )
+    if num_classes is None:
+        num_classes = int(labels.max()) + 1
+    _check_positive_int("num_classes", num_classes)
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            "Argument `train` must have labels in [0, num_classes). "
+            f"Received: labels in [{labels.min()}, {labels.max()}], num_classes={num_classes}"
+        )
+    subset = class_balanced_subset(labels, label_fraction, seed=seed)
+    images, labels = images[subset], labels[subset]
+
+    image_shape = tuple(network.input_shape[1:])
+    if augmenter is None:
+        augmenter = augment.SimCLRAugmenter(
+            image_shape[:2],
+            channels=image_shape[-1],
+            strength=0.0,
+            crop_area=crop_area,
+            grayscale_probability=0.0,
+            seed=seed,
+            name="crop_and_flip",
+        )
+    inputs = keras.Input(image_shape, name="images")
+    head = keras.layers.Dense(
+        num_classes,
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.01, seed=seed),
+        name="logits",
+    )
+    model = keras.Model(inputs, head(network(inputs)), name="fine_tuned")
+    views = keras.layers.Rescaling(255.0, name="to_255")(augmenter(inputs))
+    trainer = keras.Model(inputs, model(views), name="fine_tune_trainer")
+
+    batch_size = min(batch_size, len(images))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((images.astype(np.float32), labels.astype(np.int64)))
+        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    steps = len(images) // batch_size
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps)
+    trainer.compile(
+        optimizer=keras.optimizers.SGD(schedule, momentum=momentum, nesterov=True),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    bar = _epoch_progress(epochs, progress, f"fine-tune {label_fraction:.0%}")
+    callbacks = [_EpochBar(bar)] if progress else []
+    trainer.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
+    logits, test_labels = extract_features(model, test, batch_size=256, progress=progress)
+    return {
+        **top_k_accuracies(logits, test_labels),
+        "labelled_examples": int(len(images)),
+        "model": model,
+    }

@@ -1,0 +1,165 @@
+"""`representation_report`: kNN, linear probe and few-label fine-tuning of an encoder, in a dict."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from keras_siamese.evaluation.features import (
+    Data,
+    _check_batch_size,
+    _check_data,
+    extract_features,
+)
+from keras_siamese.evaluation.fine_tune import fine_tune
+from keras_siamese.evaluation.knn import _check_knn_arguments, knn_predict
+from keras_siamese.evaluation.linear_probe import _check_seed, linear_probe_on_features
+from keras_siamese.evaluation.subsets import _check_fraction
+
+
+def fraction_name(fraction: float) -> str:
+    """`0.01 -> "1%"`, `0.1 -> "10%"`, `0.005 -> "0.5%"`: the key of a label fraction."""
+    return f"{100 * fraction:g}%"
+
+
+def representation_report(
+    encoder: keras.Model,
+    train: Data,
+    test: Data,
+    k: int = 200,
+    temperature: float = 0.1,
+    label_fractions: Sequence[float] = (0.01, 0.1),
+    linear_probe_options: dict | None = None,
+    fine_tune_options: dict | None = None,
+    batch_size: int = 256,
+    num_classes: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Evaluates an encoder with the protocols of the self-supervised literature.
+
+    The features of `train` and `test` are extracted once (`extract_features`) and used by
+    both frozen-feature protocols: the weighted kNN of InstDisc/SimSiam (`train` is the
+    memory, `test` the queries, see `knn_predict`) and the linear probe
+    (`linear_probe_on_features`). Then, for each fraction in `label_fractions`, a copy of
+    the network is fine-tuned end to end on that class-balanced fraction of the training
+    labels (`fine_tune`, SimCLR's semi-supervised protocol). Everything is evaluated on
+    `test`. The result holds only numbers (models are dropped), so it can be written
+    with `json.dump`.
+
+    Args:
+        encoder: a keras_siamese model (SimCLR, SimSiam, ...) or a `keras.Model` from images
+            to features `(batch, dims)`.
+        train: `(images, labels)` numpy arrays or a dataset of them.
+        test: the same for the evaluation split.
+        k: kNN neighbours.
+        temperature: kNN weight temperature.
+        label_fractions: fractions of the training labels for fine-tuning; `()` skips it
+            (e.g. for an encoder that is not a trainable network).
+        linear_probe_options: keyword arguments of `linear_probe_on_features` (`epochs`,
+            `batch_size`, `learning_rate`, `weight_decay`).
+        fine_tune_options: keyword arguments of `fine_tune` (`epochs`, `batch_size`,
+            `learning_rate`, `crop_area`, ...), used for every fraction.
+        batch_size: images per forward pass when extracting features.
+        num_classes: number of classes; the largest label + 1 when None.
+        seed: seed of the linear probe and of the fine-tuning subsets.
+        progress: show progress bars.
+
+    Returns:
+        A dict::
+
+            {"knn": {"top1", "k", "temperature"},
+             "linear_probe": {"top1", "top5"},
+             "fine_tune": {"1%": {"top1", "top5", "labelled_examples"}, "10%": {...}},
+             "seconds": {"features", "knn", "linear_probe", "fine_tune_1%", ...},
+             "feature_dims": int}
+
+    Raises:
+        TypeError: if an argument has the wrong type (see the protocols).
+        ValueError: if `k`, `temperature`, `batch_size` or a label fraction is out of range
+            (checked before the encoder runs), and as the protocols.
+
+    Example:
+        >>> report = representation_report(model, (x_train, y_train), (x_test, y_test),
+        ...                                label_fractions=(0.01,))
+        >>> report["linear_probe"]["top1"], report["fine_tune"]["1%"]["top1"]
+    """
+    _check_knn_arguments(k, temperature)
+    _check_batch_size(batch_size)
+    _check_seed(seed)
+    if isinstance(label_fractions, (int, float)):
+        raise TypeError(
+            "Argument `label_fractions` must be a sequence of fractions such as (0.01, 0.1). "
+            f"Received: label_fractions={label_fractions!r}"
+        )
+    label_fractions = tuple(_check_fraction(fraction) for fraction in label_fractions)
+    linear_probe_options = dict(linear_probe_options or {})
+    fine_tune_options = dict(fine_tune_options or {})
+    for refused in ("seed", "num_classes", "progress"):
+        if refused in linear_probe_options or refused in fine_tune_options:
+            raise ValueError(
+                f"`{refused}` is an argument of `representation_report` itself; remove it from "
+                f"the options. Received: linear_probe_options={linear_probe_options}, "
+                f"fine_tune_options={fine_tune_options}"
+            )
+    _check_data(train, "train")
+    _check_data(test, "test")
+
+    seconds = {}
+    started = time.perf_counter()
+    train_features, train_labels = extract_features(encoder, train, batch_size, progress)
+    test_features, test_labels = extract_features(encoder, test, batch_size, progress)
+    seconds["features"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    predictions = knn_predict(
+        train_features,
+        train_labels,
+        test_features,
+        k=k,
+        temperature=temperature,
+        num_classes=num_classes,
+    )
+    knn_top1 = float(np.mean(predictions == test_labels))
+    seconds["knn"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    probe = linear_probe_on_features(
+        train_features,
+        train_labels,
+        test_features,
+        test_labels,
+        num_classes=num_classes,
+        seed=seed,
+        progress=progress,
+        **linear_probe_options,
+    )
+    seconds["linear_probe"] = time.perf_counter() - started
+
+    fine_tuned = {}
+    for fraction in label_fractions:
+        started = time.perf_counter()
+        result = fine_tune(
+            encoder,
+            train,
+            test,
+            label_fraction=fraction,
+            num_classes=num_classes,
+            seed=seed,
+            progress=progress,
+            **fine_tune_options,
+        )
+        name = fraction_name(fraction)
+        fine_tuned[name] = {key: value for key, value in result.items() if key != "model"}
+        seconds[f"fine_tune_{name}"] = time.perf_counter() - started
+
+    return {
+        "knn": {"top1": knn_top1, "k": k, "temperature": float(temperature)},
+        "linear_probe": {"top1": probe["top1"], "top5": probe["top5"]},
+        "fine_tune": fine_tuned,
+        "seconds": seconds,
+        "feature_dims": int(train_features.shape[1]),
+    }

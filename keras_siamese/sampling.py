@@ -1,0 +1,366 @@
+"""Labelled examples into metric-learning batches: pairs, P x K batches and class splits.
+
+All three take labelled examples as a tuple of numpy arrays `(images, labels)` or as a
+`tf.data.Dataset` of single `(image, label)` examples. `make_pairs` and
+`class_balanced_batches` hold the examples in memory (they need random access by class)
+and draw everything inside `tf.data` with stateless random ops, so there is no Python
+per element, and with a `seed` the same seed gives the same pairs and batches, epoch by
+epoch (each new iteration over the returned dataset draws new ones).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+
+import numpy as np
+import tensorflow as tf
+
+Examples = tuple | tf.data.Dataset
+"""`(images, labels)` numpy arrays, or a `tf.data.Dataset` of single `(image, label)` examples."""
+
+_READ_BATCH = 4096
+_PAIR_BLOCK = 256
+
+
+def _check_dataset_spec(dataset: tf.data.Dataset, argument: str) -> None:
+    spec = dataset.element_spec
+    if not (isinstance(spec, tuple) and len(spec) == 2):
+        raise ValueError(
+            f"Argument `{argument}` must be a tf.data.Dataset of `(image, label)` examples (for "
+            "tfds use `as_supervised=True`). "
+            f"Received: {argument}.element_spec={spec}"
+        )
+    labels_spec = spec[1]
+    if not isinstance(labels_spec, tf.TensorSpec) or labels_spec.shape.rank != 0:
+        raise ValueError(
+            f"Argument `{argument}` must yield single examples with a scalar integer label; "
+            "call `.unbatch()` on a batched dataset. "
+            f"Received: {argument}.element_spec={spec}"
+        )
+    if not labels_spec.dtype.is_integer:
+        raise TypeError(
+            f"Argument `{argument}` must have integer class labels. "
+            f"Received: labels of dtype {labels_spec.dtype.name}"
+        )
+
+
+def _check_arrays(images, labels, argument: str) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = np.asarray(images), np.asarray(labels)
+    if labels.ndim != 1 or images.ndim < 1 or len(images) != len(labels):
+        raise ValueError(
+            f"Argument `{argument}` must be `(images, labels)` with one integer label per image, "
+            f"labels of shape (N,). Received: images.shape={images.shape}, "
+            f"labels.shape={labels.shape}"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(
+            f"Argument `{argument}` must have integer class labels (not one-hot). "
+            f"Received: labels.dtype={labels.dtype}"
+        )
+    if len(labels) == 0:
+        raise ValueError(f"Argument `{argument}` holds no examples. Received: 0 examples")
+    return images, labels
+
+
+def _as_arrays(examples: Examples, argument: str = "dataset") -> tuple[np.ndarray, np.ndarray]:
+    """Returns `(images, labels)` numpy arrays of a tuple of arrays or a finite dataset."""
+    if isinstance(examples, tf.data.Dataset):
+        _check_dataset_spec(examples, argument)
+        if examples.cardinality() == tf.data.INFINITE_CARDINALITY:
+            raise ValueError(
+                f"Argument `{argument}` must be finite (its examples are read into memory); "
+                f"remove `.repeat()`. Received: an infinite dataset"
+            )
+        parts = [(x.numpy(), y.numpy()) for x, y in examples.batch(_READ_BATCH)]
+        if not parts:
+            raise ValueError(f"Argument `{argument}` holds no examples. Received: an empty dataset")
+        images = np.concatenate([part[0] for part in parts])
+        labels = np.concatenate([part[1] for part in parts])
+        return _check_arrays(images, labels, argument)
+    if isinstance(examples, (tuple, list)) and len(examples) == 2:
+        return _check_arrays(examples[0], examples[1], argument)
+    raise TypeError(
+        f"Argument `{argument}` must be a tuple `(images, labels)` of numpy arrays or a "
+        f"tf.data.Dataset of `(image, label)` examples. Received: {argument} of type "
+        f"{type(examples).__name__}"
+    )
+
+
+def _check_seed(seed) -> int | None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"Argument `seed` must be an integer or None. Received: seed={seed!r}")
+    return None if seed is None else int(seed)
+
+
+def _seeds(seed: int | None) -> tf.data.Dataset:
+    """An endless dataset of stateless seeds `(2,)`, new ones on every iteration."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+
+def _class_tables(labels: np.ndarray):
+    """Examples grouped by class: sorted order, each class's start and count, class per example."""
+    _, class_of, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    order = np.argsort(class_of, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return order, starts, counts, class_of.reshape(-1), rank
+
+
+def make_pairs(
+    dataset: Examples, positive_fraction: float = 0.5, seed: int | None = None
+) -> tf.data.Dataset:
+    """Pairs of examples labelled 1 when both are of the same class, 0 otherwise.
+
+    Every example is the first image of one pair per epoch (in a shuffled order); its
+    partner is drawn uniformly from the other examples of its class for a positive pair
+    or from the examples of all other classes for a negative one. Exactly
+    `floor(n * positive_fraction)` of the first `n` pairs of an epoch are meant to be
+    positive — so every batch is balanced, not only the epoch — except that an example
+    alone in its class can only make a negative pair. The label is computed from the
+    two examples' classes, so it is always right. The pairs are what
+    `SiameseNetwork(loss="contrastive")` trains on (Hadsell, Chopra & LeCun 2006).
+
+    Args:
+        dataset: `(images, labels)` numpy arrays or a finite `tf.data.Dataset` of single
+            `(image, label)` examples with integer labels; read into memory.
+        positive_fraction: the fraction of same-class pairs, in [0, 1].
+        seed: makes the pairs reproducible; each iteration over the returned dataset
+            (each epoch) draws new pairs.
+
+    Returns:
+        A dataset of `((image_a, image_b), label)` single examples (label int32, 1 for a
+        same-class pair), one per example of `dataset`; batch it for `fit`.
+
+    Raises:
+        ValueError: if `positive_fraction` is outside [0, 1], no class has two examples
+            while positives are asked for, there is a single class while negatives are
+            asked for, or `dataset` is empty or not `(image, label)` examples.
+        TypeError: for non-integer labels, a `seed` that is not an integer, or a
+            `dataset` of another type.
+
+    Example:
+        >>> pairs = make_pairs((images, labels), positive_fraction=0.5, seed=0)
+        >>> model.fit(pairs.batch(128, drop_remainder=True), epochs=5)
+    """
+    if isinstance(positive_fraction, bool) or not isinstance(positive_fraction, numbers.Real):
+        raise TypeError(
+            f"Argument `positive_fraction` must be a number in [0, 1]. "
+            f"Received: positive_fraction={positive_fraction!r}"
+        )
+    if not 0.0 <= positive_fraction <= 1.0:
+        raise ValueError(
+            "Argument `positive_fraction` must be in [0, 1]. "
+            f"Received: positive_fraction={positive_fraction}"
+        )
+    seed = _check_seed(seed)
+    images, labels = _as_arrays(dataset)
+    order, starts, counts, class_of, rank = _class_tables(labels)
+    if positive_fraction > 0 and counts.max() < 2:
+        raise ValueError(
+            "No class has two examples, so no same-class pair exists. Pass more examples per "
+            f"class or positive_fraction=0. Received: {len(counts)} classes of one example each"
+        )
+    if positive_fraction < 1 and len(counts) < 2:
+        raise ValueError(
+            "All examples are of one class, so no different-class pair exists. Pass examples "
+            f"of at least two classes or positive_fraction=1. Received: labels={labels[:1]}"
+        )
+    count = len(labels)
+    images = tf.constant(images)
+    labels_tensor = tf.constant(labels)
+    order, starts = tf.constant(order, tf.int64), tf.constant(starts, tf.int64)
+    counts, class_of = tf.constant(counts, tf.int64), tf.constant(class_of, tf.int64)
+    rank = tf.constant(rank, tf.int64)
+    fraction = float(positive_fraction)
+
+    def draw_below(limits, seed):
+        """One uniform integer in [0, limit) per limit (limits >= 1)."""
+        uniform = tf.random.stateless_uniform(tf.shape(limits), seed, dtype=tf.float64)
+        draws = tf.cast(tf.floor(uniform * tf.cast(limits, tf.float64)), tf.int64)
+        return tf.minimum(draws, limits - 1)
+
+    def block_of_pairs(block_index, anchors, block_seed):
+        # Position k of the epoch is positive when floor((k+1) f) > floor(k f): exactly
+        # floor(n f) positives among the first n pairs.
+        positions = block_index * _PAIR_BLOCK + tf.range(tf.size(anchors, out_type=tf.int64))
+        k = tf.cast(positions, tf.float64)
+        wanted = tf.floor((k + 1.0) * fraction) > tf.floor(k * fraction)
+        classes = tf.gather(class_of, anchors)
+        sizes, starts_of = tf.gather(counts, classes), tf.gather(starts, classes)
+        seeds = tf.random.experimental.stateless_split(block_seed, 2)
+        # Positive: one of the other size - 1 members of the class (skipping the anchor).
+        draws = draw_below(tf.maximum(sizes - 1, 1), seeds[0])
+        draws += tf.cast(draws >= tf.gather(rank, anchors) - starts_of, tf.int64)
+        positives = tf.gather(order, starts_of + tf.minimum(draws, sizes - 1))
+        # Negative: one of the count - size examples outside the class block.
+        draws = draw_below(tf.maximum(count - sizes, 1), seeds[1])
+        negatives = tf.gather(order, tf.where(draws < starts_of, draws, draws + sizes) % count)
+        partners = tf.where(wanted & (sizes > 1), positives, negatives)
+        same = tf.equal(tf.gather(labels_tensor, anchors), tf.gather(labels_tensor, partners))
+        pairs = (tf.gather(images, anchors), tf.gather(images, partners))
+        return pairs, tf.cast(same, tf.int32)
+
+    # Pairs are drawn a block of anchors at a time (vectorised), then unbatched.
+    anchors = (
+        tf.data.Dataset.range(count)
+        .shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        .batch(_PAIR_BLOCK)
+    )
+    return (
+        tf.data.Dataset.zip(anchors, _seeds(seed))
+        .enumerate()
+        .map(
+            lambda index, element: block_of_pairs(index, *element),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        .unbatch()
+    )
+
+
+def class_balanced_batches(
+    dataset: Examples,
+    classes_per_batch: int,
+    samples_per_class: int,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of P classes x K examples each, the batches triplet mining needs.
+
+    Each batch draws `classes_per_batch` (P) distinct classes uniformly, then
+    `samples_per_class` (K) distinct examples of each (a class with fewer than K
+    examples repeats its examples, all of them before any twice), as in the P x K
+    batches of Hermans, Beyer & Leibe 2017 ("In Defense of the Triplet Loss"). Every
+    example then has K - 1 positives and (P - 1) K negatives in its batch, so
+    `SiameseNetwork(loss="triplet")` always finds triplets. Batches hold P x K examples
+    ordered class by class; an epoch is `max(1, N // (P x K))` batches.
+
+    Args:
+        dataset: `(images, labels)` numpy arrays or a finite `tf.data.Dataset` of single
+            `(image, label)` examples with integer labels; read into memory.
+        classes_per_batch: P, at most the number of classes.
+        samples_per_class: K, at least 2 (one example of a class has no positive).
+        seed: makes the batches reproducible; each iteration over the returned dataset
+            (each epoch) draws new batches.
+
+    Returns:
+        A dataset of `(images, labels)` batches of `P * K` examples (labels as given).
+
+    Raises:
+        ValueError: if `classes_per_batch` is not in [1, number of classes],
+            `samples_per_class < 2`, or `dataset` is empty or not `(image, label)`
+            examples.
+        TypeError: for non-integer arguments or labels, or a `dataset` of another type.
+
+    Example:
+        >>> batches = class_balanced_batches((images, labels), 8, 4, seed=0)
+        >>> model.fit(batches, epochs=5)  # 32 images per batch: 8 classes x 4
+    """
+    for name, value, minimum in (
+        ("classes_per_batch", classes_per_batch, 1),
+        ("samples_per_class", samples_per_class, 2),
+    ):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"Argument `{name}` must be an integer. Received: {name}={value!r}")
+        if value < minimum:
+            reason = " (one example of a class has no positive)" if minimum == 2 else ""
+            raise ValueError(
+                f"Argument `{name}` must be >= {minimum}{reason}. Received: {name}={value}"
+            )
+    seed = _check_seed(seed)
+    images, labels = _as_arrays(dataset)
+    order, starts, counts, _, _ = _class_tables(labels)
+    num_classes = len(counts)
+    if classes_per_batch > num_classes:
+        raise ValueError(
+            f"Argument `classes_per_batch` must be at most the number of classes ({num_classes})"
+            f". Received: classes_per_batch={classes_per_batch}"
+        )
+    # members[c, i]: the i-th example of class c (rows padded with the class's first example).
+    members = np.tile(order[starts][:, None], (1, counts.max()))
+    for cls in range(num_classes):
+        members[cls, : counts[cls]] = order[starts[cls] : starts[cls] + counts[cls]]
+    images = tf.constant(images)
+    labels_tensor = tf.constant(labels)
+    members, counts = tf.constant(members, tf.int64), tf.constant(counts, tf.int64)
+    classes_per_batch, samples_per_class = int(classes_per_batch), int(samples_per_class)
+    batch_size = classes_per_batch * samples_per_class
+    slots_per_class = int(members.shape[1])
+
+    def batch(batch_seed):
+        seeds = tf.random.experimental.stateless_split(batch_seed, 2)
+        noise = tf.random.stateless_uniform([num_classes], seeds[0])
+        chosen = tf.argsort(noise)[:classes_per_batch]
+        sizes = tf.gather(counts, chosen)[:, None]
+        # A random order of each chosen class's members: sort uniform noise, the padding last.
+        noise = tf.random.stateless_uniform([classes_per_batch, slots_per_class], seeds[1])
+        slots = tf.range(slots_per_class, dtype=tf.int64)[None, :]
+        noise = tf.where(slots < sizes, noise, 2.0 + tf.cast(slots, tf.float32))
+        positions = tf.cast(tf.argsort(noise, axis=1)[:, :samples_per_class], tf.int64)
+        positions = tf.where(positions < sizes, positions, positions % sizes)
+        indices = tf.reshape(tf.gather(tf.gather(members, chosen), positions, batch_dims=1), [-1])
+        return tf.gather(images, indices), tf.gather(labels_tensor, indices)
+
+    batches_per_epoch = max(1, len(labels) // batch_size)
+    return (
+        _seeds(seed)
+        .take(batches_per_epoch)
+        .map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    )
+
+
+def split_classes(dataset: Examples, classes: Iterable[int]) -> tuple[Examples, Examples]:
+    """Splits labelled examples into those of `classes` and those of the other classes.
+
+    The split behind "generalises to unseen classes": train on some classes, evaluate
+    verification and retrieval on the others.
+
+    Args:
+        dataset: `(images, labels)` numpy arrays, or a `tf.data.Dataset` of single
+            `(image, label)` examples (filtered lazily, never read into memory).
+        classes: the integer class ids of the first part.
+
+    Returns:
+        `(selected, rest)`, of the type of `dataset`: numpy tuples for numpy input, datasets
+        for a dataset.
+
+    Raises:
+        ValueError: if `classes` is empty, for numpy input when no example is of
+            `classes`, or for a dataset that is not of `(image, label)` examples.
+        TypeError: for class ids that are not integers, or a `dataset` of another type.
+
+    Example:
+        >>> seen, unseen = split_classes((images, labels), classes=range(7))
+    """
+    classes = list(classes) if not isinstance(classes, (int, np.integer)) else [classes]
+    if not classes:
+        raise ValueError("Argument `classes` must name at least one class. Received: classes=[]")
+    for value in classes:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(
+                f"Argument `classes` must hold integer class ids. Received: classes={classes!r}"
+            )
+    wanted = np.asarray(sorted({int(value) for value in classes}), np.int64)
+    if isinstance(dataset, tf.data.Dataset):
+        _check_dataset_spec(dataset, "dataset")
+        wanted_tensor = tf.constant(wanted)
+
+        def selected(image, label):
+            return tf.reduce_any(tf.equal(tf.cast(label, tf.int64), wanted_tensor))
+
+        return dataset.filter(selected), dataset.filter(lambda x, y: ~selected(x, y))
+    if not (isinstance(dataset, (tuple, list)) and len(dataset) == 2):
+        raise TypeError(
+            "Argument `dataset` must be a tuple `(images, labels)` of numpy arrays or a "
+            f"tf.data.Dataset of `(image, label)` examples. Received: dataset of type "
+            f"{type(dataset).__name__}"
+        )
+    images, labels = _check_arrays(dataset[0], dataset[1], "dataset")
+    mask = np.isin(labels, wanted)
+    if not mask.any():
+        raise ValueError(
+            f"No example is of the given classes; the labels are {np.unique(labels)[:20].tolist()}"
+            f". Received: classes={wanted.tolist()}"
+        )
+    return (images[mask], labels[mask]), (images[~mask], labels[~mask])

@@ -1,0 +1,201 @@
+"""One `fit` step under MirroredStrategy over N logical CPUs versus the default strategy.
+
+Run by tests/test_equivalence.py in its own process (logical devices must be configured
+before TensorFlow initialises). Prints one JSON line `EQUIVALENCE {...}` with the measured
+differences; the test asserts on them.
+
+Usage: python equivalence.py MODEL [REPLICAS ...]
+    MODEL: simclr, simsiam or siamese (triplets mined over the global batch); REPLICAS: 2 4.
+"""
+
+import json
+import os
+import sys
+
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+MAX_DEVICES = 4
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * MAX_DEVICES
+)
+
+import keras  # noqa: E402
+from conftest import random_images, tiny_encoder  # noqa: E402
+
+import keras_siamese as ks  # noqa: E402
+from keras_siamese import distribute  # noqa: E402
+
+GLOBAL_BATCH = 16
+LEARNING_RATE = 0.1  # the step moves the weights by up to ~20% of their norm
+
+
+class FlipSecondHalf(keras.layers.Layer):
+    """A deterministic two-view "augmenter": rescales, and mirrors the second half of the batch.
+
+    The base calls the augmenter once on `concat([images, images])`, so the views are the
+    images and their mirror images, identical on every replica and on one device.
+    """
+
+    def call(self, images, training=None):
+        images = tf.cast(images, tf.float32) / 255.0
+        first, second = tf.split(images, 2, axis=0)
+        return tf.concat([first, tf.reverse(second, axis=[2])], axis=0)
+
+
+def build_simclr(sync_batch_norm):
+    return ks.SimCLR(
+        tiny_encoder(),
+        augmenter=FlipSecondHalf(),
+        projection_dims=(16, 8),
+        temperature=0.5,
+        sync_batch_norm=sync_batch_norm,
+    )
+
+
+def build_simsiam(sync_batch_norm):
+    encoder = tiny_encoder()
+    if sync_batch_norm:  # SimSiam's flag synchronises its heads; the encoder is converted here.
+        distribute.convert_to_sync_batch_norm(encoder)
+    return ks.models.SimSiam(
+        encoder,
+        augmenter=FlipSecondHalf(),
+        projection_dim=16,
+        projection_layers=2,
+        predictor_hidden_dim=8,
+        sync_batch_norm=sync_batch_norm,
+    )
+
+
+def build_siamese(sync_batch_norm):
+    encoder = tiny_encoder()
+    if sync_batch_norm:
+        distribute.convert_to_sync_batch_norm(encoder)
+    return ks.models.SiameseNetwork(encoder, loss="triplet", embedding_dim=8)
+
+
+BUILDERS = {"simclr": build_simclr, "simsiam": build_simsiam, "siamese": build_siamese}
+
+
+def global_batches(kind):
+    """One global batch: images for the two-view models, (images, labels) for triplets."""
+    images = random_images(GLOBAL_BATCH, (16, 16, 1), seed=1)
+    if kind == "siamese":
+        # Four classes spread over every replica's share: P x K = 4 x 4.
+        labels = np.arange(GLOBAL_BATCH) % 4
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices(images)
+    return dataset.batch(GLOBAL_BATCH, drop_remainder=True)
+
+
+def train_one_step(kind, strategy, initial_weights, sync_batch_norm=True):
+    """Builds under `strategy`, loads `initial_weights`, fits one step; returns loss, weights."""
+    with strategy.scope():
+        model = BUILDERS[kind](sync_batch_norm)
+        model.set_weights(initial_weights)
+        model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE))
+    history = model.fit(global_batches(kind), epochs=1, verbose=0)
+    report = distribute.distribution_report(model, GLOBAL_BATCH)
+    return history.history["loss"][0], model.get_weights(), report
+
+
+def relative_difference(value, expected):
+    """||value - expected|| / ||expected|| (0 when both are zero)."""
+    scale = float(np.linalg.norm(expected))
+    difference = float(np.linalg.norm(value - expected))
+    return difference / scale if scale > 0 else difference
+
+
+def flat(weights):
+    return np.concatenate([np.ravel(weight) for weight in weights])
+
+
+def weight_differences(weights, reference, initial):
+    """Relative differences of all weights, and of the step's updates, as single vectors.
+
+    Also lists the variables whose elements are not within 1e-4 relative (+ 1e-6 absolute,
+    for values that are float32 noise around zero, e.g. a BatchNorm offset whose gradient
+    is zero in exact arithmetic) of the reference: the global norm must not hide one bad
+    variable.
+    """
+    relative = relative_difference(flat(weights), flat(reference))
+    update = relative_difference(flat(weights) - flat(initial), flat(reference) - flat(initial))
+    not_close = [
+        index
+        for index, (value, expected) in enumerate(zip(weights, reference, strict=True))
+        if not np.allclose(value, expected, rtol=1e-4, atol=1e-6)
+    ]
+    return relative, update, not_close
+
+
+def new_mirrored_strategy(devices):
+    """A MirroredStrategy with its own collective group keys.
+
+    Every MirroredStrategy numbers its collective groups from 1: a second strategy over
+    another number of devices in the same process would join the first one's groups and
+    fail. TensorFlow's own tests offset the keys through this class attribute.
+    """
+    tf.distribute.MirroredStrategy._collective_key_base += 1000
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def main(kind, counts):
+    keras.utils.set_random_seed(0)
+    initial = BUILDERS[kind](True).get_weights()
+    devices = [device.name for device in tf.config.list_logical_devices("CPU")]
+    default = tf.distribute.get_strategy()
+    loss, reference, _ = train_one_step(kind, default, initial)
+    update = relative_difference(flat(initial), flat(reference))
+    results = {"model": kind, "reference_loss": loss, "relative_update": update}
+
+    for count in counts:
+        strategy = new_mirrored_strategy(devices[:count])
+        replica_loss, weights, report = train_one_step(kind, strategy, initial)
+        relative, update, not_close = weight_differences(weights, reference, initial)
+        results[f"replicas_{count}"] = {
+            "loss_difference": abs(replica_loss - loss),
+            "weights_relative_difference": relative,
+            "updates_relative_difference": update,
+            "variables_not_close": not_close,
+            "report": {
+                "replicas": report.replicas,
+                "per_replica_batch_size": report.per_replica_batch_size,
+                "negatives_per_anchor": report.negatives_per_anchor,
+                "local_batch_norm": list(report.local_batch_norm),
+                "warnings": list(report.warnings),
+            },
+        }
+
+    # Controls that must differ, so the comparison above can fail.
+    strategy = new_mirrored_strategy(devices[:2])
+    unsynchronized_loss, weights, report = train_one_step(
+        kind, strategy, initial, sync_batch_norm=False
+    )
+    results["without_sync_batch_norm"] = {
+        "loss_difference": abs(unsynchronized_loss - loss),
+        "weights_relative_difference": weight_differences(weights, reference, initial)[0],
+        "warnings": list(report.warnings),
+    }
+    if kind in ("simclr", "siamese"):
+        # Without the gather each replica contrasts (or mines) its anchors within its share.
+        gathering = distribute.in_replica_context
+        distribute.in_replica_context = lambda: False
+        try:
+            local_loss, weights, _ = train_one_step(kind, strategy, initial)
+        finally:
+            distribute.in_replica_context = gathering
+        results["without_all_gather"] = {
+            "loss_difference": abs(local_loss - loss),
+            "weights_relative_difference": weight_differences(weights, reference, initial)[0],
+        }
+    print("EQUIVALENCE " + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], [int(count) for count in sys.argv[2:]] or [2, 4])

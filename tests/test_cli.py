@@ -1,0 +1,315 @@
+"""The command line: help, flag validation before training, and train -> resume -> evaluate
+-> export end to end on a tiny budget."""
+
+import csv
+import json
+import os
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+from PIL import Image
+
+import keras_siamese as ks
+from keras_siamese import cli, plots
+from keras_siamese.cli import data, methods, run_dir, train_command, train_flags
+
+TINY = [
+    "--train_examples=128",
+    "--batch_size=32",
+    "--epochs=2",
+    "--encoder_width=4",
+    "--image_size=16",
+    "--projection_dims=32,16",
+    "--knn_memory_examples=128",
+    "--knn_query_examples=64",
+    "--knn_k=20",
+    "--strategy=default",
+    "--verbose=0",
+]
+
+
+def run_cli(*arguments):
+    return cli.main(["keras-siamese", *arguments])
+
+
+def only_error_line(capsys):
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def train_flag_values(*arguments):
+    values = flags.FlagValues()
+    train_flags.define_flags(values)
+    values(["train", *arguments])
+    return values
+
+
+# ----------------------------------------------------------------------------- help
+
+
+def test_main_help_names_every_command_and_method(capsys):
+    assert run_cli("--help") == 0
+    text = capsys.readouterr().out
+    for name in [*cli.COMMANDS, *methods.METHODS]:
+        assert name in text
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert run_cli() == 2
+    assert "commands:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "export"])
+def test_command_help_lists_every_flag_with_its_default(capsys, command):
+    assert run_cli(command, "--help") == 0
+    text = capsys.readouterr().out
+    values = flags.FlagValues()
+    cli.COMMANDS[command].define_flags(values)
+    assert text.startswith(f"usage: keras-siamese {command} ")
+    for name in values:
+        flag = values[name]
+        assert f"--{name}:" in text or f"--[no]{name}:" in text
+        assert f"(default: '{flag.default_as_str.strip(chr(39))}')" in text
+    defaults = [line for line in text.splitlines() if line.strip().startswith("(default: ")]
+    assert len(defaults) == len(list(values))
+    if command == "train":
+        for method in methods.METHODS:
+            assert method in text
+
+
+def test_help_command_form(capsys):
+    assert run_cli("help", "export") == 0
+    assert "--export_dir" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    "arguments, match",
+    [
+        (["trian"], "unknown command 'trian'.*Did you mean 'train'"),
+        (["train", "--method=byol"], "--method=byol: value should be one of"),
+        (["train", "--bogus=1"], "Unknown command line flag 'bogus'"),
+        (["train", "--epochs=0"], "--epochs=0"),
+        (["train", "extra"], "unexpected arguments"),
+        (["train", "--learning_rate=fast"], "--learning_rate must be 'auto' or a number"),
+        (["train", "--weight_decay=-1"], "--weight_decay must be 'auto' or a number >= 0"),
+        (["train", "--min_crop_area=0"], r"--min_crop_area must be in \(0, 1\]"),
+        (["train", "--projection_dims=512,x"], "--projection_dims must be positive integers"),
+        (["train", "--image_size=16", "--crop_size=24"], r"--image_size \(16\) is smaller"),
+        (["train", "--crop_size=32"], r"--image_size \(28x28\) is smaller than --crop_size"),
+        (["train", "--image_size=6"], "stem needs views of at least 8 pixels"),
+        (["train", "--dataset=fashion_mnits"], "Unknown dataset.*Received: name='fashion_mnits'"),
+        (["train", "--train_split=validation"], "`split` for 'fashion_mnist' must be"),
+        (["train", "--train_examples=100"], r"--batch_size \(256\) is larger than the 100"),
+        (["train", "--strategy=gpu:2"], "must be one of auto, default"),
+        (["train", "--method=siamese-triplet", "--classes_per_batch=11"], "exceeds the 10"),
+        (
+            ["train", "--method=siamese-triplet", "--batch_size=16", "--classes_per_batch=10"],
+            "at least 2 examples of each of the 10 classes",
+        ),
+    ],
+)
+def test_bad_train_flags_fail_with_one_line_before_training(capsys, tmp_path, arguments, match):
+    model_dir = tmp_path / "run"
+    if arguments[0] == "train":
+        arguments = [*arguments, f"--model_dir={model_dir}"]
+    assert run_cli(*arguments) == 2
+    assert re.search(match, only_error_line(capsys))
+    assert not os.path.exists(model_dir)
+
+
+@pytest.mark.parametrize(
+    "arguments, match",
+    [
+        (["train"], "--model_dir is required"),
+        (["evaluate"], "--model_dir is required"),
+        (["export", "--model_dir=/nonexistent/run"], "config.json does not exist"),
+        (["evaluate", "--knn_k=0"], "--knn_k=0"),
+    ],
+)
+def test_missing_run_directory_fails(capsys, arguments, match):
+    assert run_cli(*arguments) == 2
+    assert re.search(match, only_error_line(capsys))
+
+
+def test_triplets_need_a_labelled_dataset(capsys, tmp_path, monkeypatch):
+    def unlabelled(name):
+        raise ValueError(f"Dataset {name!r} has no class label feature 'label'.")
+
+    monkeypatch.setattr(ks.datasets, "num_classes", unlabelled)
+    model_dir = tmp_path / "run"
+    assert run_cli("train", "--method=siamese-triplet", f"--model_dir={model_dir}") == 2
+    assert "trains on labelled pairs or triplets" in only_error_line(capsys)
+    assert not os.path.exists(model_dir)
+
+
+def test_a_run_resumes_only_with_the_same_flags(capsys, tmp_path):
+    model_dir = tmp_path / "run"
+    os.makedirs(model_dir)
+    values = train_flag_values(f"--model_dir={model_dir}", "--epochs=3", "--strategy=default")
+    config = {name: values[name].value for name in values}
+    config["encoder_depth"] = int(config["encoder_depth"])
+    run_dir.write_json(str(model_dir / run_dir.CONFIG), config)
+    run_dir.write_json(str(model_dir / run_dir.TRAIN_RESULT), {"epochs": 3})
+    # Changing the schedule is refused; changing only the strategy is a resumption.
+    assert run_cli("train", f"--model_dir={model_dir}", "--epochs=2") == 2
+    assert "--epochs: 3 -> 2" in only_error_line(capsys)
+    assert run_cli("train", f"--model_dir={model_dir}", "--epochs=3", "--strategy=auto") == 0
+    assert "has finished; nothing to do" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+def resolved_config(method, *arguments, examples=128):
+    values = train_flag_values(f"--method={method}", "--model_dir=unused", *TINY, *arguments)
+    config = {name: values[name].value for name in values}
+    config["encoder_depth"] = int(config["encoder_depth"])
+    info = data.DatasetInfo("fashion_mnist", (28, 28, 1), 10, None, examples)
+    return train_command._resolve(config, info)
+
+
+@pytest.mark.parametrize(
+    "scaling, batch_size, expected", [("linear", 512, 1.2), ("sqrt", 1024, 1.2), ("none", 64, 0.6)]
+)
+def test_learning_rate_scaling(scaling, batch_size, expected):
+    config = resolved_config(
+        "simclr",
+        f"--learning_rate_scaling={scaling}",
+        f"--batch_size={batch_size}",
+        "--train_examples=0",
+        examples=10000,
+    )
+    assert config["resolved"]["peak_learning_rate"] == pytest.approx(expected)
+
+
+def test_resolve_derives_steps_warmup_and_recipes():
+    resolved = resolved_config("simsiam", "--warmup_fraction=0.25")["resolved"]
+    assert resolved["image_shape"] == [16, 16, 1] and resolved["stem"] == "small"
+    assert resolved["steps_per_epoch"] == 4 and resolved["total_steps"] == 8
+    assert resolved["warmup_steps"] == 2
+    assert resolved["learning_rate"] == methods.METHODS["simsiam"].learning_rate
+    triplet = resolved_config("siamese-triplet")["resolved"]
+    assert triplet["triplet_batch"] == (10, 3) and triplet["batch_size"] == 30
+
+
+@pytest.mark.parametrize("method", list(methods.METHODS))
+def test_every_method_builds_its_model_and_batches(method):
+    config = resolved_config(method)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (128, 16, 16, 1)).astype("uint8")
+    labels = np.arange(128) % 10
+    if methods.METHODS[method].needs_labels:
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices(images)
+    batches = methods.training_data(config, dataset)
+    model = methods.build_model(config)
+    model.compile(optimizer=methods.build_optimizer(config))
+    batch = next(iter(batches))
+    if method == "siamese-contrastive":
+        (images_a, _), pair_labels = batch
+        assert images_a.shape == (32, 16, 16, 1) and pair_labels.shape == (32,)
+    elif method == "siamese-triplet":
+        assert batch[0].shape == (30, 16, 16, 1)
+    else:
+        assert batch.shape == (32, 16, 16, 1)
+    assert int(batches.cardinality()) == config["resolved"]["steps_per_epoch"]
+    assert model(images[:2]).shape[0] == 2
+    if method == "simsiam":
+        assert isinstance(model.optimizer, ks.optimizers.SplitOptimizer)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+class Preempted(Exception):
+    pass
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Kills training after the first epoch's checkpoints, as a pre-emption would."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise Preempted(f"after epoch {epoch}")
+
+
+def history_epochs(model_dir):
+    with open(model_dir / run_dir.HISTORY, newline="") as file:
+        return [int(row["epoch"]) for row in csv.DictReader(file)]
+
+
+@pytest.mark.slow
+def test_train_resume_evaluate_export(capsys, tmp_path, monkeypatch):
+    model_dir = tmp_path / "run"
+    train = ["train", "--method=simclr", f"--model_dir={model_dir}", *TINY]
+    make_callbacks = train_command._callbacks
+    monkeypatch.setattr(
+        train_command, "_callbacks", lambda *args: [*make_callbacks(*args), Interrupt()]
+    )
+    with pytest.raises(Preempted):
+        run_cli(*train)
+    assert os.path.isdir(model_dir / run_dir.BACKUP)
+    assert not os.path.exists(model_dir / run_dir.TRAIN_RESULT)
+    assert history_epochs(model_dir) == [0]
+    config = json.loads((model_dir / run_dir.CONFIG).read_text())
+    assert config["method"] == "simclr" and config["resolved"]["steps_per_epoch"] == 4
+    assert "Resolved configuration" in capsys.readouterr().out
+
+    monkeypatch.undo()
+    assert run_cli(*train) == 0  # Resumes at the second epoch.
+    assert history_epochs(model_dir) == [0, 1]
+    assert not os.path.exists(model_dir / run_dir.BACKUP)
+    result = json.loads((model_dir / run_dir.TRAIN_RESULT).read_text())
+    assert result["epochs"] == 2 and 0.0 <= result["final"]["val_knn_accuracy"] <= 1.0
+    assert os.listdir(model_dir / run_dir.LOGS / "train")
+    assert Image.open(model_dir / run_dir.PLOTS / "training_curves.png").size == (
+        plots.curve_figure_pixels(4)
+    )
+    assert run_cli(*train) == 0
+    assert "has finished; nothing to do" in capsys.readouterr().out
+
+    evaluate = [f"--model_dir={model_dir}", "--memory_examples=200", "--test_examples=100"]
+    evaluate += ["--linear_probe_epochs=3", "--plot_points=40", "--knn_k=20", "--noprogress"]
+    assert run_cli("evaluate", *evaluate) == 0
+    results = json.loads((model_dir / run_dir.EVAL).read_text())
+    assert results["memory_examples"] == 200 and results["test_examples"] == 100
+    assert 0.0 <= results["knn"]["top1"] <= 1.0 and 0.0 <= results["linear_probe"]["top1"] <= 1.0
+    plots_dir = model_dir / run_dir.PLOTS
+    assert Image.open(plots_dir / "retrieval_grid.png").size == plots.grid_figure_pixels(8, 8)
+    assert Image.open(plots_dir / "embedding_map.png").size == (700, 600)
+    tensors = np.loadtxt(model_dir / run_dir.LOGS / plots.PROJECTOR_TENSORS, delimiter="\t")
+    assert tensors.shape == (40, 32)  # 40 points of the resnet10 width-4 representation.
+
+    export_dir = tmp_path / "saved_models" / "tiny"
+    assert (
+        run_cli(
+            "export", f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--warmup=false"
+        )
+        == 0
+    )
+    assert os.path.isfile(export_dir / "1" / "saved_model.pb")
+    served = ks.export.load_for_inference(str(export_dir))
+    images, _ = ks.datasets.load_arrays("fashion_mnist", "test[:4]")
+    images = tf.image.resize(images, (16, 16), antialias=True).numpy().round().astype("uint8")
+    trained = keras.saving.load_model(model_dir / run_dir.MODEL)
+    expected = tf.math.l2_normalize(trained(images), axis=1).numpy()
+    np.testing.assert_allclose(served.embed(images), expected, atol=1e-4)
+    assert (
+        run_cli(
+            "export",
+            f"--model_dir={model_dir}",
+            f"--export_dir={export_dir}",
+            "--version=1",
+            "--warmup=false",
+        )
+        == 2
+    )
+    assert "already exists" in only_error_line(capsys)

@@ -1,0 +1,95 @@
+"""A distributed training step equals the one-device step on the same global batch.
+
+Each check runs tests/scripts/equivalence.py in its own process (logical CPU devices stand
+in for replicas and must be configured before TensorFlow initialises): one `fit` step of a
+model with synchronised BatchNorm under MirroredStrategy over 2 and 4 logical CPUs, against
+the default strategy, from the same weights, on the same global batch, with a deterministic
+augmenter. Controls show the comparison can fail: per-replica BatchNorm, and SimCLR without
+the cross-replica gather of negatives, give other losses and weights.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "equivalence.py")
+MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "keras_siamese", "models")
+LOSS_TOLERANCE = 1e-5
+WEIGHTS_TOLERANCE = 1e-5  # ||W - W_ref|| / ||W_ref|| over all weights after the step
+UPDATES_TOLERANCE = 1e-4  # the same on the step's update (learning rate x gradients)
+GLOBAL_BATCH = 16
+
+
+def run_equivalence(model: str) -> dict:
+    environment = dict(os.environ, CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
+    result = subprocess.run(
+        [sys.executable, SCRIPT, model, "2", "4"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=environment,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("EQUIVALENCE ")]
+    assert len(lines) == 1, result.stdout[-3000:]
+    results = json.loads(lines[0].removeprefix("EQUIVALENCE "))
+    print(json.dumps(results, indent=2))  # the measured deltas, shown with `pytest -s`
+    return results
+
+
+def check_replicated_matches(results: dict, negatives: int | None) -> None:
+    # The reference step must really move the weights, or equal weights would prove nothing.
+    assert results["relative_update"] > 1e-3
+    for count in (2, 4):
+        replicated = results[f"replicas_{count}"]
+        assert replicated["loss_difference"] < LOSS_TOLERANCE, replicated
+        assert replicated["weights_relative_difference"] < WEIGHTS_TOLERANCE, replicated
+        assert replicated["updates_relative_difference"] < UPDATES_TOLERANCE, replicated
+        # Every variable within 1e-4 relative (1e-6 absolute): no bad variable hides in the norm.
+        assert replicated["variables_not_close"] == [], replicated
+        report = replicated["report"]
+        assert report["replicas"] == count
+        assert report["per_replica_batch_size"] == GLOBAL_BATCH // count
+        assert report["negatives_per_anchor"] == negatives
+        assert report["local_batch_norm"] == []
+        assert report["warnings"] == []
+    control = results["without_sync_batch_norm"]
+    assert control["weights_relative_difference"] > 10 * UPDATES_TOLERANCE, control
+    assert any("BatchNorm" in warning for warning in control["warnings"]), control
+
+
+@pytest.mark.slow
+def test_simclr_step_on_2_and_4_replicas_equals_one_device():
+    results = run_equivalence("simclr")
+    check_replicated_matches(results, negatives=2 * GLOBAL_BATCH - 2)
+    # Without the all_gather each replica sees only its own negatives: another loss.
+    control = results["without_all_gather"]
+    assert control["loss_difference"] > 1e-2, control
+    assert control["weights_relative_difference"] > 10 * UPDATES_TOLERANCE, control
+    assert results["without_sync_batch_norm"]["loss_difference"] > 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.path.exists(os.path.join(MODELS_DIR, "simsiam.py")), reason="SimSiam not written yet"
+)
+def test_simsiam_step_on_2_and_4_replicas_equals_one_device():
+    results = run_equivalence("simsiam")
+    check_replicated_matches(results, negatives=None)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.path.exists(os.path.join(MODELS_DIR, "siamese.py")), reason="SiameseNetwork not written"
+)
+def test_triplet_siamese_step_on_2_and_4_replicas_equals_one_device():
+    results = run_equivalence("siamese")
+    # SiameseNetwork has no negatives_per_anchor: the report shows no count.
+    check_replicated_matches(results, negatives=None)
+    # Without the gather each replica mines triplets within its own share of the batch.
+    control = results["without_all_gather"]
+    assert control["loss_difference"] > 1e-4, control
+    assert control["weights_relative_difference"] > 10 * UPDATES_TOLERANCE, control
