@@ -10,6 +10,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[cpu,dev]"
+	# TF Serving's protos for the warm-up file; --no-deps because the package
+	# declares the full `tensorflow`, which would install a second TensorFlow.
+	$(PY) -m pip install --quiet --no-deps tensorflow-serving-api
 	touch $@
 
 install: $(VENV)/.installed

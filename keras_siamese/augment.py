@@ -30,34 +30,50 @@ _GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 
 
 def _as_size(image_size) -> tuple[int, int]:
-    if isinstance(image_size, int):
+    if isinstance(image_size, int) and not isinstance(image_size, bool):
         image_size = (image_size, image_size)
-    image_size = tuple(image_size)
-    if len(image_size) != 2 or any(not isinstance(d, int) or d < 1 for d in image_size):
+    try:
+        size = tuple(image_size)
+    except TypeError:
+        size = ()
+    if len(size) != 2 or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in size):
         raise ValueError(
             "Argument `image_size` must be a positive int or (height, width). "
             f"Received: image_size={image_size!r}"
         )
-    return image_size
+    return size
+
+
+def _as_float(value) -> float:
+    """`float(value)`, or NaN (which fails every range check) for non-numbers."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _check_range(name: str, value, low: float, high: float) -> tuple[float, float]:
-    value = tuple(float(v) for v in value)
-    if len(value) != 2 or not low <= value[0] <= value[1] <= high:
+    try:
+        pair = tuple(_as_float(v) for v in value)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2 or not low <= pair[0] <= pair[1] <= high:
         raise ValueError(
             f"Argument `{name}` must be (min, max) with {low} <= min <= max <= {high}. "
             f"Received: {name}={value!r}"
         )
-    return value
+    return pair
 
 
 def _check_probability(name: str, value: float) -> float:
-    if not 0.0 <= float(value) <= 1.0:
+    if not 0.0 <= _as_float(value) <= 1.0:
         raise ValueError(f"Argument `{name}` must be in [0, 1]. Received: {name}={value!r}")
     return float(value)
 
 
 def _grayscale(images):
+    if images.shape[-1] == 1:  # already one intensity channel
+        return images
     weights = tf.constant(_GRAY_WEIGHTS, images.dtype)
     return tf.reduce_sum(images * weights, axis=-1, keepdims=True)
 
@@ -205,11 +221,12 @@ class SimCLRAugmenter(keras.layers.Layer):
         **kwargs,
     ):
         image_size = _as_size(image_size)
-        if channels not in (1, 3):
+        if isinstance(channels, bool) or channels not in (1, 3):
             raise ValueError(f"Argument `channels` must be 1 or 3. Received: channels={channels!r}")
-        if not 0.0 <= float(strength) <= 1.25:
+        if not 0.0 <= _as_float(strength) <= 1.25:
             raise ValueError(
-                f"Argument `strength` must be in [0, 1.25] (0.8·s <= 1). Received: strength={strength!r}"
+                "Argument `strength` must be in [0, 1.25] (0.8·s <= 1). "
+                f"Received: strength={strength!r}"
             )
         crop_area = _check_range("crop_area", crop_area, 1e-3, 1.0)
         jitter_probability = _check_probability("jitter_probability", jitter_probability)

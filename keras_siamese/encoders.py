@@ -6,6 +6,7 @@ An encoder is any `keras.Model` that maps float32 images in [0, 1] of a fixed sh
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import keras
@@ -35,7 +36,8 @@ def _basic_block(x, filters, strides, name):
     y = _conv_bn(y, filters, 3, 1, f"{name}_2", activation=False)
     if strides != 1 or x.shape[-1] != filters:
         shortcut = _conv_bn(x, filters, 1, strides, f"{name}_shortcut", activation=False)
-    return keras.layers.ReLU(name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([y, shortcut]))
+    added = keras.layers.Add(name=f"{name}_add")([y, shortcut])
+    return keras.layers.ReLU(name=f"{name}_out")(added)
 
 
 def _bottleneck_block(x, filters, strides, name):
@@ -45,7 +47,8 @@ def _bottleneck_block(x, filters, strides, name):
     y = _conv_bn(y, 4 * filters, 1, 1, f"{name}_3", activation=False)
     if strides != 1 or x.shape[-1] != 4 * filters:
         shortcut = _conv_bn(x, 4 * filters, 1, strides, f"{name}_shortcut", activation=False)
-    return keras.layers.ReLU(name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([y, shortcut]))
+    added = keras.layers.Add(name=f"{name}_add")([y, shortcut])
+    return keras.layers.ReLU(name=f"{name}_out")(added)
 
 
 def resnet(
@@ -83,18 +86,25 @@ def resnet(
         >>> encoder.output_shape
         (None, 128)
     """
-    if depth not in _BLOCKS:
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth not in _BLOCKS:
         raise ValueError(
             f"Argument `depth` must be one of {sorted(_BLOCKS)}. Received: depth={depth!r}"
         )
-    if not isinstance(width, int) or width < 1:
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"Argument `width` must be a positive integer. Received: width={width!r}")
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 3 or any(not isinstance(d, int) or d < 1 for d in input_shape):
+    received = input_shape
+    try:
+        input_shape = tuple(input_shape)
+    except TypeError:
+        input_shape = ()
+    if len(input_shape) != 3 or any(
+        isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in input_shape
+    ):
         raise ValueError(
             "Argument `input_shape` must be (height, width, channels) of positive integers. "
-            f"Received: input_shape={input_shape!r}"
+            f"Received: input_shape={received!r}"
         )
+    depth = int(depth)
     inputs = keras.Input(input_shape, name="images")
     if small_images:
         x = _conv_bn(inputs, width, 3, 1, "stem")

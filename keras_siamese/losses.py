@@ -668,11 +668,11 @@ def triplet_loss(
         margin: the margin `alpha` (>= 0; FaceNet uses 0.2 on unit-norm embeddings).
         mining: `"semi-hard"`, `"hard"` or `"all"`.
         distance: `"euclidean"` or `"cosine"` (`keras_siamese.similarity`).
-        return_details: if True, also return a dict of float32 scalars: `mined` (valid
-            anchors, pairs or triplets of the whole batch), `fraction_active` (fraction of
-            the mined triplets of this replica with a positive loss), `positive_distance`
-            and `negative_distance` (mean distances of this replica's anchors to their
-            positives and negatives).
+        return_details: if True, also return a dict of float32 scalars about this
+            replica's anchors: `mined` (their valid anchors, anchor-positive pairs or
+            triplets), `fraction_active` (the fraction of those with a positive loss),
+            `positive_distance` and `negative_distance` (their mean distances to their
+            positives and negatives). No collective op is spent on them.
 
     Returns:
         The scalar float32 loss, or `(loss, details)` with `return_details=True`.
@@ -702,7 +702,7 @@ def triplet_loss(
     if not return_details:
         return loss
     return loss, {
-        "mined": _global_sum(terms["mined"]),
+        "mined": terms["mined"],
         "fraction_active": tf.math.divide_no_nan(terms["active"], terms["mined"]),
         "positive_distance": terms["positive_distance"],
         "negative_distance": terms["negative_distance"],

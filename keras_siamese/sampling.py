@@ -217,6 +217,7 @@ def make_pairs(
             deterministic=True,
         )
         .unbatch()
+        .apply(tf.data.experimental.assert_cardinality(count))  # so fit() knows the epoch
     )
 
 

@@ -60,8 +60,9 @@ def analytic_inception_crop_mean_area(area, log_aspect, tries=10):
     fit_given_a = np.clip(np.minimum(bound, high) - np.maximum(-bound, low), 0.0, None) / (
         high - low
     )
-    p_fit = np.trapezoid(fit_given_a, a) / (area[1] - area[0])
-    mean_area_given_fit = np.trapezoid(a * fit_given_a, a) / np.trapezoid(fit_given_a, a)
+    # Means over the uniform grid are the integrals divided by the length of `area`.
+    p_fit = fit_given_a.mean()
+    mean_area_given_fit = (a * fit_given_a).mean() / p_fit
     p_fallback = (1.0 - p_fit) ** tries
     return (1.0 - p_fallback) * mean_area_given_fit + p_fallback * 1.0
 
@@ -414,6 +415,14 @@ def test_factories():
         ({"image_size": 0}, r"`image_size`.*Received: image_size=\(0, 0\)"),
         ({"image_size": (16,)}, r"`image_size`.*Received"),
         ({"image_size": (16.0, 16)}, r"`image_size`.*Received"),
+        ({"image_size": None}, r"`image_size`.*Received: image_size=None"),
+        ({"image_size": True}, r"`image_size`.*Received: image_size=True"),
+        ({"channels": True}, r"`channels`.*Received: channels=True"),
+        ({"crop_area": 0.5}, r"`crop_area`.*Received: crop_area=0.5"),
+        ({"crop_area": ("a", 1.0)}, r"`crop_area`.*Received: crop_area=\('a', 1.0\)"),
+        ({"jitter_probability": "high"}, r"`jitter_probability`.*Received"),
+        ({"jitter_probability": None}, r"`jitter_probability`.*Received"),
+        ({"strength": "strong"}, r"`strength`.*Received: strength='strong'"),
     ],
 )
 def test_bad_arguments_raise(arguments, match):

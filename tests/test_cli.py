@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import re
+import runpy
 
 import keras
 import numpy as np
@@ -80,6 +81,18 @@ def test_command_help_lists_every_flag_with_its_default(capsys, command):
     if command == "train":
         for method in methods.METHODS:
             assert method in text
+
+
+def test_console_script_and_module_entry_points(capsys, monkeypatch):
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "keras-siamese"]
+    assert script.load() is cli.run
+    monkeypatch.setattr("sys.argv", ["keras-siamese", "evaluate", "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module("keras_siamese", run_name="__main__")
+    assert exit_info.value.code == 0
+    assert "usage: keras-siamese evaluate --model_dir=DIR" in capsys.readouterr().out
 
 
 def test_help_command_form(capsys):
@@ -196,8 +209,11 @@ def test_resolve_derives_steps_warmup_and_recipes():
     assert resolved["steps_per_epoch"] == 4 and resolved["total_steps"] == 8
     assert resolved["warmup_steps"] == 2
     assert resolved["learning_rate"] == methods.METHODS["simsiam"].learning_rate
+    assert resolved["optimizer"] == "sgd"
     triplet = resolved_config("siamese-triplet")["resolved"]
     assert triplet["triplet_batch"] == (10, 3) and triplet["batch_size"] == 30
+    assert triplet["optimizer"] == "adam" and triplet["weight_decay"] == 0.0
+    assert resolved_config("siamese-triplet", "--optimizer=lars")["resolved"]["optimizer"] == "lars"
 
 
 @pytest.mark.parametrize("method", list(methods.METHODS))
@@ -282,6 +298,9 @@ def test_train_resume_evaluate_export(capsys, tmp_path, monkeypatch):
     results = json.loads((model_dir / run_dir.EVAL).read_text())
     assert results["memory_examples"] == 200 and results["test_examples"] == 100
     assert 0.0 <= results["knn"]["top1"] <= 1.0 and 0.0 <= results["linear_probe"]["top1"] <= 1.0
+    retrieval = results["retrieval"]
+    assert retrieval["distance"] == "cosine" and retrieval["queries"] == 100
+    assert 0.0 <= retrieval["map@r"] <= 1.0 and retrieval["precision@1"] == retrieval["recall@1"]
     plots_dir = model_dir / run_dir.PLOTS
     assert Image.open(plots_dir / "retrieval_grid.png").size == plots.grid_figure_pixels(8, 8)
     assert Image.open(plots_dir / "embedding_map.png").size == (700, 600)
@@ -289,27 +308,15 @@ def test_train_resume_evaluate_export(capsys, tmp_path, monkeypatch):
     assert tensors.shape == (40, 32)  # 40 points of the resnet10 width-4 representation.
 
     export_dir = tmp_path / "saved_models" / "tiny"
-    assert (
-        run_cli(
-            "export", f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--warmup=false"
-        )
-        == 0
-    )
+    export = ["export", f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--warmup=false"]
+    assert run_cli(*export, "--gallery_examples=20", "--top_k=3", "--calibration_pairs=40") == 0
     assert os.path.isfile(export_dir / "1" / "saved_model.pb")
     served = ks.export.load_for_inference(str(export_dir))
+    assert {"serving_default", "search", "verify"} <= set(served.signatures)
     images, _ = ks.datasets.load_arrays("fashion_mnist", "test[:4]")
     images = tf.image.resize(images, (16, 16), antialias=True).numpy().round().astype("uint8")
     trained = keras.saving.load_model(model_dir / run_dir.MODEL)
     expected = tf.math.l2_normalize(trained(images), axis=1).numpy()
     np.testing.assert_allclose(served.embed(images), expected, atol=1e-4)
-    assert (
-        run_cli(
-            "export",
-            f"--model_dir={model_dir}",
-            f"--export_dir={export_dir}",
-            "--version=1",
-            "--warmup=false",
-        )
-        == 2
-    )
+    assert run_cli(*export, "--version=1") == 2
     assert "already exists" in only_error_line(capsys)

@@ -255,3 +255,36 @@ def test_fit_prints_the_report_unless_silent(capsys):
     assert model.distribution_report().global_batch_size == 4
     model.fit(dataset, epochs=1, verbose=0)
     assert "Distribution report" not in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------- Keras multi-worker workarounds
+# (the multi-worker paths run in tests/test_multi_worker.py, on uint8 images)
+
+
+def test_collective_safe_leaves_single_worker_inputs_alone():
+    dataset = tf.data.Dataset.from_tensor_slices(random_images(4)).batch(2)
+    assert distribute.collective_safe(dataset) is dataset
+    images = random_images(4)
+    assert distribute.collective_safe(images) is images
+    assert distribute.collective_safe(None) is None
+
+
+@pytest.mark.parametrize(
+    ("dtype", "expected"),
+    [
+        (tf.uint8, tf.int32),
+        (tf.int16, tf.int32),
+        (tf.uint32, tf.int64),
+        (tf.int64, tf.int64),
+        (tf.float32, tf.float32),
+        (tf.bool, tf.bool),
+    ],
+)
+def test_collective_dtypes(dtype, expected):
+    cast = distribute._collective_dtype(tf.zeros((2,), dtype))
+    assert cast.dtype == expected
+
+
+def test_step_logs_are_unchanged_on_one_worker():
+    logs = {"loss": tf.constant(1.5), "vector": tf.ones((2,))}
+    assert distribute.step_logs(logs) == logs

@@ -115,11 +115,20 @@ def test_stem_downsampling(small_images, stem_size, final_size):
         ({"input_shape": (32, 32)}, r"`input_shape`.*Received: input_shape=\(32, 32\)"),
         ({"input_shape": (32, 0, 3)}, r"`input_shape`.*Received: input_shape=\(32, 0, 3\)"),
         ({"input_shape": (32, None, 3)}, r"`input_shape`.*Received"),
+        ({"input_shape": None}, r"`input_shape`.*Received: input_shape=None"),
+        ({"depth": 10.0}, r"`depth`.*Received: depth=10.0"),
+        ({"depth": True}, r"`depth`.*Received: depth=True"),
+        ({"width": True}, r"`width`.*Received: width=True"),
     ],
 )
 def test_resnet_bad_arguments_raise(arguments, match):
     with pytest.raises(ValueError, match=match):
         encoders.resnet(**{"depth": 10, "input_shape": (32, 32, 3), "width": 4, **arguments})
+
+
+def test_resnet_accepts_numpy_integer_depth():
+    encoder = encoders.resnet(depth=np.int64(10), input_shape=(8, 8, 1), width=2)
+    assert encoder.name == "resnet10"
 
 
 # ---------------------------------------------------------------------------------------
@@ -162,3 +171,6 @@ def test_adapt_encoder_bad_encoders_raise():
     rank3 = keras.Model(images, keras.layers.Reshape((16, 1))(images))
     with pytest.raises(ValueError, match=r"encoder.output_shape=\(None, 16, 1\)"):
         encoders.adapt_encoder(rank3)
+    unbuilt = keras.Sequential([keras.layers.Conv2D(4, 3)], name="unbuilt")
+    with pytest.raises(ValueError, match=r"built model.*Received: encoder='unbuilt'"):
+        encoders.adapt_encoder(unbuilt)

@@ -12,7 +12,6 @@ import pytest
 import tensorflow as tf
 from conftest import random_images, tiny_encoder
 
-from keras_siamese import export
 from keras_siamese.export import InferenceModel, export_for_serving, load_for_inference
 
 IMAGE_SHAPE = (16, 16, 1)
@@ -103,29 +102,6 @@ def run_fresh_python(arguments, cwd):
         text=True,
         timeout=180,
     )
-
-
-# Run by a fresh interpreter: argv = version_dir, images.npy, expected.npy.
-KERAS_FREE_SERVING = """
-import sys
-for name in ("keras", "tf_keras", "keras_siamese"):
-    sys.modules[name] = None  # importing it now raises ImportError
-import numpy as np
-import tensorflow as tf
-loaded = tf.saved_model.load(sys.argv[1])
-images = np.load(sys.argv[2])
-serving = loaded.signatures["serving_default"]
-embedding = serving(images=tf.constant(images))["embedding"].numpy()
-assert embedding.dtype == np.float32, embedding.dtype
-np.testing.assert_allclose(embedding, np.load(sys.argv[3]), atol=1e-5, rtol=0)
-ours = ("keras", "tf_keras", "keras_siamese")
-loaded_modules = sorted(
-    name for name, module in sys.modules.items()
-    if module is not None and name.split(".")[0] in ours
-)
-assert not loaded_modules, loaded_modules
-print("served", embedding.shape)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -224,47 +200,6 @@ def test_l2_normalisation_analytic_cases(tmp_path, representation, embedding):
     version_dir = export_for_serving(keras.Model(inputs, features), tmp_path)
     result = load_for_inference(version_dir).embed(random_images(2, IMAGE_SHAPE))
     np.testing.assert_allclose(result, np.array([embedding, embedding], np.float32), atol=1e-6)
-
-
-def test_reload_in_a_process_without_keras(exported):
-    """The export serves in a process where keras and keras_siamese cannot even be imported.
-
-    `import tensorflow` (2.21) itself imports `keras.src.optimizers` when Keras is installed,
-    so a plain `"keras" not in sys.modules` can never hold. Instead the child makes `keras`,
-    `tf_keras` and `keras_siamese` unimportable before importing TensorFlow (TensorFlow
-    tolerates a missing Keras), loads and runs the export, and checks that no module of
-    theirs was loaded. This is stronger: the export works with no Keras at all.
-    """
-    result = run_fresh_python(
-        [
-            sys.executable,
-            "-c",
-            KERAS_FREE_SERVING,
-            exported.version_dir,
-            str(exported.directory / "images.npy"),
-            str(exported.directory / "expected.npy"),
-        ],
-        cwd=exported.directory,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "served (5, 16)" in result.stdout
-
-
-def test_saved_model_cli_show_lists_serving_default(exported):
-    result = run_fresh_python(
-        saved_model_cli() + ["show", "--dir", exported.version_dir, "--all"],
-        cwd=exported.directory,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    output = result.stdout
-    signature = output[output.index("signature_def['serving_default']") :]
-    signature = signature[: signature.index("Method name is")]
-    assert "inputs['images']" in signature
-    assert "dtype: DT_UINT8" in signature
-    assert "shape: (-1, 16, 16, 1)" in signature
-    assert "outputs['embedding']" in signature
-    assert "dtype: DT_FLOAT" in signature
-    assert "shape: (-1, 16)" in signature
 
 
 def test_saved_model_cli_run_answers(exported, tmp_path):

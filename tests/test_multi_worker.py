@@ -105,8 +105,12 @@ def test_two_workers_end_with_the_weights_of_one_process(tmp_path):
         assert info["replicas"] == 2 and info["workers"] == 2
         assert info["per_replica_batch_size"] == reference_info["per_replica_batch_size"] // 2
         np.testing.assert_allclose(info["loss"], reference_info["loss"], rtol=1e-5)
-        for value, expected in zip(weights, reference, strict=True):
-            assert relative_difference(value, expected) < WEIGHTS_TOLERANCE
+        differences = [
+            relative_difference(value, expected)
+            for value, expected in zip(weights, reference, strict=True)
+        ]
+        print(f"largest per-variable relative difference to one process: {max(differences):.2e}")
+        assert max(differences) < WEIGHTS_TOLERANCE
     for value, other in zip(first[0], second[0], strict=True):
         np.testing.assert_array_equal(value, other)
     assert [first[1]["chief"], second[1]["chief"]] == [True, False]

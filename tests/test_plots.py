@@ -164,7 +164,7 @@ def test_projector_files_parse_as_tensorboard_reads_them(tmp_path):
 
 
 def test_projector_sprite_is_scaled_to_tensorboards_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(plots, "MAX_SPRITE_SIDE", 40)
+    monkeypatch.setattr(plots.projector, "MAX_SPRITE_SIDE", 40)
     images = np.zeros((9, 28, 28, 1), "uint8")
     plots.projector_files(np.eye(9), np.arange(9), images, tmp_path)
     with Image.open(tmp_path / plots.PROJECTOR_SPRITE) as sprite:

@@ -33,7 +33,9 @@ def all_pairs(dataset):
 def test_make_pairs_positive_fraction_and_labels(fraction):
     labels = np.random.default_rng(0).integers(0, 5, 700)
     images, labels = indexed_examples(labels)
-    first, second, same = all_pairs(sampling.make_pairs((images, labels), fraction, seed=1))
+    pairs = sampling.make_pairs((images, labels), fraction, seed=1)
+    assert int(pairs.batch(64, drop_remainder=True).cardinality()) == 700 // 64  # known epoch
+    first, second, same = all_pairs(pairs)
     assert same.dtype == np.int32
     # Every example is the first image of exactly one pair; never paired with itself.
     np.testing.assert_array_equal(np.sort(first), np.arange(700))

@@ -1,4 +1,4 @@
-"""Tests for the serving signatures of keras_siamese.export, checked as TensorFlow Serving uses them.
+"""Tests for the serving signatures of keras_siamese.export, checked as TF Serving uses them.
 
 No TensorFlow Serving binary can be installed here, so these tests prove what it relies on:
 the SavedModel's signatures answer in a process that imports only TensorFlow and match the
@@ -27,11 +27,11 @@ from keras_siamese import similarity as similarity_lib
 from keras_siamese.datasets import _image_converter
 from keras_siamese.export import (
     INSTALL_COMMAND,
+    calibration,
     export_for_serving,
     load_for_inference,
     write_models_config,
 )
-from keras_siamese.export import calibration
 from keras_siamese.export import search as search_lib
 
 RGB_SHAPE = (16, 16, 3)
@@ -89,7 +89,7 @@ def keras_scores(model, images_a, images_b):
     return np.asarray(model.similarity(images_a.astype("float32"), images_b.astype("float32")))
 
 
-def brute_force_eer(scores, same):
+def brute_force_eer_threshold(scores, same):
     """Independent reference: try every score as threshold of `score >= t`."""
     same = np.asarray(same, bool)
     best = None
@@ -98,8 +98,20 @@ def brute_force_eer(scores, same):
         false_accept, false_reject = accepted[~same].mean(), (~accepted[same]).mean()
         gap = abs(false_accept - false_reject)
         if best is None or gap <= best[0]:
-            best = (gap, (false_accept + false_reject) / 2, threshold)
-    return best[1], best[2]
+            best = (gap, threshold)
+    return best[1]
+
+
+def sklearn_interpolated_eer(scores, same):
+    """The EER where the ROC curve (sklearn) crosses false accept = false reject, linearly."""
+    false_accept, true_accept, _ = roc_curve(same, scores)
+    false_reject = 1.0 - true_accept
+    after = np.flatnonzero(false_reject <= false_accept)[0]
+    before = after - 1
+    gap_before = false_reject[before] - false_accept[before]
+    gap_after = false_accept[after] - false_reject[after]
+    weight = gap_before / (gap_before + gap_after)
+    return false_accept[before] + weight * (false_accept[after] - false_accept[before])
 
 
 def numpy_top_k(queries, gallery, k):
@@ -115,7 +127,12 @@ def encode_png(image):
 def run_fresh(arguments, cwd):
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run(
-        arguments, check=False, cwd=cwd, env=environment, capture_output=True, text=True,
+        arguments,
+        check=False,
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
 
@@ -219,7 +236,7 @@ def test_every_signature_matches_the_keras_model_in_a_tensorflow_only_process(si
     embeddings = keras_embeddings(model, images)
     scores = keras_scores(model, images_a, images_b)
     calibration_scores = keras_scores(model, *siamese.calibration[:2])
-    _, threshold = brute_force_eer(calibration_scores, siamese.calibration[2])
+    threshold = brute_force_eer_threshold(calibration_scores, siamese.calibration[2])
     assert np.min(np.abs(scores - threshold)) > 1e-4  # no decision rests on rounding
     order, neighbour_scores = numpy_top_k(
         model.predict(images.astype("float32"), verbose=0), siamese.gallery, 3
@@ -259,12 +276,25 @@ def test_saved_model_cli_show_lists_every_signature(siamese):
     command = [beside] if os.path.exists(beside) else [shutil.which("saved_model_cli")]
     result = run_fresh(command + ["show", "--dir", siamese.version_dir, "--all"], siamese.directory)
     assert result.returncode == 0, result.stderr[-3000:]
+
+    def signature_text(name):
+        text = result.stdout[result.stdout.index(f"signature_def['{name}']") :]
+        return text[: text.index("Method name is")]
+
     for name in ALL_SIGNATURES:
         assert f"signature_def['{name}']" in result.stdout
-    search_part = result.stdout[result.stdout.index("signature_def['search']") :]
-    search_part = search_part[: search_part.index("Method name is")]
-    assert "outputs['ids']" in search_part and "dtype: DT_STRING" in search_part
-    assert "shape: (-1, 3)" in search_part
+    serving = signature_text("serving_default")
+    assert "inputs['images']" in serving and "dtype: DT_UINT8" in serving
+    assert "shape: (-1, 16, 16, 3)" in serving
+    assert "outputs['embedding']" in serving and "dtype: DT_FLOAT" in serving
+    assert "shape: (-1, 16)" in serving
+    embed_bytes = signature_text("embed_bytes")
+    assert "inputs['image_bytes']" in embed_bytes and "dtype: DT_STRING" in embed_bytes
+    verify = signature_text("verify")
+    assert "outputs['same']" in verify and "dtype: DT_BOOL" in verify
+    search = signature_text("search")
+    assert "outputs['ids']" in search and "dtype: DT_STRING" in search
+    assert "shape: (-1, 3)" in search
 
 
 # ---------------------------------------------------------------- embed_bytes
@@ -320,7 +350,9 @@ def test_embed_bytes_converts_channels_and_size_as_the_training_pipeline(siamese
     served = load_for_inference(gray_model_dir)
     color = random_images(1, (24, 24, 3), seed=43)[0]
     pixels = _image_converter(3, (16, 16), 1)(tf.constant(color)).numpy()
-    np.testing.assert_array_equal(served.embed_bytes([encode_png(color)]), served.embed(pixels[None]))
+    np.testing.assert_array_equal(
+        served.embed_bytes([encode_png(color)]), served.embed(pixels[None])
+    )
     np.testing.assert_allclose(
         served.embed_bytes([encode_png(color)]), keras_embeddings(model, pixels[None]), atol=1e-5
     )
@@ -366,12 +398,16 @@ def rest_request_to_tensors(body: str, signature) -> dict:
             return [decode(item) for item in value]
         return value
 
-    if len(specs) == 1 and not all(isinstance(row, dict) and set(row) == set(specs) for row in instances):
+    if len(specs) == 1 and not all(
+        isinstance(row, dict) and set(row) == set(specs) for row in instances
+    ):
         instances = [{next(iter(specs)): row} for row in instances]
     tensors = {}
     for name, spec in specs.items():
         values = [decode(row[name]) for row in instances]
-        array = np.array(values, dtype=object if spec.dtype == tf.string else spec.dtype.as_numpy_dtype)
+        array = np.array(
+            values, dtype=object if spec.dtype == tf.string else spec.dtype.as_numpy_dtype
+        )
         tensors[name] = tf.constant(array, dtype=spec.dtype)
     return tensors
 
@@ -379,7 +415,9 @@ def rest_request_to_tensors(body: str, signature) -> dict:
 def rest_response(outputs: dict) -> str:
     """The row-format response: one prediction per instance (an object for several outputs)."""
     columns = {key: value.numpy().tolist() for key, value in outputs.items()}
-    rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    rows = [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
     if len(columns) == 1:
         rows = [next(iter(row.values())) for row in rows]
     return json.dumps({"predictions": rows}, default=lambda value: value.decode("utf-8"))
@@ -407,9 +445,10 @@ def test_rest_json_bodies_are_answered(siamese):
 
     # Pixel lists for a two-input signature; bare values for a one-input signature.
     verify_body = json.dumps(
-        {"signature_name": "verify", "instances": [
-            {"images_a": images[0].tolist(), "images_b": images[1].tolist()}
-        ]}
+        {
+            "signature_name": "verify",
+            "instances": [{"images_a": images[0].tolist(), "images_b": images[1].tolist()}],
+        }
     )
     tensors = rest_request_to_tensors(verify_body, signatures["verify"])
     (prediction,) = json.loads(rest_response(signatures["verify"](**tensors)))["predictions"]
@@ -421,8 +460,9 @@ def test_rest_json_bodies_are_answered(siamese):
     search_body = json.dumps({"signature_name": "search", "instances": [images[0].tolist()]})
     tensors = rest_request_to_tensors(search_body, signatures["search"])
     (prediction,) = json.loads(rest_response(signatures["search"](**tensors)))["predictions"]
-    order, _ = numpy_top_k(siamese.model.predict(images[:1].astype("float32"), verbose=0),
-                           siamese.gallery, 3)
+    order, _ = numpy_top_k(
+        siamese.model.predict(images[:1].astype("float32"), verbose=0), siamese.gallery, 3
+    )
     assert prediction["ids"] == siamese.gallery_ids[order[0]].tolist()
 
 
@@ -454,13 +494,12 @@ def test_warmup_file_holds_one_answerable_request_per_signature(siamese):
 
 def test_missing_serving_api_fails_before_anything_is_written(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow_serving.apis", None)
-    with pytest.raises(ImportError, match=r"pip install --no-deps tensorflow-serving-api.*warmup=False"):
+    with pytest.raises(
+        ImportError, match=r"pip install --no-deps tensorflow-serving-api.*warmup=False"
+    ):
         export_for_serving(gray_model(), tmp_path / "export")
     assert not os.path.exists(tmp_path / "export")
     assert INSTALL_COMMAND == "pip install --no-deps tensorflow-serving-api"
-    version_dir = export_for_serving(gray_model(), tmp_path / "export", warmup=False)
-    assert os.listdir(os.path.join(version_dir, "assets.extra")) == ["metadata.json"]
-    assert load_for_inference(version_dir).metadata["warmup"] is None
 
 
 # ---------------------------------------------------------------- search
@@ -471,13 +510,18 @@ def test_search_is_exact_across_chunks_with_integer_ids(tmp_path, monkeypatch):
     model = gray_model()
     gallery = model.predict(random_images(50, GRAY_SHAPE, seed=61).astype("float32"), verbose=0)
     ids = np.arange(1000, 1050)
-    version_dir = export_for_serving(model, tmp_path, gallery=gallery, gallery_ids=ids, top_k=5,
-                                     warmup=False)
+    version_dir = export_for_serving(
+        model, tmp_path, gallery=gallery, gallery_ids=ids, top_k=5, warmup=False
+    )
     served = load_for_inference(version_dir)
     assert served.metadata["search"]["chunk_rows"] == 7
-    queries = np.concatenate([random_images(9, GRAY_SHAPE, seed=62), random_images(1, GRAY_SHAPE, seed=61)])
+    queries = np.concatenate(
+        [random_images(9, GRAY_SHAPE, seed=62), random_images(1, GRAY_SHAPE, seed=61)]
+    )
     found_ids, scores = served.search(queries, batch_size=4)
-    order, expected_scores = numpy_top_k(model.predict(queries.astype("float32"), verbose=0), gallery, 5)
+    order, expected_scores = numpy_top_k(
+        model.predict(queries.astype("float32"), verbose=0), gallery, 5
+    )
     assert found_ids.dtype == np.int64
     np.testing.assert_array_equal(found_ids, ids[order])
     np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
@@ -488,7 +532,9 @@ def test_gallery_layout_in_chunks():
     gallery = search_lib.Gallery(np.ones((100_000, 4)), None, top_k=10, embedding_dims=4)
     assert (gallery.chunks, gallery.chunk_rows) == (4, 25_000)
     np.testing.assert_allclose(np.linalg.norm(gallery.embeddings[:3], axis=1), 1.0, rtol=1e-6)
-    small = search_lib.Gallery(np.ones((5, 4)), ["a", "b", "c", "d", "e"], top_k=5, embedding_dims=4)
+    small = search_lib.Gallery(
+        np.ones((5, 4)), ["a", "b", "c", "d", "e"], top_k=5, embedding_dims=4
+    )
     assert (small.chunks, small.chunk_rows, small.id_dtype) == (1, 5, tf.string)
     queries = tf.constant([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
     # 7 rows in 3 chunks of 3; rows 7 and 8 are padding equal to row 0, and never found.
@@ -524,33 +570,40 @@ def test_a_million_item_gallery_is_searched(tmp_path):
 # ---------------------------------------------------------------- verify and its calibration
 
 
-def test_roc_auc_and_equal_error_rate_match_references():
+def test_calibration_matches_references():
     rng = np.random.default_rng(81)
     same = rng.random(200) < 0.4
     scores = np.round(rng.normal(same * 1.0, 1.0), 1)  # rounded: many ties
-    assert calibration.roc_auc(scores, same) == pytest.approx(roc_auc_score(same, scores), abs=1e-12)
-    eer, threshold = calibration.equal_error_rate(scores, same)
-    assert (eer, threshold) == pytest.approx(brute_force_eer(scores, same), abs=1e-12)
-    false_accept, true_accept, thresholds = roc_curve(same, scores, drop_intermediate=False)
-    at = np.flatnonzero(thresholds == threshold)[0]
-    assert eer == pytest.approx((false_accept[at] + 1 - true_accept[at]) / 2, abs=1e-12)
+    summary = calibration.calibrate(scores, same)
+    assert summary["threshold"] == brute_force_eer_threshold(scores, same)
+    assert summary["threshold_source"] == "equal error rate"
+    assert summary["roc_auc"] == pytest.approx(roc_auc_score(same, scores), abs=1e-12)
+    assert summary["equal_error_rate"] == pytest.approx(
+        sklearn_interpolated_eer(scores, same), abs=1e-12
+    )
+    accepted = scores >= summary["threshold"]
+    assert summary["false_accept_rate"] == pytest.approx(accepted[~same].mean())
+    assert summary["false_reject_rate"] == pytest.approx((~accepted[same]).mean())
+    assert (summary["pairs"], summary["same_pairs"]) == (200, int(same.sum()))
 
-    # Analytic cases: separable pairs, and a reversed ranking.
-    assert calibration.roc_auc([0.9, 0.8, 0.3], [1, 1, 0]) == 1.0
-    assert calibration.equal_error_rate([0.9, 0.8, 0.3], [1, 1, 0]) == (0.0, 0.8)
-    assert calibration.roc_auc([0.1, 0.9], [True, False]) == 0.0
+    # Analytic cases: separable pairs, a given threshold, and ties at the threshold.
+    assert calibration.equal_error_threshold([0.9, 0.8, 0.3], [1, 1, 0]) == 0.8
     assert calibration.error_rates([0.9, 0.8, 0.3, 0.1], [1, 0, 1, 0], 0.5) == (0.5, 0.5)
+    assert calibration.error_rates([0.5, 0.5], [True, False], 0.5) == (1.0, 0.0)
     summary = calibration.calibrate([0.9, 0.8, 0.3], [1, 1, 0], threshold=0.85)
-    assert summary["threshold_source"] == "given" and summary["false_reject_rate"] == 0.5
+    assert summary["threshold"] == 0.85 and summary["threshold_source"] == "given"
+    assert (summary["false_accept_rate"], summary["false_reject_rate"]) == (0.0, 0.5)
+    assert (summary["roc_auc"], summary["equal_error_rate"]) == (1.0, 0.0)
 
 
 @pytest.mark.parametrize(
     "scores, same, message",
     [
-        ([0.1, 0.2], [1, 1], r"both same and different pairs.*Received: 2 same and 0 different"),
-        ([0.1, 0.2], [1, 0, 1], r"1-D arrays.*Received: scores.shape=\(2,\), same.shape=\(3,\)"),
-        ([0.1, np.nan], [1, 0], r"`scores` must be finite"),
-        ([0.1, 0.2], [2, 0], r"booleans or 0/1.*Received: same values \[0, 2\]"),
+        ([0.1, 0.2], [1, 1], r"both same-class \(1\) and different-class \(0\) pairs"),
+        ([0.1, 0.2], [1, 0, 1], r"same shape.*scores.shape=\(2,\), labels.shape=\(3,\)"),
+        ([0.1, np.nan], [1, 0], r"NaN or infinite"),
+        ([0.1, 0.2], [2, 0], r"1 for a same-class pair and 0 otherwise"),
+        ([0.1, 0.2], [0.5, 0], r"1 for a same-class pair and 0 otherwise"),
     ],
 )
 def test_calibration_bad_input(scores, same, message):
@@ -561,12 +614,14 @@ def test_calibration_bad_input(scores, same, message):
 def test_calibrated_threshold_and_metadata(siamese):
     pairs_a, pairs_b, same = siamese.calibration
     scores = keras_scores(siamese.model, pairs_a, pairs_b)
-    eer, threshold = brute_force_eer(scores, same)
+    threshold = brute_force_eer_threshold(scores, same)
     served = load_for_inference(siamese.version_dir)
     verification = served.metadata["verify"]
     assert verification["threshold_source"] == "equal error rate"
     assert verification["threshold"] == pytest.approx(threshold, abs=1e-5)
-    assert verification["equal_error_rate"] == pytest.approx(eer)
+    assert verification["equal_error_rate"] == pytest.approx(
+        sklearn_interpolated_eer(scores, same), abs=1e-6
+    )
     assert verification["roc_auc"] == pytest.approx(roc_auc_score(same, scores), abs=1e-6)
     assert (verification["pairs"], verification["same_pairs"]) == (24, 12)
     stored = siamese.loaded.signatures["metadata"]()
@@ -574,7 +629,9 @@ def test_calibrated_threshold_and_metadata(siamese):
 
     other_a, other_b = random_images(8, RGB_SHAPE, seed=91), random_images(8, RGB_SHAPE, seed=92)
     served_scores, decided = served.verify(other_a, other_b, batch_size=3)
-    np.testing.assert_allclose(served_scores, keras_scores(siamese.model, other_a, other_b), atol=1e-5)
+    np.testing.assert_allclose(
+        served_scores, keras_scores(siamese.model, other_a, other_b), atol=1e-5
+    )
     np.testing.assert_array_equal(decided, served_scores >= np.float32(verification["threshold"]))
     np.testing.assert_allclose(served.similarity(other_a, other_b), served_scores, atol=1e-6)
 
@@ -597,9 +654,17 @@ def test_cosine_siamese_with_given_threshold(tmp_path):
     model = StandInSiamese(distance="cosine", normalize=True)
     version_dir = export_for_serving(model, tmp_path, threshold=0.25, warmup=False)
     served = load_for_inference(version_dir)
-    assert sorted(served.signatures) == ["embed_bytes", "metadata", "serving_default", "similarity", "verify"]
+    assert sorted(served.signatures) == [
+        "embed_bytes",
+        "metadata",
+        "serving_default",
+        "similarity",
+        "verify",
+    ]
     assert served.metadata["verify"] == {
-        "threshold": 0.25, "threshold_source": "given", "rule": "same = score >= threshold"
+        "threshold": 0.25,
+        "threshold_source": "given",
+        "rule": "same = score >= threshold",
     }
     images_a, images_b = random_images(6, RGB_SHAPE, seed=93), random_images(6, RGB_SHAPE, seed=94)
     images_b[:3] = images_a[:3]
@@ -609,6 +674,53 @@ def test_cosine_siamese_with_given_threshold(tmp_path):
     np.testing.assert_array_equal(same, scores >= 0.25)
 
 
+def test_real_siamese_network_is_served_like_its_keras_model(tmp_path):
+    from keras_siamese.models import SiameseNetwork
+
+    model = SiameseNetwork(
+        tiny_encoder(RGB_SHAPE), distance="euclidean", embedding_dim=8, normalize=False
+    )
+    gallery_images = random_images(12, RGB_SHAPE, seed=101)
+    gallery = model.predict(gallery_images, verbose=0)
+    pairs_a = random_images(10, RGB_SHAPE, seed=102)
+    pairs_b = np.concatenate([pairs_a[:5], random_images(5, RGB_SHAPE, seed=103)])
+    same = np.arange(10) < 5
+    version_dir = export_for_serving(
+        model,
+        tmp_path,
+        gallery=gallery,
+        top_k=2,
+        calibration_pairs=(pairs_a, pairs_b, same),
+        warmup=False,
+    )
+    served = load_for_inference(version_dir)
+    assert served.metadata["distance"] == "euclidean" and served.metadata["normalize"] is False
+    assert served.metadata["model_class"] == "SiameseNetwork"
+    images_a, images_b = (
+        random_images(6, RGB_SHAPE, seed=104),
+        random_images(6, RGB_SHAPE, seed=105),
+    )
+    expected_scores = keras_scores(model, images_a, images_b)
+    np.testing.assert_allclose(served.similarity(images_a, images_b), expected_scores, atol=1e-5)
+    np.testing.assert_allclose(served.embed(images_a), keras_embeddings(model, images_a), atol=1e-5)
+    threshold = brute_force_eer_threshold(keras_scores(model, pairs_a, pairs_b), same)
+    assert served.metadata["verify"]["threshold"] == pytest.approx(threshold, abs=1e-5)
+    assert served.metadata["verify"]["roc_auc"] == 1.0  # identical images score 0, the maximum
+    np.testing.assert_array_equal(
+        served.verify(images_a, images_b)[1], expected_scores >= threshold
+    )
+    ids, _ = served.search(gallery_images[:3])
+    np.testing.assert_array_equal(ids[:, 0], [0, 1, 2])  # each image finds itself first
+
+
+def test_siamese_without_threshold_warns_that_verify_is_left_out(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="keras_siamese.export.writer"):
+        version_dir = export_for_serving(StandInSiamese(), tmp_path, warmup=False)
+    assert "No `verify` signature" in caplog.text and "calibration_pairs=" in caplog.text
+    served = load_for_inference(version_dir)
+    assert "verify" not in served.signatures and served.metadata["verify"] is None
+
+
 def test_ssl_model_similarity_is_cosine_and_verify_is_opt_in(tmp_path):
     from keras_siamese.models import SimCLR
 
@@ -616,10 +728,15 @@ def test_ssl_model_similarity_is_cosine_and_verify_is_opt_in(tmp_path):
     version_dir = export_for_serving(model, tmp_path, warmup=False)
     served = load_for_inference(version_dir)
     assert "verify" not in served.signatures and served.metadata["distance"] == "cosine"
-    images_a, images_b = random_images(4, GRAY_SHAPE, seed=95), random_images(4, GRAY_SHAPE, seed=96)
+    images_a, images_b = (
+        random_images(4, GRAY_SHAPE, seed=95),
+        random_images(4, GRAY_SHAPE, seed=96),
+    )
     expected = np.sum(keras_embeddings(model, images_a) * keras_embeddings(model, images_b), axis=1)
     np.testing.assert_allclose(served.similarity(images_a, images_b), expected, atol=1e-5)
-    with pytest.raises(ValueError, match=r"no 'verify' signature.*`threshold=` or `calibration_pairs=`"):
+    with pytest.raises(
+        ValueError, match=r"no 'verify' signature.*`threshold=` or `calibration_pairs=`"
+    ):
         served.verify(images_a, images_b)
     with pytest.raises(ValueError, match=r"no 'search' signature.*`gallery=`"):
         served.search(images_a)
@@ -631,52 +748,86 @@ def test_model_of_any_size_is_served_at_image_size(tmp_path):
         keras.layers.Conv2D(4, 3)(keras.layers.Rescaling(1 / 255)(inputs))
     )
     model = keras.Model(inputs, features)
-    served = load_for_inference(export_for_serving(model, tmp_path, image_size=(12, 20), warmup=False))
+    served = load_for_inference(
+        export_for_serving(model, tmp_path, image_size=(12, 20), warmup=False)
+    )
     assert served.image_shape == (12, 20, 1)
     images = random_images(2, (12, 20, 1))
     np.testing.assert_allclose(served.embed(images), keras_embeddings(model, images), atol=1e-5)
-    assert not os.path.exists(os.path.join(served.path, "assets.extra", "tf_serving_warmup_requests"))
+    assert os.listdir(os.path.join(served.path, "assets.extra")) == ["metadata.json"]
+    assert served.metadata["warmup"] is None  # warmup=False: said so, not silently skipped
 
 
 # ---------------------------------------------------------------- bad arguments
 
 
+@pytest.fixture(scope="module")
+def shared_gray_model():
+    return gray_model()
+
+
 @pytest.mark.parametrize(
     "arguments, error, message",
     [
-        (dict(gallery=np.ones((5, 16)), gallery_ids=np.arange(4)), ValueError,
-         r"one id per gallery embedding; the gallery has 5. Received: gallery_ids.shape=\(4,\)"),
+        (
+            dict(gallery=np.ones((5, 16)), gallery_ids=np.arange(4)),
+            ValueError,
+            r"one id per gallery embedding; the gallery has 5. Received: gallery_ids.shape=\(4,\)",
+        ),
         (dict(gallery=np.ones((5, 8))), ValueError, r"shape \(N, 16\).*gallery.shape=\(5, 8\)"),
         (dict(gallery=np.full((2, 16), np.nan)), ValueError, r"`gallery` must be finite"),
         (dict(gallery=np.array([["a"] * 16])), TypeError, r"float array.*gallery.dtype=<U1"),
         (dict(gallery_ids=np.arange(3)), ValueError, r"`gallery_ids` needs a `gallery`"),
-        (dict(gallery=np.ones((5, 16)), gallery_ids=[1.5] * 5), TypeError,
-         r"integers or strings.*gallery_ids.dtype=float64"),
-        (dict(gallery=np.ones((5, 16)), top_k=6), ValueError,
-         r"between 1 and the gallery size 5. Received: top_k=6"),
+        (
+            dict(gallery=np.ones((5, 16)), gallery_ids=[1.5] * 5),
+            TypeError,
+            r"integers or strings.*gallery_ids.dtype=float64",
+        ),
+        (
+            dict(gallery=np.ones((5, 16)), top_k=6),
+            ValueError,
+            r"between 1 and the gallery size 5. Received: top_k=6",
+        ),
         (dict(top_k=0), ValueError, r"at least 1. Received: top_k=0"),
         (dict(top_k=2.0), TypeError, r"`top_k` must be an integer"),
         (dict(warmup="yes"), TypeError, r"`warmup` must be True or False. Received: warmup='yes'"),
         (dict(threshold=float("nan")), ValueError, r"finite. Received: threshold=nan"),
         (dict(threshold="0.5"), TypeError, r"`threshold` must be a number"),
-        (dict(image_size=(8, 8)), ValueError,
-         r"match the model's input size \(16, 16\).*Received: image_size=\(8, 8\)"),
+        (
+            dict(image_size=(8, 8)),
+            ValueError,
+            r"match the model's input size \(16, 16\).*Received: image_size=\(8, 8\)",
+        ),
         (dict(image_size=(0, 8)), ValueError, r"positive int or \(height, width\)"),
         (dict(calibration_pairs=np.zeros(3)), TypeError, r"tuple `\(images_a, images_b, same\)`"),
-        (dict(calibration_pairs=(np.zeros((2, 16, 16, 1)),) * 2 + ([1, 0],)), TypeError,
-         r"images_a must be uint8.*Received: images_a.dtype=float64"),
-        (dict(calibration_pairs=(random_images(2, (8, 8, 1)),) * 2 + ([1, 0],)), ValueError,
-         r"shape \(N,\) \+ \(16, 16, 1\).*images_a.shape=\(2, 8, 8, 1\)"),
-        (dict(calibration_pairs=(random_images(2), random_images(3), [1, 0])), ValueError,
-         r"as many images_a as images_b"),
-        (dict(calibration_pairs=(random_images(2), random_images(2), [1, 1])), ValueError,
-         r"both same and different pairs"),
+        (
+            dict(calibration_pairs=(np.zeros((2, 16, 16, 1)),) * 2 + ([1, 0],)),
+            TypeError,
+            r"images_a must be uint8.*Received: images_a.dtype=float64",
+        ),
+        (
+            dict(calibration_pairs=(random_images(2, (8, 8, 1)),) * 2 + ([1, 0],)),
+            ValueError,
+            r"shape \(N,\) \+ \(16, 16, 1\).*images_a.shape=\(2, 8, 8, 1\)",
+        ),
+        (
+            dict(calibration_pairs=(random_images(2), random_images(3), [1, 0])),
+            ValueError,
+            r"as many images_a as images_b",
+        ),
+        (
+            dict(calibration_pairs=(random_images(2), random_images(2), [1, 1])),
+            ValueError,
+            r"both same-class \(1\) and different-class \(0\) pairs",
+        ),
     ],
 )
-def test_bad_serving_arguments_are_refused_before_writing(tmp_path, arguments, error, message):
+def test_bad_serving_arguments_are_refused_before_writing(
+    shared_gray_model, tmp_path, arguments, error, message
+):
     arguments = {"warmup": False, **arguments}
     with pytest.raises(error, match=message):
-        export_for_serving(gray_model(), tmp_path / "export", **arguments)
+        export_for_serving(shared_gray_model, tmp_path / "export", **arguments)
     assert not os.path.exists(tmp_path / "export") or os.listdir(tmp_path / "export") == []
 
 
@@ -698,8 +849,10 @@ def test_write_models_config(siamese, tmp_path):
     assert path == os.path.join(str(models), "models.config")
     with open(path) as file:
         config = text_format.Parse(file.read(), model_server_config_pb2.ModelServerConfig())
-    entries = [(entry.name, entry.base_path, entry.model_platform)
-               for entry in config.model_config_list.config]
+    entries = [
+        (entry.name, entry.base_path, entry.model_platform)
+        for entry in config.model_config_list.config
+    ]
     assert entries == [
         ("clothes", "/models/clothes", "tensorflow"),
         ("faces", "/models/faces", "tensorflow"),
@@ -746,13 +899,22 @@ def test_load_for_inference_wrapper(siamese):
 # ---------------------------------------------------------------- installing the protos
 
 
+REGISTRY_UNREACHABLE = (
+    "NewConnectionError",
+    "Temporary failure in name resolution",
+    "Max retries exceeded",
+    "No matching distribution found for tensorflow-serving-api",
+)
+
+
 @pytest.mark.slow
 def test_serving_api_installs_without_a_second_tensorflow(tmp_path):
     """`pip install --no-deps tensorflow-serving-api` in a fresh venv works beside our TF.
 
-    The fresh venv sees this environment's packages through a `.pth` file placed after its own
-    site-packages (as `--system-site-packages` would), so pip and Python find the installed
-    TensorFlow. A dry run of the plain install shows the trap: it would add `tensorflow`.
+    The package is installed into an empty venv, which then sees this environment's packages
+    through a `.pth` file placed after its own site-packages (as `--system-site-packages`
+    would), so Python finds the installed TensorFlow beside it. A dry run of the plain install
+    there shows the trap: pip would add the full `tensorflow` package.
     """
     import sysconfig
 
@@ -761,32 +923,40 @@ def test_serving_api_installs_without_a_second_tensorflow(tmp_path):
     python = str(venv / "bin" / "python")
     own_site = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
-    with open(os.path.join(own_site, "project_environment.pth"), "w") as file:
-        file.write(sysconfig.get_paths()["purelib"] + "\n")
 
-    install = run_fresh([python, "-m", "pip", "install", *INSTALL_COMMAND.split()[2:]], tmp_path)
-    if install.returncode != 0:
-        unreachable = ("Could not find a version", "NewConnectionError", "Temporary failure",
-                       "Max retries exceeded", "No matching distribution")
-        if any(text in install.stdout + install.stderr for text in unreachable):
-            pytest.skip(f"pip cannot reach the package registry: {install.stderr[-500:]}")
-        raise AssertionError(install.stdout[-2000:] + install.stderr[-2000:])
+    def pip_install(*arguments):
+        result = run_fresh([python, "-m", "pip", "install", *arguments], tmp_path)
+        if result.returncode != 0:
+            if any(text in result.stdout + result.stderr for text in REGISTRY_UNREACHABLE):
+                pytest.skip(f"pip cannot reach the package registry: {result.stderr[-500:]}")
+            raise AssertionError(result.stdout[-2000:] + result.stderr[-2000:])
+        return result
+
+    pip_install(*INSTALL_COMMAND.split()[2:])
     installed = sorted(os.listdir(own_site))
     assert not [name for name in installed if name.lower().startswith("tensorflow-")]
     assert [name for name in installed if name.startswith("tensorflow_serving_api")]
 
+    # Now let the venv see this environment, with its TensorFlow, after its own packages.
+    with open(os.path.join(own_site, "project_environment.pth"), "w") as file:
+        file.write(sysconfig.get_paths()["purelib"] + "\n")
     check = run_fresh(
-        [python, "-c",
-         "import tensorflow as tf, tensorflow_serving, google.protobuf\n"
-         "from tensorflow_serving.apis import prediction_log_pb2, predict_pb2\n"
-         "request = predict_pb2.PredictRequest()\n"
-         "request.inputs['x'].CopyFrom(tf.make_tensor_proto([1.0]))\n"
-         "log = prediction_log_pb2.PredictionLog(\n"
-         "    predict_log=prediction_log_pb2.PredictLog(request=request))\n"
-         "assert prediction_log_pb2.PredictionLog.FromString(log.SerializeToString()) == log\n"
-         "print(tf.__file__); print(tensorflow_serving.__file__)"],
+        [
+            python,
+            "-c",
+            "import tensorflow as tf, tensorflow_serving, google.protobuf\n"
+            "from tensorflow_serving.apis import prediction_log_pb2, predict_pb2\n"
+            "request = predict_pb2.PredictRequest()\n"
+            "request.inputs['x'].CopyFrom(tf.make_tensor_proto([1.0]))\n"
+            "log = prediction_log_pb2.PredictionLog(\n"
+            "    predict_log=prediction_log_pb2.PredictLog(request=request))\n"
+            "assert prediction_log_pb2.PredictionLog.FromString(log.SerializeToString()) == log\n"
+            "print(tf.__file__); print(tensorflow_serving.__file__)",
+        ],
         tmp_path,
     )
     assert check.returncode == 0, check.stderr[-3000:]
@@ -794,10 +964,6 @@ def test_serving_api_installs_without_a_second_tensorflow(tmp_path):
     assert tensorflow_file.startswith(sysconfig.get_paths()["purelib"])
     assert serving_file.startswith(own_site)
 
-    dry_run = run_fresh(
-        [python, "-m", "pip", "install", "--dry-run", "tensorflow-serving-api"], tmp_path
-    )
-    if dry_run.returncode == 0:
-        assert "Would install" in dry_run.stdout
-        would_install = dry_run.stdout.split("Would install")[-1].split()
-        assert any(name.startswith("tensorflow-2.") for name in would_install), would_install
+    dry_run = pip_install("--dry-run", "tensorflow-serving-api")
+    would_install = dry_run.stdout.split("Would install")[-1].split()
+    assert any(name.startswith("tensorflow-2.") for name in would_install), dry_run.stdout[-2000:]

@@ -1,8 +1,9 @@
 """`evaluate`: the evaluation protocols on a trained run, written to DIR/eval.json, and plots.
 
 The encoder's features of the training split (the labelled memory) and of the test split are
-computed once; the weighted kNN classifier (`keras_siamese.evaluation.knn_predict`) and the
-linear probe (`linear_probe_on_features`) both run on them. Pictures go to DIR/plots/
+computed once; the weighted kNN classifier (`keras_siamese.evaluation.knn_predict`), the
+linear probe (`linear_probe_on_features`) and leave-one-out retrieval on the test split
+(`retrieval_metrics`: recall@k, mAP@R) all run on them. Pictures go to DIR/plots/
 (training curves, retrieval grid, t-SNE map) and the Embedding Projector files to DIR/logs/.
 """
 
@@ -14,10 +15,11 @@ import time
 import numpy as np
 from absl import app, flags
 
+import keras_siamese as ks
 from keras_siamese.cli import run_dir
 
 USAGE = "evaluate --model_dir=DIR [flags]"
-SUMMARY = "Run the evaluation protocols (kNN, linear probe) and write eval.json and plots."
+SUMMARY = "Evaluate a run (kNN, linear probe, retrieval); write eval.json and plots."
 
 
 def define_flags(values: flags.FlagValues) -> None:
@@ -46,6 +48,9 @@ def define_flags(values: flags.FlagValues) -> None:
     flags.DEFINE_bool("linear_probe", True, "Train and test a linear probe.", **define)
     flags.DEFINE_integer(
         "linear_probe_epochs", 50, "Epochs of the linear probe.", lower_bound=1, **define
+    )
+    flags.DEFINE_bool(
+        "retrieval", True, "Leave-one-out retrieval on the test split (recall@k, mAP@R).", **define
     )
     flags.DEFINE_integer("batch_size", 256, "Images per forward pass.", lower_bound=1, **define)
     flags.DEFINE_bool("plots", True, "Write the plots and the projector files.", **define)
@@ -76,25 +81,17 @@ def _one_query_per_class(labels: np.ndarray, count: int) -> np.ndarray:
     return np.concatenate([np.sort(first), rest])[:count]
 
 
-def _retrieval(memory, memory_features, memory_labels, query_images, query_features, query_labels):
-    """The 8 nearest memory neighbours (cosine) of 8 test queries, for the retrieval grid."""
-    queries = _one_query_per_class(query_labels, 8)
-    memory_unit = memory_features / np.maximum(
-        np.linalg.norm(memory_features, axis=1, keepdims=True), 1e-12
+def _retrieval_grid_data(
+    memory, memory_features, memory_labels, test_images, test_features, test_labels, distance
+):
+    """8 test queries (one per class first) and their 8 nearest memory neighbours."""
+    queries = _one_query_per_class(test_labels, 8)
+    neighbours = ks.evaluation.nearest_neighbors(
+        test_features[queries], memory_features, k=min(8, len(memory_features)), distance=distance
     )
-    query_unit = query_features[queries] / np.maximum(
-        np.linalg.norm(query_features[queries], axis=1, keepdims=True), 1e-12
-    )
-    similarity = query_unit @ memory_unit.T
-    neighbours = np.argsort(-similarity, axis=1, kind="stable")[:, :8]
     images = _gather_images(memory, neighbours.ravel())
     neighbour_images = np.stack([[images[int(index)] for index in row] for row in neighbours])
-    return (
-        query_images[queries],
-        query_labels[queries],
-        neighbour_images,
-        memory_labels[neighbours],
-    )
+    return test_images[queries], test_labels[queries], neighbour_images, memory_labels[neighbours]
 
 
 def run(values: flags.FlagValues) -> int:
@@ -105,10 +102,9 @@ def run(values: flags.FlagValues) -> int:
     resolved = config["resolved"]
     if resolved.get("num_classes") is None:
         raise app.UsageError(
-            f"Dataset {config['dataset']!r} of the run has no class labels, so neither kNN "
-            f"nor a linear probe can be evaluated. Received: --model_dir={model_dir}"
+            f"Dataset {config['dataset']!r} of the run has no class labels, which kNN, the "
+            f"linear probe and retrieval all need. Received: --model_dir={model_dir}"
         )
-    import keras_siamese as ks
     from keras_siamese import plots
     from keras_siamese.cli import data
 
@@ -145,6 +141,21 @@ def run(values: flags.FlagValues) -> int:
         },
     }
     print(f"kNN top-1 (k={options['knn_k']}): {results['knn']['top1']:.4f}")
+    distance = getattr(model, "distance", "cosine")  # A SiameseNetwork's own distance.
+    retrieval_ks = tuple(k for k in (1, 5, 10) if k < len(test_labels))
+    if options["retrieval"] and retrieval_ks:
+        retrieval = ks.evaluation.retrieval_metrics(
+            test_features,
+            test_labels,
+            test_features,
+            test_labels,
+            ks=retrieval_ks,
+            distance=distance,
+            exclude_self=True,
+        )
+        results["retrieval"] = {name: float(value) for name, value in retrieval.items()}
+        results["retrieval"]["distance"] = distance
+        print(f"Retrieval (leave-one-out on the test split): {json.dumps(results['retrieval'])}")
     if options["linear_probe"]:
         probe = ks.evaluation.linear_probe_on_features(
             memory_features,
@@ -161,7 +172,6 @@ def run(values: flags.FlagValues) -> int:
         }
         results["linear_probe"]["epochs"] = options["linear_probe_epochs"]
         print(f"Linear probe: {json.dumps(results['linear_probe'])}")
-    results["seconds"] = round(time.perf_counter() - started, 1)
 
     if options["plots"]:
         from keras_siamese.cli import train_command
@@ -174,13 +184,14 @@ def run(values: flags.FlagValues) -> int:
         written = [train_command.write_curves(model_dir, title)]
         written.append(
             plots.retrieval_grid(
-                *_retrieval(
+                *_retrieval_grid_data(
                     memory,
                     memory_features,
                     memory_labels,
                     test_images,
                     test_features[:points],
                     test_labels[:points],
+                    distance,
                 ),
                 run_dir.path(plots_dir, "retrieval_grid.png"),
                 class_names=class_names,
@@ -208,6 +219,7 @@ def run(values: flags.FlagValues) -> int:
         )
         results["plots"] = [path for path in written if path]
         print("Plots and projector files:\n  " + "\n  ".join(results["plots"]))
+    results["seconds"] = round(time.perf_counter() - started, 1)
     run_dir.write_json(run_dir.path(model_dir, run_dir.EVAL), results)
     print(f"Wrote {run_dir.path(model_dir, run_dir.EVAL)}")
     return 0

@@ -44,6 +44,14 @@ def define_flags(values: flags.FlagValues) -> None:
         **define,
     )
     flags.DEFINE_integer("top_k", 10, "Neighbours returned by `search`.", lower_bound=1, **define)
+    flags.DEFINE_integer(
+        "calibration_pairs",
+        0,
+        "Add a `verify` signature whose threshold is the equal error rate of N same/different "
+        "pairs of test examples (0: no verify).",
+        lower_bound=0,
+        **define,
+    )
 
 
 def run(values: flags.FlagValues) -> int:
@@ -62,7 +70,7 @@ def run(values: flags.FlagValues) -> int:
     from keras_siamese.cli import data
 
     model = run_dir.load_model(model_dir)
-    gallery = {}
+    extras = {}
     if options["gallery_examples"]:
         examples = data.load(
             config["dataset"],
@@ -72,11 +80,24 @@ def run(values: flags.FlagValues) -> int:
             limit=options["gallery_examples"],
         )
         features, _ = ks.evaluation.extract_features(model, examples, progress=False)
-        gallery = {
+        extras = {
             "gallery": features,
             "gallery_ids": np.arange(len(features)),
             "top_k": min(options["top_k"], len(features)),
         }
+    if options["calibration_pairs"]:
+        examples = data.load(
+            config["dataset"],
+            config["test_split"],
+            config["resolved"]["image_shape"],
+            supervised=True,
+            limit=options["calibration_pairs"],
+        )
+        pairs = ks.sampling.make_pairs(examples, positive_fraction=0.5, seed=0)
+        (images_a, images_b), same = next(
+            pairs.batch(options["calibration_pairs"]).as_numpy_iterator()
+        )
+        extras["calibration_pairs"] = (images_a, images_b, same.astype(bool))
     try:
         version_dir = ks.export.export_for_serving(
             model,
@@ -84,7 +105,7 @@ def run(values: flags.FlagValues) -> int:
             version=options["version"] or None,
             overwrite=options["overwrite"],
             warmup=warmup,
-            **gallery,
+            **extras,
         )
     except (ImportError, ValueError) as error:
         raise app.UsageError(str(error)) from error

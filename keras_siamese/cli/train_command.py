@@ -8,6 +8,7 @@ train_result.json. A directory whose training has finished is left as it is.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -25,18 +26,33 @@ RESUMABLE_FLAGS = frozenset(
 )
 
 
-def _auto_number(name: str, text: str, default: float, minimum: float) -> float:
+def _auto_number(name: str, text: str, default: float, minimum: float, strict: bool) -> float:
+    """Parses a flag that is `auto` (the method's `default`) or a number above `minimum`."""
     if text.strip().lower() == "auto":
         return default
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value >= minimum or value == float("inf"):
+    in_range = value > minimum if strict else value >= minimum
+    if not in_range or value == float("inf"):
+        bound = f"{'>' if strict else '>='} {minimum:g}"
         raise app.UsageError(
-            f"--{name} must be 'auto' or a number >= {minimum:g}. Received: --{name}={text}"
+            f"--{name} must be 'auto' or a number {bound}. Received: --{name}={text}"
         )
     return value
+
+
+def format_config(config: dict, indent: str = "  ") -> str:
+    """One `name: value` line per entry (JSON values), nested dicts indented."""
+    lines = []
+    for name, value in config.items():
+        if isinstance(value, dict):
+            lines.append(f"{indent}{name}:")
+            lines.append(format_config(value, indent + "  "))
+        else:
+            lines.append(f"{indent}{name}: {json.dumps(value, default=str)}")
+    return "\n".join(lines)
 
 
 def _check_values(config: dict) -> None:
@@ -138,10 +154,11 @@ def _resolve(config: dict, info) -> dict:
         "total_steps": total_steps,
         "warmup_steps": min(round(config["warmup_fraction"] * total_steps), total_steps - 1),
         "learning_rate": _auto_number(
-            "learning_rate", config["learning_rate"], method.learning_rate, 1e-12
+            "learning_rate", config["learning_rate"], method.learning_rate, 0, strict=True
         ),
+        "optimizer": method.optimizer if config["optimizer"] == "auto" else config["optimizer"],
         "weight_decay": _auto_number(
-            "weight_decay", config["weight_decay"], method.weight_decay, 0
+            "weight_decay", config["weight_decay"], method.weight_decay, 0, strict=False
         ),
         "knn_monitor": knn,
         "knn_every": config["knn_every"] or max(1, config["epochs"] // 4),
@@ -220,8 +237,6 @@ def write_curves(model_dir: str, title: str) -> str | None:
 
 def run(values: flags.FlagValues) -> int:
     """Runs `train` with parsed flags; returns the exit code."""
-    import json
-
     config = {name: values[name].value for name in values}
     model_dir = run_dir.require_model_dir(config["model_dir"])
     config["encoder_depth"] = int(config["encoder_depth"])
@@ -237,6 +252,7 @@ def run(values: flags.FlagValues) -> int:
         return 0
 
     import keras
+    import tensorflow as tf
 
     import keras_siamese as ks
     from keras_siamese.cli import data
@@ -270,14 +286,23 @@ def run(values: flags.FlagValues) -> int:
             )
         resolved["encoder_parameters"] = int(model.encoder.count_params())
         resolved["replicas"] = int(strategy.num_replicas_in_sync)
-        resolved["versions"] = {"keras_siamese": ks.__version__, "keras": keras.__version__}
+        resolved["versions"] = {
+            "keras_siamese": ks.__version__,
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+        }
         os.makedirs(model_dir, exist_ok=True)
-        print("Resolved configuration:\n" + json.dumps(config, indent=2, default=str))
+        config_path = run_dir.path(model_dir, run_dir.CONFIG)
+        print(f"Resolved configuration (saved to {config_path}):\n{format_config(config)}")
         run_dir.write_json(run_dir.path(model_dir, run_dir.CONFIG), config)
 
         started = time.perf_counter()
         model.fit(
-            train, epochs=config["epochs"], callbacks=callbacks, verbose=int(config["verbose"])
+            train,
+            epochs=config["epochs"],
+            callbacks=callbacks,
+            verbose=int(config["verbose"]),
+            shuffle=False,  # The pipeline shuffles; Keras cannot shuffle a tf.data.Dataset.
         )
         seconds = time.perf_counter() - started
     finally:
@@ -287,7 +312,7 @@ def run(values: flags.FlagValues) -> int:
     result = {
         "epochs": config["epochs"],
         "seconds_this_run": round(seconds, 1),
-        "final": {name: values[-1] for name, values in history.items() if values},
+        "final": {name: series[-1] for name, series in history.items() if series},
     }
     run_dir.write_json(run_dir.path(model_dir, run_dir.TRAIN_RESULT), result)
     print(f"Training finished in {seconds:.0f} s: {json.dumps(result['final'])}")

@@ -70,7 +70,13 @@ def define_flags(values: flags.FlagValues) -> None:
     )
     flags.DEFINE_integer("epochs", 4, "Training epochs.", lower_bound=1, **define)
     flags.DEFINE_enum(
-        "optimizer", "sgd", ["sgd", "lars", "adamw"], "SGD (momentum 0.9), LARS or AdamW.", **define
+        "optimizer",
+        "auto",
+        ["auto", "sgd", "lars", "adam"],
+        "SGD (momentum 0.9), LARS or Adam; auto: the method's "
+        + ", ".join(f"{m.name} {m.optimizer}" for m in methods.METHODS.values())
+        + ".",
+        **define,
     )
     flags.DEFINE_string(
         "learning_rate",
@@ -107,7 +113,11 @@ def define_flags(values: flags.FlagValues) -> None:
     flags.DEFINE_float("temperature", 0.2, "(simclr) NT-Xent temperature.", **define)
     flags.DEFINE_list("projection_dims", ["512", "128"], "(simclr) Projection MLP sizes.", **define)
     flags.DEFINE_integer(
-        "simsiam_projection_dim", 2048, "(simsiam) Projector width.", lower_bound=1, **define
+        "simsiam_projection_dim",
+        512,
+        "(simsiam) Projector width (paper: 2048).",
+        lower_bound=1,
+        **define,
     )
     flags.DEFINE_integer(
         "simsiam_projection_layers",
@@ -118,15 +128,15 @@ def define_flags(values: flags.FlagValues) -> None:
     )
     flags.DEFINE_integer(
         "simsiam_predictor_hidden_dim",
-        512,
-        "(simsiam) Predictor bottleneck.",
+        128,
+        "(simsiam) Predictor bottleneck (paper: 512).",
         lower_bound=1,
         **define,
     )
     flags.DEFINE_integer(
         "siamese_embedding_dim",
-        0,
-        "(siamese-*) Embedding size (0: the encoder's features).",
+        64,
+        "(siamese-*) Size of the L2-normalised embedding (0: the encoder's features).",
         lower_bound=0,
         **define,
     )
@@ -139,6 +149,19 @@ def define_flags(values: flags.FlagValues) -> None:
     )
     flags.DEFINE_enum(
         "siamese_distance", "euclidean", ["euclidean", "cosine"], "(siamese-*) Distance.", **define
+    )
+    flags.DEFINE_bool(
+        "siamese_augment",
+        False,
+        "(siamese-*) Augment the images (SimCLR's crops, jitter).",
+        **define,
+    )
+    flags.DEFINE_enum(
+        "triplet_mining",
+        "semi-hard",
+        ["semi-hard", "hard", "all"],
+        "(siamese-triplet) Online triplet mining.",
+        **define,
     )
     flags.DEFINE_integer(
         "classes_per_batch",

@@ -1,10 +1,13 @@
-"""Calibrating the `verify` threshold on validation pairs: ROC AUC, equal error rate, threshold.
+"""Calibrating the `verify` threshold on validation pairs, with the metrics it was chosen at.
 
 Scores follow the keras_siamese convention (higher = more similar) and the decision rule of the
 exported `verify` signature is `same = score >= threshold`. The threshold is chosen at the
-equal error rate (EER) of the validation pairs: the candidate threshold (one of the observed
-scores) where the false-accept rate (different pairs called the same) and the false-reject
-rate (same pairs called different) are closest; the EER reported is their mean there.
+equal error rate: among the observed scores, the one where the false-accept rate (different
+pairs called the same) and the false-reject rate (same pairs called different) are closest.
+Unlike the best-accuracy threshold, it does not depend on the share of same pairs in the
+validation set. ROC AUC and the (interpolated) equal error rate come from
+`keras_siamese.evaluation.verification`, so the metadata of an export reports the same numbers
+as `verification_report` on the same pairs.
 """
 
 from __future__ import annotations
@@ -13,65 +16,7 @@ import math
 
 import numpy as np
 
-
-def _check_scores_and_labels(scores, same) -> tuple[np.ndarray, np.ndarray]:
-    scores = np.asarray(scores, np.float64)
-    same = np.asarray(same)
-    if scores.ndim != 1 or same.shape != scores.shape:
-        raise ValueError(
-            "`scores` and `same` must be 1-D arrays of one value per pair. "
-            f"Received: scores.shape={scores.shape}, same.shape={same.shape}"
-        )
-    if not np.all(np.isfinite(scores)):
-        raise ValueError("`scores` must be finite. Received: scores with NaN or infinite values")
-    if same.dtype != bool:
-        if not np.all(np.isin(same, (0, 1))):
-            raise ValueError(
-                "`same` must hold booleans or 0/1 (1 = the pair shows the same identity). "
-                f"Received: same values {np.unique(same)[:5].tolist()}"
-            )
-        same = same.astype(bool)
-    positives, negatives = int(same.sum()), int((~same).sum())
-    if positives == 0 or negatives == 0:
-        raise ValueError(
-            "Calibrating needs both same and different pairs. "
-            f"Received: {positives} same and {negatives} different pairs"
-        )
-    return scores, same
-
-
-def roc_auc(scores, same) -> float:
-    """Area under the ROC curve: the probability that a same pair outscores a different one.
-
-    Computed as the Mann-Whitney U statistic with ties counted as one half.
-
-    Args:
-        scores: `(n,)` pair scores, higher = more similar.
-        same: `(n,)` booleans (or 0/1), True for pairs of the same identity.
-
-    Returns:
-        The AUC in [0, 1].
-
-    Raises:
-        ValueError: if the shapes differ, scores are not finite, or one class is missing.
-
-    Example:
-        >>> roc_auc([0.9, 0.8, 0.3, 0.1], [1, 0, 1, 0])
-        0.75
-    """
-    scores, same = _check_scores_and_labels(scores, same)
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    ranks = np.empty(len(scores), np.float64)
-    # Average rank (1-based) of each group of tied scores.
-    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(scores)]])
-    for start, end in zip(starts, ends, strict=True):
-        ranks[order[start:end]] = (start + end + 1) / 2.0
-    positives, negatives = int(same.sum()), int((~same).sum())
-    rank_sum = ranks[same].sum()
-    return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
+from keras_siamese.evaluation import verification
 
 
 def error_rates(scores, same, threshold: float) -> tuple[float, float]:
@@ -79,52 +24,54 @@ def error_rates(scores, same, threshold: float) -> tuple[float, float]:
 
     Args:
         scores: `(n,)` pair scores, higher = more similar.
-        same: `(n,)` booleans (or 0/1).
+        same: `(n,)` booleans or 0/1, true for pairs of the same identity.
         threshold: the decision threshold.
 
     Returns:
         `(false_accept_rate, false_reject_rate)`.
 
+    Raises:
+        ValueError: for unequal shapes, non-finite scores, or pairs of one kind only.
+
     Example:
         >>> error_rates([0.9, 0.8, 0.3, 0.1], [1, 0, 1, 0], 0.5)
         (0.5, 0.5)
     """
-    scores, same = _check_scores_and_labels(scores, same)
+    scores, labels = verification._check_scores(scores, same)
+    same = labels == 1
     accepted = scores >= threshold
     return float(np.mean(accepted[~same])), float(np.mean(~accepted[same]))
 
 
-def equal_error_rate(scores, same) -> tuple[float, float]:
-    """The equal error rate and the threshold where it is reached.
+def equal_error_threshold(scores, same) -> float:
+    """The observed score where false-accept and false-reject rates are closest.
 
-    Every observed score is a candidate threshold; the one whose false-accept and
-    false-reject rates differ least is chosen (the highest such score on ties), and the
-    EER is the mean of the two rates there.
+    Every observed score is a candidate threshold of `score >= threshold`; the one whose two
+    error rates differ least is chosen, the highest one on ties (fewer false accepts).
 
     Args:
         scores: `(n,)` pair scores, higher = more similar.
-        same: `(n,)` booleans (or 0/1).
+        same: `(n,)` booleans or 0/1.
 
     Returns:
-        `(eer, threshold)`.
+        The threshold, one of `scores`.
+
+    Raises:
+        ValueError: for unequal shapes, non-finite scores, or pairs of one kind only.
 
     Example:
-        >>> equal_error_rate([0.9, 0.8, 0.3, 0.1], [1, 1, 0, 0])
-        (0.0, 0.8)
+        >>> equal_error_threshold([0.9, 0.8, 0.3, 0.1], [1, 1, 0, 0])
+        0.8
     """
-    scores, same = _check_scores_and_labels(scores, same)
+    scores, labels = verification._check_scores(scores, same)
     candidates = np.unique(scores)  # ascending
-    positive_scores = np.sort(scores[same])
-    negative_scores = np.sort(scores[~same])
+    positive_scores = np.sort(scores[labels == 1])
+    negative_scores = np.sort(scores[labels == 0])
     # Rates of `score >= t` for every candidate t, by counting with searchsorted.
     false_accepts = len(negative_scores) - np.searchsorted(negative_scores, candidates, "left")
     false_rejects = np.searchsorted(positive_scores, candidates, "left")
-    false_accept_rate = false_accepts / len(negative_scores)
-    false_reject_rate = false_rejects / len(positive_scores)
-    gap = np.abs(false_accept_rate - false_reject_rate)
-    best = np.flatnonzero(gap == gap.min())[-1]
-    eer = (false_accept_rate[best] + false_reject_rate[best]) / 2.0
-    return float(eer), float(candidates[best])
+    gap = np.abs(false_accepts / len(negative_scores) - false_rejects / len(positive_scores))
+    return float(candidates[np.flatnonzero(gap == gap.min())[-1]])
 
 
 def calibrate(scores, same, threshold: float | None = None) -> dict:
@@ -132,31 +79,34 @@ def calibrate(scores, same, threshold: float | None = None) -> dict:
 
     Args:
         scores: `(n,)` pair scores from the exported similarity, higher = more similar.
-        same: `(n,)` booleans (or 0/1).
-        threshold: a threshold to keep; None chooses the EER threshold.
+        same: `(n,)` booleans or 0/1.
+        threshold: a threshold to keep; None chooses `equal_error_threshold`.
 
     Returns:
         A dict with `threshold`, `threshold_source` (`"equal error rate"` or `"given"`),
         `pairs`, `same_pairs`, `roc_auc`, `equal_error_rate`, and the `false_accept_rate`
         and `false_reject_rate` of the threshold on these pairs.
 
+    Raises:
+        ValueError: for unequal shapes, non-finite scores, labels other than 0/1, or pairs of
+            one kind only.
+
     Example:
         >>> calibrate([0.9, 0.8, 0.3, 0.1], [1, 1, 0, 0])["threshold"]
         0.8
     """
-    scores, same = _check_scores_and_labels(scores, same)
-    eer, eer_threshold = equal_error_rate(scores, same)
+    metrics = verification.verification_metrics(scores, np.asarray(same))
     source = "given"
     if threshold is None:
-        threshold, source = eer_threshold, "equal error rate"
+        threshold, source = equal_error_threshold(scores, same), "equal error rate"
     false_accept_rate, false_reject_rate = error_rates(scores, same, threshold)
     return {
         "threshold": float(threshold),
         "threshold_source": source,
-        "pairs": int(len(scores)),
-        "same_pairs": int(same.sum()),
-        "roc_auc": roc_auc(scores, same),
-        "equal_error_rate": eer,
+        "pairs": metrics["positive_pairs"] + metrics["negative_pairs"],
+        "same_pairs": metrics["positive_pairs"],
+        "roc_auc": metrics["roc_auc"],
+        "equal_error_rate": metrics["equal_error_rate"],
         "false_accept_rate": false_accept_rate,
         "false_reject_rate": false_reject_rate,
     }

@@ -238,7 +238,7 @@ class TwoViewModel(keras.Model):
         self.loss_tracker.update_state(loss)
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {metric.name: metric.result() for metric in self.metrics}
+        return distribute.step_logs({metric.name: metric.result() for metric in self.metrics})
 
     def _prepare(self, data):
         images = images_from(data)
@@ -323,6 +323,8 @@ class TwoViewModel(keras.Model):
         self._global_batch_size = distribute.global_batch_size(x, batch_size)
         if kwargs.get("verbose", "auto") != 0:
             print(self.distribution_report(), flush=True)
+        x = distribute.collective_safe(x, self.distribute_strategy)
+        validation_data = distribute.collective_safe(validation_data, self.distribute_strategy)
         return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
 
     def distribution_report(self, global_batch_size: int | None = None):
@@ -343,6 +345,7 @@ class TwoViewModel(keras.Model):
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         self._check_data(x, batch_size)
+        x = distribute.collective_safe(x, self.distribute_strategy)
         return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
     # ----------------------------------------------------------------- config

@@ -49,6 +49,8 @@ def main(strategy_name, output):
             sync_batch_norm=True,
         )
         model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    # uint8 images, as users feed them: Keras' first-batch reduce across workers refuses uint8
+    # unless fit casts them (distribute.collective_safe).
     images = random_images(GLOBAL_BATCH * STEPS, (16, 16, 1), seed=2)
     options = tf.data.Options()
     # Each worker takes its slice of every global batch, in order (worker 0 first).
