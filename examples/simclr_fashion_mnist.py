@@ -33,10 +33,14 @@ flags.DEFINE_float("min_crop_area", 0.25, "Smallest random-crop area fraction.")
 flags.DEFINE_float("color_strength", 0.5, "Colour-jitter strength (brightness/contrast here).")
 flags.DEFINE_integer("train_examples", 0, "Use only the first N training images (0: all).")
 flags.DEFINE_integer("knn_k", 200, "Neighbours of the kNN evaluation.")
-flags.DEFINE_string("model_dir", "runs/simclr_fashion_mnist", "Checkpoints, TensorBoard logs, flags.")
+flags.DEFINE_string(
+    "model_dir", "runs/simclr_fashion_mnist", "Backups, checkpoints, TensorBoard logs, flags."
+)
 flags.DEFINE_string("export_dir", "saved_models/simclr_fashion_mnist", "SavedModel base directory.")
 flags.DEFINE_string("strategy", "auto", "auto, default, mirrored, multi_worker, tpu or cpu:N.")
-flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (slower on CPU, faster on TPU/GPU).")
+flags.DEFINE_bool(
+    "jit_compile", False, "XLA-compile the train step (slower on CPU, faster on TPU/GPU)."
+)
 flags.DEFINE_enum(
     "mixed_precision", "none", ["none", "bfloat16", "float16"],
     "Compute dtype of the layers (losses stay float32): bfloat16 for TPUs, float16 for GPUs.",
