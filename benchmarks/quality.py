@@ -257,7 +257,12 @@ def main(argv):
         print(f"\n== pretraining {NAMES[name]}: {steps} steps", flush=True)
         started = time.perf_counter()
         model.fit(
-            dataset, epochs=chunks, steps_per_epoch=steps // chunks, callbacks=[curve], verbose=2
+            dataset,
+            epochs=chunks,
+            steps_per_epoch=steps // chunks,
+            callbacks=[curve],
+            shuffle=False,  # the datasets shuffle themselves
+            verbose=2,
         )
         train_seconds = time.perf_counter() - started - curve.eval_seconds
         curves[name] = curve.points

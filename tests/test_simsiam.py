@@ -169,27 +169,27 @@ def test_normalized_std_is_one_for_gaussian_and_zero_for_constant_outputs():
     assert logs["output_std"] < 1e-3
 
 
-def test_fit_step_changes_the_encoder_and_logs_loss_and_output_std():
+def test_fit_trains_the_encoder_decays_all_but_the_predictor_and_round_trips(tmp_path):
     model = tiny_simsiam()
-    model.compile(optimizer=optimizers.simsiam_optimizer(batch_size=8, steps=2))
+    model.compile(optimizer=optimizers.simsiam_optimizer(batch_size=8, steps=4))
+    images = random_images(32)
     before = [v.numpy().copy() for v in model.encoder.trainable_variables]
-    history = model.fit(random_images(16), batch_size=8, epochs=1, verbose=0)
+    history = model.fit(images, batch_size=8, epochs=1, verbose=0)
     assert set(history.history) == {"loss", "output_std"}
     assert -1.0 <= history.history["loss"][0] <= 1.0
     assert 0.3 < history.history["output_std"][0] < 1.5
-    assert any(
-        not np.allclose(a, b.numpy())
-        for a, b in zip(before, model.encoder.trainable_variables, strict=True)
-    )
-    features = model(random_images(3))
-    assert tuple(features.shape) == (3, model.feature_dim)
+    pairs = zip(before, model.encoder.trainable_variables, strict=True)
+    assert all(not np.allclose(a, b.numpy()) for a, b in pairs)
+    assert tuple(model(random_images(3)).shape) == (3, model.feature_dim)
 
+    # After the 4 steps of the schedule the rate has decayed to 0, except the predictor's.
+    split = model.optimizer
+    assert int(split.iterations) == 4
+    assert float(split.learning_rate) == pytest.approx(0.0, abs=1e-8)
+    assert float(split.predictor_optimizer.learning_rate) == pytest.approx(0.03 * 8 / 256)
+    routed = {v.path for v in split.predictor_optimizer._trainable_variables}
+    assert routed == {v.path for v in model.predictor.trainable_variables}
 
-def test_keras_file_round_trip_restores_model_and_optimizer(tmp_path):
-    model = tiny_simsiam()
-    model.compile(optimizer=optimizers.simsiam_optimizer(batch_size=8, steps=10))
-    images = random_images(16)
-    model.fit(images, batch_size=8, epochs=1, verbose=0)
     path = str(tmp_path / "simsiam.keras")
     model.save(path)
     restored = keras.saving.load_model(path)
@@ -201,7 +201,7 @@ def test_keras_file_round_trip_restores_model_and_optimizer(tmp_path):
         model.predict(images, verbose=0), restored.predict(images, verbose=0), atol=1e-5
     )
     assert isinstance(restored.optimizer, optimizers.SplitOptimizer)
-    assert int(restored.optimizer.iterations) == 2
+    assert int(restored.optimizer.iterations) == 4
     for saved, loaded in zip(model.optimizer.variables, restored.optimizer.variables, strict=True):
         np.testing.assert_allclose(np.asarray(saved), np.asarray(loaded))
 
@@ -379,24 +379,18 @@ def test_predictor_keeps_its_rate_while_the_rest_decays():
     assert float(optimizer.predictor_optimizer.learning_rate) == pytest.approx(0.1)
 
 
-def test_simsiam_optimizer_recipe_and_fit_decay():
+def test_simsiam_optimizer_recipe():
     optimizer = optimizers.simsiam_optimizer(batch_size=512, steps=100)
     assert isinstance(optimizer, optimizers.SplitOptimizer)
+    assert optimizer.route == ("predictor",)
     assert float(optimizer.learning_rate) == pytest.approx(0.06)
+    assert float(optimizer.predictor_optimizer.learning_rate) == pytest.approx(0.06)
     assert optimizer.default_optimizer.momentum == 0.9
     assert optimizer.default_optimizer.weight_decay == pytest.approx(5e-3)  # 5e-4 / (1 - 0.9)
+    schedule = optimizer.default_optimizer._learning_rate
+    assert float(schedule(50)) == pytest.approx(0.03)  # cosine: half way, half the rate
     plain = optimizers.simsiam_optimizer(256, 100, fixed_predictor_learning_rate=False)
     assert type(plain) is keras.optimizers.SGD
-
-    model = tiny_simsiam()
-    model.compile(optimizer=optimizers.simsiam_optimizer(batch_size=8, steps=4))
-    model.fit(random_images(32), batch_size=8, epochs=1, verbose=0)
-    split = model.optimizer
-    assert int(split.iterations) == 4
-    assert float(split.learning_rate) == pytest.approx(0.0, abs=1e-8)  # decayed
-    assert float(split.predictor_optimizer.learning_rate) == pytest.approx(0.03 * 8 / 256)
-    routed = {v.path for v in split.predictor_optimizer._trainable_variables}
-    assert routed == {v.path for v in model.predictor.trainable_variables}
 
 
 def test_split_optimizer_config_learning_rate_setter_and_loss_scale():

@@ -65,6 +65,11 @@ def define_flags(values: flags.FlagValues) -> None:
     flags.DEFINE_bool("progress", True, "Show progress bars.", **define)
 
 
+def _plain(value):
+    """A numpy scalar as the Python int or float JSON writes."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _gather_images(dataset, indices: np.ndarray) -> dict[int, np.ndarray]:
     """Returns `{index: image}` for the given positions of an unbatched (image, label) dataset."""
     import tensorflow as tf
@@ -153,7 +158,7 @@ def run(values: flags.FlagValues) -> int:
             distance=distance,
             exclude_self=True,
         )
-        results["retrieval"] = {name: float(value) for name, value in retrieval.items()}
+        results["retrieval"] = {name: _plain(value) for name, value in retrieval.items()}
         results["retrieval"]["distance"] = distance
         print(f"Retrieval (leave-one-out on the test split): {json.dumps(results['retrieval'])}")
     if options["linear_probe"]:
@@ -168,7 +173,7 @@ def run(values: flags.FlagValues) -> int:
             progress=options["progress"],
         )
         results["linear_probe"] = {
-            name: float(value) for name, value in probe.items() if name != "classifier"
+            name: _plain(value) for name, value in probe.items() if name != "classifier"
         }
         results["linear_probe"]["epochs"] = options["linear_probe_epochs"]
         print(f"Linear probe: {json.dumps(results['linear_probe'])}")

@@ -154,7 +154,8 @@ def training_curves(history: dict, path: str | os.PathLike, title: str | None = 
         axis.set_title(base.replace("_", " "), fontsize=10)
         axis.set_xlabel("epoch", fontsize=8)
         axis.tick_params(labelsize=7)
-        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        axis.set_xlim(0.5, max(len(values) for values in series.values()) + 0.5)
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
     for axis in list(axes.flat)[len(panels) :]:
