@@ -6,10 +6,16 @@ import keras
 
 
 def _check_dims(name: str, dims) -> tuple[int, ...]:
-    if isinstance(dims, int):
+    if isinstance(dims, int) and not isinstance(dims, bool):
         dims = (dims,)
-    dims = tuple(dims)
-    if not dims or any(not isinstance(d, int) or d < 1 for d in dims):
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        raise ValueError(
+            f"Argument `{name}` must be a non-empty sequence of positive integers. "
+            f"Received: {name}={dims!r}"
+        ) from None
+    if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
         raise ValueError(
             f"Argument `{name}` must be a non-empty sequence of positive integers. "
             f"Received: {name}={dims!r}"

@@ -152,12 +152,6 @@ def test_bad_dims_raise(dims):
         ProjectionHead(dims)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="heads._check_dims: bool passes as an int (dims=(True, 4) builds a 1-unit hidden "
-    "layer; PredictionHead rejects bool) and a non-iterable (None, 16.0) raises Python's "
-    "bare 'object is not iterable' TypeError that names no argument",
-)
 @pytest.mark.parametrize("dims", [(True, 4), None, 16.0])
 def test_boolean_and_non_iterable_dims_raise(dims):
     with pytest.raises((ValueError, TypeError), match=r"`dims`.*Received: dims="):

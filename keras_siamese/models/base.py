@@ -13,6 +13,8 @@ on the views) and `after_optimizer_step` (for the moving-average update).
 
 from __future__ import annotations
 
+import copy
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -272,7 +274,14 @@ class TwoViewModel(keras.Model):
 
     # ----------------------------------------------------------------- input checks at the API
 
-    def _check_data(self, x, batch_size, argument="x"):
+    def _check_size(self, shape, argument):
+        if tuple(shape[1:3]) != tuple(self.image_shape[:2]):
+            raise ValueError(
+                f"Argument `{argument}` must have images of size {self.image_shape[:2]} "
+                f"like the encoder input. Received: {argument}.shape={tuple(shape)}"
+            )
+
+    def _check_data(self, x, batch_size, argument="x", for_predict=False):
         """Validates numpy/tensor/dataset inputs before anything is traced."""
         if x is None:
             return
@@ -288,20 +297,28 @@ class TwoViewModel(keras.Model):
                         f"Received: element_spec={x.element_spec}"
                     )
                 self._check_images(spec, argument)
-                self._check_batch(spec)
+                self._check_size(spec.shape, argument)
+                if spec.shape[0] is not None and not for_predict:
+                    self._check_batch(spec)
             return
         if isinstance(x, (tuple, list)) and x and hasattr(x[0], "shape"):
             x = x[0]
         if isinstance(x, (np.ndarray, tf.Tensor)):
-            self._check_images(x, argument)
-            if tuple(x.shape[1:3]) != tuple(self.image_shape[:2]):
-                raise ValueError(
-                    f"Argument `{argument}` must have images of size {self.image_shape[:2]} "
-                    f"like the encoder input. Received: {argument}.shape={tuple(x.shape)}"
+            if isinstance(x, np.ndarray) and not (
+                np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
+            ):
+                raise TypeError(
+                    f"Argument `{argument}` must be uint8 or float in [0, 255]. "
+                    f"Received: {argument}.dtype="
+                    f"{'string' if x.dtype.kind in 'USO' else x.dtype}"
                 )
+            self._check_images(x, argument)
+            self._check_size(x.shape, argument)
             count = int(x.shape[0])
             size = batch_size or 32
-            if count < self.min_batch_size or (self.min_batch_size > 1 and count % size == 1):
+            if for_predict:
+                pass
+            elif count < self.min_batch_size or (self.min_batch_size > 1 and count % size == 1):
                 raise ValueError(
                     f"{type(self).__name__} needs at least {self.min_batch_size} images in every "
                     f"batch, but {count} images in batches of {size} leave a batch of 1. "
@@ -343,6 +360,14 @@ class TwoViewModel(keras.Model):
             global_batch_size = getattr(self, "_global_batch_size", None)
         return distribute.distribution_report(self, global_batch_size)
 
+    def predict(self, x, batch_size=None, **kwargs):
+        """Returns the encoder's representations of `x` (images in [0, 255]).
+
+        The same input checks as `fit` run first (rank, channels, size, dtype, NaN).
+        """
+        self._check_data(x, batch_size, for_predict=True)
+        return super().predict(x, batch_size=batch_size, **kwargs)
+
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         self._check_data(x, batch_size)
         x = distribute.collective_safe(x, self.distribute_strategy)
@@ -360,7 +385,7 @@ class TwoViewModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = copy.deepcopy(config)
         for key in ("encoder", "augmenter"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)

@@ -360,7 +360,7 @@ class SiameseNetwork(keras.Model):
         self.loss_tracker.update_state(loss)
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {metric.name: metric.result() for metric in self.metrics}
+        return distribute.step_logs({metric.name: metric.result() for metric in self.metrics})
 
     def train_step(self, data):
         with tf.GradientTape() as tape:
@@ -394,10 +394,39 @@ class SiameseNetwork(keras.Model):
             self._check_data(validation_data, None, batch_size)
         elif isinstance(validation_data, (tuple, list)) and len(validation_data) in (1, 2):
             self._check_data(*validation_data, batch_size=batch_size)
+        self._global_batch_size = distribute.global_batch_size(x, batch_size)
+        if kwargs.get("verbose", "auto") != 0:
+            print(self.distribution_report(), flush=True)
+        x = distribute.collective_safe(x, self.distribute_strategy)
+        validation_data = distribute.collective_safe(validation_data, self.distribute_strategy)
         return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
+
+    def distribution_report(self, global_batch_size: int | None = None):
+        """How a training step runs across replicas (printed at the start of `fit`).
+
+        Args:
+            global_batch_size: examples per step; the last `fit`'s batch size when None.
+
+        Returns:
+            A `keras_siamese.distribute.DistributionReport`; print it for the text block.
+
+        Example:
+            >>> print(model.distribution_report(global_batch_size=64))
+        """
+        if global_batch_size is None:
+            global_batch_size = getattr(self, "_global_batch_size", None)
+        return distribute.distribution_report(self, global_batch_size)
+
+    @property
+    def cross_replica_loss(self) -> str:
+        """How the loss combines replicas (shown in the distribution report)."""
+        if self.mode != inputs.PAIRS:
+            return "triplets mined over the global batch (embeddings and labels all_gathered)"
+        return "per-pair loss, nothing gathered across replicas"
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
         self._check_data(x, y, batch_size)
+        x = distribute.collective_safe(x, self.distribute_strategy)
         return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
     # ----------------------------------------------------------------- config
