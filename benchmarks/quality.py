@@ -384,6 +384,9 @@ def write_outputs(results, curves, budget, wall, load_before, np, tf, keras, ks)
         "",
         *lines,
         "",
+        "SimCLR and SimSiam never see a label while pretraining; the triplet Siamese network "
+        "(class-balanced P x K batches) and the supervised baseline train on the labels.",
+        "",
         "Targets (linear-probe top-1 on the test split):",
         *checks,
         "",

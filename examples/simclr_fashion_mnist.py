@@ -13,7 +13,7 @@ low temperature), the crops keep 25-100% of the image (8% crops of a 28x28
 image destroy the garment), and SGD+momentum with warmup and cosine decay is
 used: LARS' layer-wise trust ratio mainly helps batch sizes in the thousands.
 
-Run: `python examples/simclr_fashion_mnist.py --epochs=4` (or `make demo`).
+Run: `python examples/simclr_fashion_mnist.py` (or `make demo`).
 """
 
 import json
@@ -22,7 +22,7 @@ import time
 
 from absl import app, flags
 
-flags.DEFINE_integer("epochs", 4, "Pretraining epochs over the train split.")
+flags.DEFINE_integer("epochs", 3, "Pretraining epochs over the train split.")
 flags.DEFINE_integer("batch_size", 256, "Global batch size (images; each gives two views).")
 flags.DEFINE_float("temperature", 0.2, "NT-Xent temperature.")
 flags.DEFINE_integer("encoder_depth", 10, "ResNet depth: 10, 18, 34 or 50.")

@@ -13,6 +13,8 @@ predictor rate): 4 epochs, projector 2x512, predictor 128, the SimCLR demo's 25-
 and a rate of 0.5*B/256 with a 1-epoch warmup. The cosine loss' gradients are ~5x smaller
 than NT-Xent's at temperature 0.2: in 2-epoch runs on 16,384 images (random init kNN
 0.707), the paper's 0.03 ended at 0.684 (loss -0.40) and 0.5 at 0.724 (loss -0.80).
+The full run: kNN 0.754 -> 0.791, output_std 0.99 throughout; the SimCLR demo run at the
+same time on the same machine: 0.754 -> 0.820. At this budget SimCLR wins.
 
 Run: `python examples/simsiam_fashion_mnist.py --epochs=4` (about 10 minutes on 2 cores).
 """

@@ -71,7 +71,9 @@ class ProjectionHead(keras.layers.Layer):
             dims[-1], use_bias=not self.output_batch_norm, name="output"
         )
         self.output_norm = (
-            keras.layers.BatchNormalization(synchronized=self.sync_batch_norm, name="output_batch_norm")
+            keras.layers.BatchNormalization(
+                synchronized=self.sync_batch_norm, name="output_batch_norm"
+            )
             if self.output_batch_norm
             else None
         )

@@ -64,7 +64,9 @@ def pair_distance(a: tf.Tensor, b: tf.Tensor, distance: str = "euclidean") -> tf
     return _safe_sqrt(squared)
 
 
-def pairwise_distances(embeddings: tf.Tensor, others: tf.Tensor | None = None, distance: str = "euclidean") -> tf.Tensor:
+def pairwise_distances(
+    embeddings: tf.Tensor, others: tf.Tensor | None = None, distance: str = "euclidean"
+) -> tf.Tensor:
     """All distances between rows of `embeddings` and rows of `others` (default: itself).
 
     Args:

@@ -57,7 +57,7 @@ def synthetic_dir(tmp_path, monkeypatch):
 
 
 def to_numpy(dataset):
-    images, labels = zip(*dataset.as_numpy_iterator())
+    images, labels = zip(*dataset.as_numpy_iterator(), strict=True)
     return np.stack(images), np.array(labels)
 
 

@@ -50,14 +50,14 @@ def test_get_strategy_non_string_raises():
 
 def test_get_strategy_auto_with_bad_tf_config_raises(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{not json")
-    monkeypatch.setattr(distribute, "_tpu_strategy", _no_tpu)
+    monkeypatch.setattr(distribute.strategies, "_tpu_strategy", _no_tpu)
     with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
         distribute.get_strategy("auto")
 
 
 def test_get_strategy_auto_without_cluster_or_gpus_is_default(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    monkeypatch.setattr(distribute, "_tpu_strategy", _no_tpu)
+    monkeypatch.setattr(distribute.strategies, "_tpu_strategy", _no_tpu)
     assert distribute.get_strategy("auto") is tf.distribute.get_strategy()
 
 

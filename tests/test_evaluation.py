@@ -137,7 +137,11 @@ def test_knn_predict_uses_num_classes_and_empty_queries():
     [
         ({"k": 0}, ValueError, "`k` must be >= 1.*Received: k=0"),
         ({"k": 2.5}, TypeError, "`k` must be an int"),
-        ({"temperature": 0.0}, ValueError, "`temperature` must be a finite number > 0.*temperature=0.0"),
+        (
+            {"temperature": 0.0},
+            ValueError,
+            "`temperature` must be a finite number > 0.*temperature=0.0",
+        ),
         ({"temperature": -1.0}, ValueError, "Received: temperature=-1.0"),
         ({"temperature": float("nan")}, ValueError, "`temperature` must be a finite"),
         ({"chunk_size": 0}, ValueError, "`chunk_size` must be >= 1"),

@@ -68,7 +68,7 @@ def define_flags(values: flags.FlagValues) -> None:
     flags.DEFINE_integer(
         "batch_size", 256, "Global batch size (over all replicas).", lower_bound=2, **define
     )
-    flags.DEFINE_integer("epochs", 4, "Training epochs.", lower_bound=1, **define)
+    flags.DEFINE_integer("epochs", 3, "Training epochs.", lower_bound=1, **define)
     flags.DEFINE_enum(
         "optimizer",
         "auto",

@@ -1,4 +1,4 @@
-"""Weighted kNN: `knn_predict` (maths on feature arrays) and `knn_accuracy` (encoder in, accuracy out).
+"""Weighted kNN: `knn_predict` (maths on feature arrays), `knn_accuracy` (encoder in, accuracy out).
 
 Shared with `keras_siamese.callbacks.KNNMonitor`.
 """

@@ -1,0 +1,32 @@
+"""Losses of the two-view methods: one module per loss, each a pure function plus a Loss class.
+
+Every function takes the two projections (or predictions) of a batch, computes in float32
+whatever the compute dtype of the model (mixed precision), and returns the mean over this
+replica's examples. Under `tf.distribute` a training step divides that mean by the number
+of replicas with `distribute.scale_for_replicas`, exactly as for any per-replica loss.
+
+Modules, re-exported here:
+    - `nt_xent` (SimCLR): `nt_xent`, `NTXent`.
+    - `negative_cosine` (SimSiam): `negative_cosine`, `NegativeCosine`.
+    - `contrastive` (Siamese pairs): `contrastive_margin`, `ContrastiveMargin`.
+    - `triplet` (Siamese triplets, online mining): `triplet_loss`, `TripletLoss`.
+    - `_checks`: the validation helpers they share.
+"""
+
+from keras_siamese.losses.contrastive import ContrastiveMargin, contrastive_margin
+from keras_siamese.losses.negative_cosine import NegativeCosine, negative_cosine
+from keras_siamese.losses.nt_xent import LARGE_NEGATIVE, NTXent, nt_xent
+from keras_siamese.losses.triplet import MINING_MODES, TripletLoss, triplet_loss
+
+__all__ = [
+    "LARGE_NEGATIVE",
+    "MINING_MODES",
+    "ContrastiveMargin",
+    "NTXent",
+    "NegativeCosine",
+    "TripletLoss",
+    "contrastive_margin",
+    "negative_cosine",
+    "nt_xent",
+    "triplet_loss",
+]
