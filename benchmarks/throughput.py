@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 
 from absl import app, flags
@@ -38,7 +39,12 @@ flags.DEFINE_integer("batch_size", 256, "Source images per step.")
 flags.DEFINE_integer("steps", 5, "Timed steps per configuration (the median is reported).")
 flags.DEFINE_integer("warmup", 0, "Untimed steps after the first (tracing) step.")
 flags.DEFINE_bool("breakdown", True, "Time the parts of the ResNet-18 SimCLR step.")
-flags.DEFINE_string("output_dir", "benchmarks/results", "Where throughput.md is written.")
+flags.DEFINE_list("encoders", ["resnet18", "demo"], "Encoders to time: resnet18, demo.")
+flags.DEFINE_list(
+    "methods", ["SimCLR", "SimSiam", "plain"], "Steps to time: SimCLR, SimSiam, plain."
+)
+flags.DEFINE_string("output_dir", "benchmarks/results", "Where the results are written.")
+flags.DEFINE_string("output_name", "throughput", "File name (without .md/.json) of the results.")
 FLAGS = flags.FLAGS
 
 ENCODERS = {
@@ -53,7 +59,11 @@ ENCODERS = {
 DEFAULT = {"jit_compile": False, "precision": "float32", "augmentation": "in step"}
 
 
-def configurations(quick):
+ENCODER_FLAGS = {"resnet18": "ResNet-18 32x32x3", "demo": "demo ResNet-10/16 28x28x1"}
+METHOD_FLAGS = {"SimCLR": "SimCLR", "SimSiam": "SimSiam", "plain": "plain GradientTape"}
+
+
+def configurations(quick, encoders=tuple(ENCODER_FLAGS), methods=tuple(METHOD_FLAGS)):
     """(encoder, method, options) to time: defaults, then one factor changed at a time."""
     variations = [
         {"jit_compile": True},
@@ -70,7 +80,15 @@ def configurations(quick):
         big = encoder.startswith("ResNet-18")
         for method in ("SimCLR",) if big else ("SimCLR", "SimSiam"):
             runs += [(encoder, method, {**DEFAULT, **change}) for change in variations]
-    return runs
+    for name, values, known in (
+        ("encoders", encoders, ENCODER_FLAGS),
+        ("methods", methods, METHOD_FLAGS),
+    ):
+        if not set(values) <= set(known):
+            raise app.UsageError(f"--{name} takes {sorted(known)}. Received: {values}")
+    chosen_encoders = {ENCODER_FLAGS[name] for name in encoders}
+    chosen_methods = {METHOD_FLAGS[name] for name in methods}
+    return [run for run in runs if run[0] in chosen_encoders and run[1] in chosen_methods]
 
 
 def main(argv):
@@ -183,7 +201,7 @@ def main(argv):
         return (lambda: step().numpy()), flops
 
     rows = []
-    for encoder_name, method, options in configurations(FLAGS.quick):
+    for encoder_name, method, options in configurations(FLAGS.quick, FLAGS.encoders, FLAGS.methods):
         label = f"{encoder_name} | {method} | " + ", ".join(f"{k}={v}" for k, v in options.items())
         print(f"\n== {label}", flush=True)
         row = {"encoder": encoder_name, "method": method, **options}
@@ -225,11 +243,7 @@ def main(argv):
         keras.backend.clear_session()
     keras.mixed_precision.set_global_policy("float32")
 
-    breakdown = (
-        simclr_breakdown(ks, keras, tf, batch, median_seconds)
-        if (FLAGS.breakdown and not FLAGS.quick)
-        else None
-    )
+    breakdown = simclr_breakdown(ks, keras, tf, batch, median_seconds) if FLAGS.breakdown else None
     peaks.append(matmul_peak())
     if max(peaks) > peak:  # the rows were computed with the first peak
         for row in rows:
@@ -270,7 +284,9 @@ def simclr_breakdown(ks, keras, tf, batch, median_seconds):
     def forward_backward():
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(encoder(views, training=True))
-        return tape.gradient(loss, encoder.trainable_variables)[0][0, 0, 0, 0]
+        gradients = tape.gradient(loss, encoder.trainable_variables)
+        # Use every gradient, or graph pruning drops the unused weight gradients.
+        return tf.add_n([tf.reduce_sum(gradient) for gradient in gradients])
 
     parts = {}
     for name, function in [
@@ -304,7 +320,7 @@ def write_outputs(rows, peaks, breakdown, wall, load_before, tf, keras):
         "load_after": load_after, "tensorflow": tf.__version__, "keras": keras.__version__,
         "numpy": np.__version__, "python": platform.python_version(),
     }  # fmt: skip
-    base = os.path.join(FLAGS.output_dir, "throughput")
+    base = os.path.join(FLAGS.output_dir, FLAGS.output_name)
     with open(base + ".json", "w") as file:
         json.dump(payload, file, indent=2)
 
@@ -328,7 +344,7 @@ def write_outputs(rows, peaks, breakdown, wall, load_before, tf, keras):
     text = [
         "# Training throughput",
         "",
-        f"Produced by `python benchmarks/throughput.py{' --quick' if FLAGS.quick else ''}` in "
+        f"Produced by `python {' '.join(sys.argv)}` in "
         f"{wall / 60:.1f} minutes on {cpu} ({cores} usable cores; load average "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after: above ~{cores} the machine "
         f"was shared and the numbers are low). TensorFlow {tf.__version__}, Keras "
