@@ -496,3 +496,26 @@ def test_replicas_draw_different_views_of_the_same_images():
     assert report["shape"] == [4, 16, 16, 3]
     assert report["difference"] > 0.1
     assert report["control"] == 0.0
+
+
+@pytest.mark.parametrize("size", [(16, 16), (7, 5), (1, 3)])
+def test_crop_and_resize_equals_tensorflow_kernel(size):
+    rng = np.random.default_rng(3)
+    images = tf.constant(rng.uniform(0, 1, (5, 12, 10, 3)).astype("float32"))
+    corners = rng.uniform(0, 1, (5, 4)).astype("float32")
+    boxes = np.concatenate(
+        [np.minimum(corners[:, :2], corners[:, 2:]), np.maximum(corners[:, :2], corners[:, 2:])],
+        axis=1,
+    )
+    boxes[0] = [0.0, 0.0, 1.0, 1.0]
+    expected = tf.image.crop_and_resize(images, boxes, tf.range(5), size)
+    actual = augment.crop_and_resize(images, tf.constant(boxes), size)
+    np.testing.assert_allclose(actual.numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_augmenter_compiles_under_xla():
+    augmenter = augment.simclr_augmenter(16, channels=3, blur=True, seed=1)
+    images = tf.constant(np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3)), tf.uint8)
+    views = tf.function(lambda x: augmenter(x, training=True), jit_compile=True)(images)
+    assert views.shape == (4, 16, 16, 3)
+    assert 0.0 <= float(tf.reduce_min(views)) and float(tf.reduce_max(views)) <= 1.0
