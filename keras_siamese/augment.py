@@ -11,8 +11,8 @@ per-image boxes takes 1.8 ms (this module's `crop_and_resize` computes the same 
 with two batched matmuls, because XLA, hence TPU, has no `CropAndResize` kernel), and
 keras-cv/Keras colour layers draw their random numbers from a seed state that every
 replica of a `tf.distribute` strategy shares, so all replicas would crop and colour
-their images identically. This layer applies the same operations (the SimCLR paper's appendix A) vectorised over the batch, with
-stateless random ops whose seed is folded with the replica id, and gates each
+their images identically. This layer applies the same operations (the SimCLR paper's
+appendix A) vectorised over the batch, with stateless random ops whose seed is folded with the replica id, and gates each
 operation with an in-graph per-image mask (no `RandomApply`, whose Python
 conditional breaks Keras' symbolic build).
 """
