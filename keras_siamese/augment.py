@@ -7,14 +7,15 @@ float32 in [0, 1].
 Why not a `keras.Sequential` of keras-cv layers: measured here on a batch of
 256x32x32x3 inside a `tf.function` (TF 2.21, 2 CPU cores), keras-cv 0.9's
 `RandomCropAndResize` takes 20.6 ms where one `tf.image.crop_and_resize` over
-per-image boxes takes 1.8 ms (this module's `crop_and_resize` computes the same values
-with two batched matmuls, because XLA, hence TPU, has no `CropAndResize` kernel), and
-keras-cv/Keras colour layers draw their random numbers from a seed state that every
-replica of a `tf.distribute` strategy shares, so all replicas would crop and colour
-their images identically. This layer applies the same operations (the SimCLR paper's
-appendix A) vectorised over the batch, with stateless random ops whose seed is folded with the replica id, and gates each
+per-image boxes takes 1.8 ms, and keras-cv/Keras colour layers draw their random
+numbers from a seed state that every replica of a `tf.distribute` strategy shares,
+so all replicas would crop and colour their images identically. This layer applies
+the same operations (the SimCLR paper's appendix A) vectorised over the batch, with
+stateless random ops whose seed is folded with the replica id, and gates each
 operation with an in-graph per-image mask (no `RandomApply`, whose Python
-conditional breaks Keras' symbolic build).
+conditional breaks Keras' symbolic build). Its `crop_and_resize` computes the values
+of `tf.image.crop_and_resize` with two batched matmuls, because XLA (hence TPU and
+`jit_compile=True`) has no `CropAndResize` kernel.
 """
 
 from __future__ import annotations
