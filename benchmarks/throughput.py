@@ -1,9 +1,11 @@
 """Training throughput of SimCLR and SimSiam, against the machine's measured matmul peak.
 
-For each configuration, builds the model, runs Keras' own `train_function` (what `fit`
-runs each step) on one batch of 256 uint8 images, and reports the median step time of
-`--steps` timed steps after `--warmup` untimed ones (the first call traces). Images/s
-count each source image once (SimCLR and SimSiam make two views of it).
+For each configuration, builds the model and traces Keras' own `train_function` (what
+`fit` runs each step) on one batch of 256 uint8 images; then times `--steps` rounds, each
+running one step of every configuration in turn (after `--warmup` untimed rounds), and
+reports each configuration's median step time. Interleaving makes a change of load on a
+shared machine hit every configuration alike instead of whichever ran at that moment.
+Images/s count each source image once (SimCLR and SimSiam make two views of it).
 
 Configurations: ResNet-18 with the small-image stem at 32x32x3 (the papers' CIFAR
 encoder, heads at the package defaults) and the Fashion-MNIST demo's encoder (ResNet-10
@@ -16,13 +18,14 @@ views, no augmentation or metrics) is the reference for the package's overhead.
 In the same run it measures the fp32 matmul peak (median time of a 4096x4096
 `tf.linalg.matmul`) and counts the model's FLOPs per image analytically from the layer
 shapes (Conv2D and Dense multiply-adds x 2; training = 3x the forward pass, per view),
-and reports achieved GFLOP/s and its fraction of the peak (MFU). `--breakdown` times the
-parts of the ResNet-18 SimCLR step separately (augmentation, encoder forward, encoder
-forward+backward) to show where the milliseconds go.
+and reports achieved GFLOP/s and its fraction of the peak (MFU). `--breakdown` also times
+the parts of the ResNet-18 SimCLR step alone in the same rounds (augmentation, encoder
+forward, encoder forward+backward) to show where the milliseconds go.
 
 Writes `benchmarks/results/throughput.md` (and `.json`).
 
-Run: `python benchmarks/throughput.py` (~10 min on 2 CPU cores) or `--quick` (~5 min).
+Run: `python benchmarks/throughput.py` (~15 min on 2 quiet CPU cores) or `--quick` (defaults
+only, ~6 min); `--encoders=resnet18 --methods=SimCLR,plain` picks a subset.
 """
 
 import json
@@ -200,11 +203,14 @@ def main(argv):
         flops = 2 * 3 * (forward_flops(encoder) + forward_flops(projector))
         return (lambda: step().numpy()), flops
 
-    rows = []
+    # ---- build and trace every configuration, then time them in interleaved rounds, so a
+    # change of load on a shared machine hits every configuration alike.
+    rows, runners = [], []
     for encoder_name, method, options in configurations(FLAGS.quick, FLAGS.encoders, FLAGS.methods):
         label = f"{encoder_name} | {method} | " + ", ".join(f"{k}={v}" for k, v in options.items())
-        print(f"\n== {label}", flush=True)
+        print(f"== building and tracing {label}", flush=True)
         row = {"encoder": encoder_name, "method": method, **options}
+        rows.append(row)
         try:
             trace_started = time.perf_counter()
             if method == "plain GradientTape":
@@ -219,36 +225,45 @@ def main(argv):
 
             run()  # traces (and XLA-compiles)
             row["first_step_seconds"] = time.perf_counter() - trace_started
-            seconds, times = median_seconds(run, FLAGS.steps, FLAGS.warmup)
-            row.update(
-                {
-                    "step_seconds": seconds,
-                    "step_times": times,
-                    "images_per_second": batch / seconds,
-                    "train_gflop_per_image": flops / 1e9,
-                    "achieved_gflops": flops * batch / seconds / 1e9,
-                    "mfu": flops * batch / seconds / peak,
-                }
-            )
-            print(
-                f"   {row['images_per_second']:.1f} images/s, step {seconds * 1e3:.0f} ms "
-                f"(median of {times}), {row['achieved_gflops']:.1f} GFLOP/s = "
-                f"{100 * row['mfu']:.0f}% of peak",
-                flush=True,
-            )
+            row["train_gflop_per_image"] = flops / 1e9
+            runners.append((row, run))
         except Exception as error:  # noqa: BLE001 - a failing configuration is a result too
             row["error"] = error_summary(error)
             print(f"   failed: {row['error']}", flush=True)
-        rows.append(row)
-        keras.backend.clear_session()
     keras.mixed_precision.set_global_policy("float32")
+    parts = simclr_parts(ks, keras, tf, batch) if FLAGS.breakdown else {}
+    for function in parts.values():
+        function()  # traces
 
-    breakdown = simclr_breakdown(ks, keras, tf, batch, median_seconds) if FLAGS.breakdown else None
+    rounds = FLAGS.warmup + FLAGS.steps
+    part_times = {name: [] for name in parts}
+    for round_index in range(rounds):
+        print(f"== round {round_index + 1}/{rounds}", flush=True)
+        for row, run in runners:
+            begin = time.perf_counter()
+            run()
+            if round_index >= FLAGS.warmup:
+                row.setdefault("step_times", []).append(time.perf_counter() - begin)
+        for name, function in parts.items():
+            begin = time.perf_counter()
+            function()
+            if round_index >= FLAGS.warmup:
+                part_times[name].append(time.perf_counter() - begin)
+
     peaks.append(matmul_peak())
-    if max(peaks) > peak:  # the rows were computed with the first peak
-        for row in rows:
-            if "mfu" in row:
-                row["mfu"] = row["achieved_gflops"] * 1e9 / max(peaks)
+    peak = max(peaks)
+    for row, _ in runners:
+        seconds = statistics.median(row["step_times"])
+        flops = row["train_gflop_per_image"] * 1e9
+        row.update(
+            {
+                "step_seconds": seconds,
+                "images_per_second": batch / seconds,
+                "achieved_gflops": flops * batch / seconds / 1e9,
+                "mfu": flops * batch / seconds / peak,
+            }
+        )
+    breakdown = {name: 1e3 * statistics.median(times) for name, times in part_times.items()}
     write_outputs(rows, peaks, breakdown, time.perf_counter() - started, load_before, tf, keras)
 
 
@@ -263,9 +278,8 @@ def error_summary(error):
     return f"{type(error).__name__}: {(lines[-1] if lines else '')[:200]}"
 
 
-def simclr_breakdown(ks, keras, tf, batch, median_seconds):
-    """Milliseconds of the parts of the ResNet-18 SimCLR step (default configuration)."""
-    print("\n== breakdown of the ResNet-18 SimCLR step", flush=True)
+def simclr_parts(ks, keras, tf, batch):
+    """The parts of the ResNet-18 SimCLR step as functions to time: where the time goes."""
     keras.utils.set_random_seed(0)
     encoder = ks.encoders.resnet(18, (32, 32, 3), small_images=True, width=64)
     augmenter = ks.augment.simclr_augmenter((32, 32), channels=3, strength=0.5)
@@ -288,16 +302,11 @@ def simclr_breakdown(ks, keras, tf, batch, median_seconds):
         # Use every gradient, or graph pruning drops the unused weight gradients.
         return tf.add_n([tf.reduce_sum(gradient) for gradient in gradients])
 
-    parts = {}
-    for name, function in [
-        ("augmentation of both views", augment_only),
-        ("encoder forward (2 views)", forward),
-        ("encoder forward + backward (2 views)", forward_backward),
-    ]:
-        seconds, _ = median_seconds(lambda f=function: f().numpy(), repeats=3, warmup=1)
-        parts[name] = seconds * 1e3
-        print(f"   {name}: {seconds * 1e3:.0f} ms", flush=True)
-    return parts
+    return {
+        "augmentation of both views": lambda: augment_only().numpy(),
+        "encoder forward (2 views)": lambda: forward().numpy(),
+        "encoder forward + backward (2 views)": lambda: forward_backward().numpy(),
+    }
 
 
 def write_outputs(rows, peaks, breakdown, wall, load_before, tf, keras):
@@ -353,8 +362,9 @@ def write_outputs(rows, peaks, breakdown, wall, load_before, tf, keras):
         f"fp32 matmul peak (median of 7 4096x4096 `tf.linalg.matmul`, measured before and "
         f"after the runs: {', '.join(f'{p / 1e9:.1f}' for p in peaks)}; the larger is used): "
         f"**{peak / 1e9:.1f} GFLOP/s**. Batch {FLAGS.batch_size} source images; median of "
-        f"{FLAGS.steps} timed steps after the first (tracing) step and {FLAGS.warmup} more "
-        "warm-up step(s). FLOPs: Conv2D and "
+        f"{FLAGS.steps} timed steps per configuration, in rounds of one step of every "
+        f"configuration, after the first (tracing) step and {FLAGS.warmup} warm-up round(s). "
+        "FLOPs: Conv2D and "
         "Dense multiply-adds x 2, x 3 for forward + backward, x 2 views (BatchNorm, "
         "activations, augmentation and the NT-Xent logits are not counted). MFU = achieved "
         "GFLOP/s / fp32 peak (also for bfloat16 rows).",
@@ -366,7 +376,12 @@ def write_outputs(rows, peaks, breakdown, wall, load_before, tf, keras):
         "on this machine.",
     ]
     if breakdown:
-        text += ["", "Where the milliseconds of the ResNet-18 SimCLR step go (median of 3):", ""]
+        text += [
+            "",
+            "Where the milliseconds of the ResNet-18 SimCLR step go (the parts timed alone, "
+            "in the same rounds as the steps):",
+            "",
+        ]
         text += [f"- {name}: {ms:.0f} ms" for name, ms in breakdown.items()]
         default = next(
             (

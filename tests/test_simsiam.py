@@ -238,8 +238,9 @@ def test_simsiam_refuses_a_loss_and_single_image_batches():
         model.fit(random_images(9), batch_size=8, verbose=0)
 
 
-def test_simsiam_on_fashion_mnist_beats_random_init_on_knn():  # ~15 s on a quiet machine
-    # 256 steps at a high rate: the cosine loss' gradients are ~5x smaller than NT-Xent's
+@pytest.mark.slow
+def test_simsiam_on_fashion_mnist_beats_random_init_on_knn():  # ~30 s on a quiet machine
+    # 512 steps at a high rate: the cosine loss' gradients are ~5x smaller than NT-Xent's
     # at temperature 0.2, and the paper's 0.03 * B / 256 barely moves a tiny encoder in
     # this budget. The fixed predictor rate matters here (0.588 vs 0.549 without).
     images, labels = ks.datasets.load_arrays("fashion_mnist", "train")
@@ -252,10 +253,10 @@ def test_simsiam_on_fashion_mnist_beats_random_init_on_knn():  # ~15 s on a quie
     )
     random_init = ks.evaluation.knn_accuracy(model, memory, queries, k=20, progress=False)
     model.compile(
-        optimizer=optimizers.simsiam_optimizer(64, steps=256, base_learning_rate=2.0,
+        optimizer=optimizers.simsiam_optimizer(64, steps=512, base_learning_rate=2.0,
                                                warmup_steps=32)
     )
-    history = model.fit(memory[0], batch_size=64, epochs=8, verbose=0)
+    history = model.fit(memory[0], batch_size=64, epochs=16, verbose=0)
     trained = ks.evaluation.knn_accuracy(model, memory, queries, k=20, progress=False)
     assert history.history["loss"][-1] < history.history["loss"][0] - 0.2
     assert min(history.history["output_std"]) > 0.5
