@@ -401,8 +401,7 @@ def write_outputs(rows, peaks, breakdown, wall, load_before, tf, keras):
                 f"- the rest of the full step ({default['step_seconds'] * 1e3:.0f} ms): heads, "
                 f"NT-Xent, optimizer update, metrics: {rest:.0f} ms"
                 + (
-                    " (negative: the parts and the step were timed at different moments of a "
-                    "busy machine)"
+                    " (negative: the rest is below the run-to-run noise of the timings)"
                     if rest < 0
                     else ""
                 )
