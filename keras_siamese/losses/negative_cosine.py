@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_siamese.losses._checks import _static_shape
+from keras_siamese.losses._checks import _check_same_shape_pair
 
 if TYPE_CHECKING:
     import numpy as np
@@ -16,21 +16,9 @@ if TYPE_CHECKING:
 
 def _check_prediction_pair(p, z) -> None:
     """Validates the static shapes of a prediction and its target."""
-    shape_p, shape_z = _static_shape(p), _static_shape(z)
-    for name, shape in (("p", shape_p), ("z", shape_z)):
-        if shape is not None and len(shape) != 2:
-            raise ValueError(
-                f"Argument `{name}` must have rank 2, shape (batch_size, dims). "
-                f"Received: {name}.shape={shape}"
-            )
-    if shape_p is not None and shape_z is not None:
-        pairs = zip(shape_p, shape_z, strict=True)
-        if not all(a is None or b is None or a == b for a, b in pairs):
-            raise ValueError(
-                "Arguments `p` and `z` must have the same shape (the prediction of one view "
-                f"and the projection of the other). Received: p.shape={shape_p}, "
-                f"z.shape={shape_z}"
-            )
+    _check_same_shape_pair(
+        p, z, ("p", "z"), "dims", "the prediction of one view and the projection of the other"
+    )
 
 
 def _negative_cosine_per_example(p, z):

@@ -9,7 +9,11 @@ import tensorflow as tf
 from keras import ops
 
 from keras_siamese import distribute
-from keras_siamese.losses._checks import _check_temperature, _static_shape
+from keras_siamese.losses._checks import (
+    _check_same_shape_pair,
+    _check_temperature,
+    _static_shape,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,21 +25,13 @@ LARGE_NEGATIVE = -1e9
 
 def _check_projection_pair(z1, z2) -> None:
     """Validates the static shapes of the two projections given to NT-Xent."""
-    shape1, shape2 = _static_shape(z1), _static_shape(z2)
-    for name, shape in (("z1", shape1), ("z2", shape2)):
-        if shape is not None and len(shape) != 2:
-            raise ValueError(
-                f"Argument `{name}` must have rank 2, shape (batch_size, projection_dims). "
-                f"Received: {name}.shape={shape}"
-            )
-    if shape1 is not None and shape2 is not None:
-        pairs = zip(shape1, shape2, strict=True)
-        if not all(a is None or b is None or a == b for a, b in pairs):
-            raise ValueError(
-                "Arguments `z1` and `z2` must have the same shape (the projections of the "
-                f"two views of the same images). Received: z1.shape={shape1}, "
-                f"z2.shape={shape2}"
-            )
+    shape1, shape2 = _check_same_shape_pair(
+        z1,
+        z2,
+        ("z1", "z2"),
+        "projection_dims",
+        "the projections of the two views of the same images",
+    )
     known = [shape[0] for shape in (shape1, shape2) if shape is not None]
     batch_size = next((size for size in known if size is not None), None)
     if batch_size is not None and batch_size < 2 and not distribute.in_replica_context():

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_siamese import augment, distribute, encoders
+from keras_siamese.models.trainer import Trainer
 
 
 def images_from(data):
@@ -46,7 +47,7 @@ def normalized_std(outputs):
     return tf.reduce_mean(tf.math.reduce_std(outputs, axis=0)) * tf.sqrt(dims)
 
 
-class TwoViewModel(keras.Model):
+class TwoViewModel(Trainer):
     """Base class of models trained on two augmented views of each image.
 
     The step makes both views inside the graph (so augmentation runs on the
@@ -128,20 +129,6 @@ class TwoViewModel(keras.Model):
                     f"{kwargs[refused]!r}"
                 )
         super().compile(optimizer=optimizer, **kwargs)
-
-    def get_compile_config(self):
-        return super().get_compile_config()
-
-    def compile_from_config(self, config):
-        """Re-compiles a reloaded model with its saved optimizer (see `compile`).
-
-        Keras skips this for models that override `compile` (as this one does), which
-        would leave a reloaded model uncompiled and its optimizer state unrestored.
-        """
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def _check_images(self, images, argument="images"):
         shape = tuple(images.shape)
@@ -236,12 +223,6 @@ class TwoViewModel(keras.Model):
             loss = loss + tf.cast(tf.add_n(self.losses), loss.dtype)
         return loss, values
 
-    def _update_metrics(self, loss, values):
-        self.loss_tracker.update_state(loss)
-        for name, value in values.items():
-            self.trackers[name].update_state(value)
-        return distribute.step_logs({metric.name: metric.result() for metric in self.metrics})
-
     def _prepare(self, data):
         images = images_from(data)
         self._check_images(images)
@@ -333,32 +314,10 @@ class TwoViewModel(keras.Model):
                     "finite values in [0, 255]."
                 )
 
-    def fit(self, x=None, y=None, batch_size=None, validation_data=None, **kwargs):
+    def _check_inputs(self, x, y, batch_size, validation_data=None):
         self._check_data(x, batch_size)
         if validation_data is not None and not isinstance(validation_data, tuple):
             self._check_data(validation_data, batch_size, "validation_data")
-        self._global_batch_size = distribute.global_batch_size(x, batch_size)
-        if kwargs.get("verbose", "auto") != 0:
-            print(self.distribution_report(), flush=True)
-        x = distribute.collective_safe(x, self.distribute_strategy)
-        validation_data = distribute.collective_safe(validation_data, self.distribute_strategy)
-        return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
-
-    def distribution_report(self, global_batch_size: int | None = None):
-        """How a training step runs across replicas (printed at the start of `fit`).
-
-        Args:
-            global_batch_size: images per step; the last `fit`'s batch size when None.
-
-        Returns:
-            A `keras_siamese.distribute.DistributionReport`; print it for the text block.
-
-        Example:
-            >>> print(model.distribution_report(global_batch_size=256))
-        """
-        if global_batch_size is None:
-            global_batch_size = getattr(self, "_global_batch_size", None)
-        return distribute.distribution_report(self, global_batch_size)
 
     def predict(self, x, batch_size=None, **kwargs):
         """Returns the encoder's representations of `x` (images in [0, 255]).
@@ -367,11 +326,6 @@ class TwoViewModel(keras.Model):
         """
         self._check_data(x, batch_size, for_predict=True)
         return super().predict(x, batch_size=batch_size, **kwargs)
-
-    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
-        self._check_data(x, batch_size)
-        x = distribute.collective_safe(x, self.distribute_strategy)
-        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
     # ----------------------------------------------------------------- config
 

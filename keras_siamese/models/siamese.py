@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from keras_siamese import distribute, encoders, losses
 from keras_siamese.models import siamese_inputs as inputs
+from keras_siamese.models.trainer import Trainer
 from keras_siamese.similarity import check_distance, pair_distance, score_from_distance
 
 _REFUSED_COMPILE_ARGUMENTS = ("loss", "metrics", "loss_weights", "weighted_metrics")
@@ -39,7 +40,7 @@ def _resolve_loss(loss) -> losses.ContrastiveMargin | losses.TripletLoss:
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
-class SiameseNetwork(keras.Model):
+class SiameseNetwork(Trainer):
     """A Siamese network: one embedding network compared across pairs or triplets of images.
 
     The embedding is `encoder -> Dense(embedding_dim) (optional) -> L2 normalisation
@@ -185,19 +186,6 @@ class SiameseNetwork(keras.Model):
                     f"TripletLoss(margin=0.2))`. Received: {refused}={kwargs[refused]!r}"
                 )
         super().compile(optimizer=optimizer, **kwargs)
-
-    def get_compile_config(self):
-        return super().get_compile_config()
-
-    def compile_from_config(self, config):
-        """Re-compiles a reloaded model with its saved optimizer (see `compile`).
-
-        Keras skips (with a warning) the re-compilation of models whose `compile` is
-        overridden, so a reloaded model would come back without its optimizer.
-        """
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     # ----------------------------------------------------------------- embeddings
 
@@ -356,12 +344,6 @@ class SiameseNetwork(keras.Model):
             loss = loss + tf.cast(tf.add_n(self.losses), loss.dtype)
         return loss, values
 
-    def _update_metrics(self, loss, values):
-        self.loss_tracker.update_state(loss)
-        for name, value in values.items():
-            self.trackers[name].update_state(value)
-        return distribute.step_logs({metric.name: metric.result() for metric in self.metrics})
-
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss, values = self._loss(data, training=True)
@@ -388,34 +370,12 @@ class SiameseNetwork(keras.Model):
         elif isinstance(x, (np.ndarray, tf.Tensor, tuple, list)):
             inputs.check_arrays(x, y, self.mode, self.image_shape, batch_size)
 
-    def fit(self, x=None, y=None, batch_size=None, validation_data=None, **kwargs):
+    def _check_inputs(self, x, y, batch_size, validation_data=None):
         self._check_data(x, y, batch_size)
         if isinstance(validation_data, tf.data.Dataset):
             self._check_data(validation_data, None, batch_size)
         elif isinstance(validation_data, (tuple, list)) and len(validation_data) in (1, 2):
             self._check_data(*validation_data, batch_size=batch_size)
-        self._global_batch_size = distribute.global_batch_size(x, batch_size)
-        if kwargs.get("verbose", "auto") != 0:
-            print(self.distribution_report(), flush=True)
-        x = distribute.collective_safe(x, self.distribute_strategy)
-        validation_data = distribute.collective_safe(validation_data, self.distribute_strategy)
-        return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
-
-    def distribution_report(self, global_batch_size: int | None = None):
-        """How a training step runs across replicas (printed at the start of `fit`).
-
-        Args:
-            global_batch_size: examples per step; the last `fit`'s batch size when None.
-
-        Returns:
-            A `keras_siamese.distribute.DistributionReport`; print it for the text block.
-
-        Example:
-            >>> print(model.distribution_report(global_batch_size=64))
-        """
-        if global_batch_size is None:
-            global_batch_size = getattr(self, "_global_batch_size", None)
-        return distribute.distribution_report(self, global_batch_size)
 
     @property
     def cross_replica_loss(self) -> str:
@@ -423,11 +383,6 @@ class SiameseNetwork(keras.Model):
         if self.mode != inputs.PAIRS:
             return "triplets mined over the global batch (embeddings and labels all_gathered)"
         return "per-pair loss, nothing gathered across replicas"
-
-    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
-        self._check_data(x, y, batch_size)
-        x = distribute.collective_safe(x, self.distribute_strategy)
-        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
     # ----------------------------------------------------------------- config
 
