@@ -136,6 +136,7 @@ def main(argv):
         row = {
             "overrides": overrides,
             "config": config,
+            "seed": FLAGS.seed,
             "minutes": FLAGS.minutes,
             "steps": steps,
             "epochs": round(steps * config["batch"] / len(train[0]), 2),
@@ -161,15 +162,15 @@ def write_table(path):
         f"Produced by `python benchmarks/recipe.py`; base recipe: `{json.dumps(BASE)}`.",
         "Accuracies on the Fashion-MNIST test split, in %.",
         "",
-        "| Method | Changes from the base | Budget (min) | Steps | Epochs | Pretrain (s) "
+        "| Method | Changes from the base | Seed | Budget (min) | Steps | Epochs | Pretrain (s) "
         "| Images/s | kNN top-1 | Linear top-1 | Load |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         changes = {k: v for k, v in row["overrides"].items() if k != "method"}
         lines.append(
             f"| {row['config']['method']} | {json.dumps(changes) if changes else 'base'} "
-            f"| {row.get('minutes', '')} | {row['steps']} | {row['epochs']} "
+            f"| {row.get('seed', 0)} | {row['minutes']} | {row['steps']} | {row['epochs']} "
             f"| {row['pretrain_seconds']} | {row['images_per_second']} "
             f"| {100 * row['knn_top1']:.1f} | {100 * row['linear_top1']:.1f} "
             f"| {row['load']:.1f} |"
