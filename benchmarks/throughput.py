@@ -28,6 +28,7 @@ Run: `python benchmarks/throughput.py` (~15 min on 2 quiet CPU cores) or `--quic
 only, ~6 min); `--encoders=resnet18 --methods=SimCLR,plain` picks a subset.
 """
 
+import gc
 import json
 import os
 import platform
@@ -96,6 +97,15 @@ def configurations(quick, encoders=tuple(ENCODER_FLAGS), methods=tuple(METHOD_FL
 
 def main(argv):
     del argv
+    measure()
+    # The models, train functions and tf.data iterators of `measure` reference each other,
+    # so only the garbage collector frees them; left to the collection at interpreter
+    # shutdown, an iterator's destructor waits forever for its (already stopped) threads.
+    gc.collect()
+
+
+def measure():
+    """Builds, traces and times every configuration, then writes the results."""
     import keras
     import numpy as np
     import tensorflow as tf
