@@ -123,11 +123,12 @@ def crop_boxes(seed, batch_size, area, log_aspect, aspect_of_image=1.0):
 
 def _interpolation_matrix(starts, ends, source_size, output_size):
     """Bilinear weights `(batch, output_size, source_size)` sampling [start, end] of an axis."""
-    steps = tf.range(output_size, dtype=tf.float32)
-    scale = (ends - starts) * (source_size - 1) / max(output_size - 1, 1)
-    positions = starts[:, None] * (source_size - 1) + steps[None, :] * scale[:, None]
-    if output_size == 1:
+    if output_size == 1:  # the one output sample sits at the centre of the box
         positions = 0.5 * (starts + ends)[:, None] * (source_size - 1)
+    else:
+        steps = tf.range(output_size, dtype=tf.float32)
+        scale = (ends - starts) * (source_size - 1) / (output_size - 1)
+        positions = starts[:, None] * (source_size - 1) + steps[None, :] * scale[:, None]
     pixels = tf.range(source_size, dtype=tf.float32)
     return tf.maximum(0.0, 1.0 - tf.abs(positions[:, :, None] - pixels[None, None, :]))
 

@@ -22,9 +22,6 @@ class Trainer(keras.Model):
     def _check_inputs(self, x, y, batch_size, validation_data=None):
         raise NotImplementedError(f"{type(self).__name__} must implement _check_inputs().")
 
-    def get_compile_config(self):
-        return super().get_compile_config()
-
     def compile_from_config(self, config):
         """Re-compiles a reloaded model with its saved optimizer (see `compile`).
 
