@@ -151,12 +151,16 @@ def test_nt_xent_bad_shapes_raise(shape1, shape2, match):
         losses.nt_xent(np.ones(shape1, "float32"), np.ones(shape2, "float32"))
 
 
-@pytest.mark.parametrize("temperature", [0.0, -0.5])
-def test_nt_xent_non_positive_temperature_raises(temperature):
+@pytest.mark.parametrize("temperature", [0.0, -0.5, float("inf"), float("nan")])
+def test_nt_xent_non_positive_or_non_finite_temperature_raises(temperature):
+    # The one temperature rule of keras_siamese.validation: finite and > 0 (inf gives
+    # all-zero logits, a constant loss).
     z1, z2 = random_pair(2)
-    match = rf"temperature.*> 0.*Received: temperature={temperature}"
+    match = rf"temperature.*finite and > 0.*Received: temperature={temperature}"
     with pytest.raises(ValueError, match=match):
         losses.nt_xent(z1, z2, temperature=temperature)
+    with pytest.raises(ValueError, match=match):
+        losses.NTXent(temperature=temperature)
 
 
 @pytest.mark.parametrize("temperature", ["0.5", None, True])
@@ -285,15 +289,24 @@ CROSS_REPLICA_CHECK = textwrap.dedent(
             ])
             assert abs(local - loss) > 1e-2, (local, loss)
 
-    # Uneven replica batches (a last partial batch): offsets are gathered, not assumed.
+    # Uneven replica batches (a last partial batch): offsets are gathered, not assumed, and
+    # every anchor weighs 1 / (2N) of the global batch, whichever replica holds it: the sum of
+    # the scaled losses and the gradients equal one device's.
     z1 = rng.normal(size=(5, 5)).astype("float32")
     z2 = rng.normal(size=(5, 5)).astype("float32")
-    _, logits, labels, _, _ = single_device(z1, z2)
-    _, r_logits, r_labels, _, _ = replicated(z1, z2, (2, 3))
-    for replica, (start, stop) in enumerate(((0, 2), (2, 5))):
-        rows = np.r_[start:stop, 5 + start:5 + stop]
-        np.testing.assert_array_equal(r_labels[replica], labels[rows])
-        np.testing.assert_allclose(r_logits[replica], logits[rows], rtol=1e-5)
+    loss, logits, labels, grad_a, grad_b = single_device(z1, z2)
+    for sizes in ((3, 2), (2, 3)):
+        r_loss, r_logits, r_labels, r_grad_a, r_grad_b = replicated(z1, z2, sizes)
+        bounds = np.cumsum([0, *sizes])
+        for replica in range(2):
+            start, stop = bounds[replica], bounds[replica + 1]
+            rows = np.r_[start:stop, 5 + start:5 + stop]
+            np.testing.assert_array_equal(r_labels[replica], labels[rows])
+            np.testing.assert_allclose(r_logits[replica], logits[rows], rtol=1e-5)
+        print(f"UNEVEN {sizes} replicated={sum(r_loss) / 2:.4f} one_device={loss:.4f}")
+        np.testing.assert_allclose(sum(r_loss) / 2, loss, rtol=1e-5)
+        np.testing.assert_allclose(np.concatenate(r_grad_a), grad_a, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(np.concatenate(r_grad_b), grad_b, rtol=1e-4, atol=1e-6)
     print("CROSS_REPLICA_OK")
     """
 )

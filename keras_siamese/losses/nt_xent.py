@@ -8,12 +8,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_siamese import distribute
-from keras_siamese.losses._checks import (
-    _check_same_shape_pair,
-    _check_temperature,
-    _static_shape,
-)
+from keras_siamese import distribute, validation
+from keras_siamese.losses._checks import _check_same_shape_pair, _static_shape
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,13 +57,17 @@ def nt_xent(
 
     Inside `strategy.run` of a strategy with more than one replica the negatives come
     from the global batch, as in google-research/simclr's `add_contrastive_loss`: `z1`
-    and `z2` are gathered across replicas (`distribute.all_gather`, differentiable), the
-    local anchors are compared with all `2N` global views and the loss is the mean over
-    the local `2n` anchors. Divide it by the number of replicas
+    and `z2` are gathered across replicas (`distribute.all_gather`, differentiable) and
+    the local anchors are compared with all `2N` global views. The loss returned is the
+    sum over the local `2n` anchors divided by the global anchor count `2N`, times the
+    number of replicas (the mean over the local anchors when every replica holds `n =
+    N / replicas` images). Divide it by the number of replicas
     (`distribute.scale_for_replicas`) before taking gradients: the sum over replicas then
-    equals the single-device loss on the global batch, gradients included. Replicas may
-    hold different batch sizes (a last partial batch): each replica's offset in the
-    global batch is gathered, not assumed to be `replica_id * n`.
+    equals the single-device loss on the global batch, gradients included, also when
+    replicas hold different batch sizes (a last partial batch), where a per-replica mean
+    would weigh the anchors of the smaller replica more. Each replica's offset in the
+    global batch is gathered, not assumed to be `replica_id * n`. The triplet loss
+    normalises by its global count the same way.
 
     The computation is in float32 whatever the dtype of `z1` and `z2`.
 
@@ -75,13 +75,14 @@ def nt_xent(
         z1: projections of the first views, shape `(n, projection_dims)`.
         z2: projections of the second views, same shape; row `i` of `z2` is the
             positive of row `i` of `z1`.
-        temperature: the softmax temperature `tau` (> 0). SimCLR uses 0.5 for CIFAR-10
-            and 0.1 for ImageNet with large batches.
+        temperature: the softmax temperature `tau` (finite, > 0). SimCLR uses 0.5 for
+            CIFAR-10 and 0.1 for ImageNet with large batches.
         return_logits: if True, also return the logits and labels, e.g. to compute the
             contrastive accuracy (how often the positive gets the largest logit).
 
     Returns:
-        The scalar float32 loss, or with `return_logits=True` a tuple
+        The scalar float32 loss (with replicas: this replica's share, see above), or with
+        `return_logits=True` a tuple
         `(loss, logits, labels)`: `logits` of shape `(2n, 2N)` has one row per local
         anchor (`z1` rows first, then `z2` rows) and one column per global view (all of
         `z1` gathered, then all of `z2` gathered), with each anchor's similarity to itself
@@ -92,7 +93,7 @@ def nt_xent(
         ValueError: if `z1` or `z2` is not of rank 2, if their shapes differ, if the
             static batch size is 1 outside a multi-replica context (no negatives: with an
             unknown static batch size a batch of 1 gives a loss of 0 instead), or if
-            `temperature <= 0`.
+            `temperature` is not finite and > 0 (`keras_siamese.validation`).
         TypeError: if `temperature` is not a number.
 
     Example:
@@ -103,7 +104,7 @@ def nt_xent(
         ((16, 16), (16,))
         >>> accuracy = ops.mean(ops.cast(ops.argmax(logits, axis=-1) == labels, "float32"))
     """
-    temperature = _check_temperature(temperature)
+    temperature = validation.check_temperature(temperature)
     z1 = ops.convert_to_tensor(z1)
     z2 = ops.convert_to_tensor(z2)
     _check_projection_pair(z1, z2)
@@ -137,7 +138,14 @@ def nt_xent(
     logits = ops.where(self_mask, ops.cast(LARGE_NEGATIVE, "float32"), logits)
 
     per_anchor = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-    loss = ops.mean(per_anchor)
+    if distribute.in_replica_context():
+        # Each anchor weighs 1 / (2N) of the global batch, whichever replica holds it:
+        # times the replica count, which `scale_for_replicas` divides out again.
+        replicas = float(distribute.num_replicas())
+        global_anchors = ops.cast(2 * global_size, "float32")
+        loss = ops.sum(per_anchor) / global_anchors * replicas
+    else:
+        loss = ops.mean(per_anchor)
     if return_logits:
         return loss, logits, labels
     return loss
@@ -154,15 +162,15 @@ class NTXent(keras.losses.Loss):
     https://arxiv.org/abs/2002.05709) and the cross-replica negatives.
 
     Args:
-        temperature: the softmax temperature (> 0).
+        temperature: the softmax temperature (finite, > 0).
         name: name of the loss.
         reduction: Keras reduction of the (already scalar) loss; kept for API
             compatibility, the default leaves the value unchanged.
         dtype: dtype of the inputs' conversion; the maths runs in float32 regardless.
 
     Raises:
-        ValueError: if `temperature <= 0`; at call time if `y_pred` is not of rank 2 or
-            has an odd number of rows, or for the errors of `nt_xent`.
+        ValueError: if `temperature` is not finite and > 0; at call time if `y_pred` is
+            not of rank 2 or has an odd number of rows, or for the errors of `nt_xent`.
         TypeError: if `temperature` is not a number.
 
     Example:
@@ -179,7 +187,7 @@ class NTXent(keras.losses.Loss):
         reduction: str | None = "sum_over_batch_size",
         dtype=None,
     ):
-        temperature = _check_temperature(temperature)
+        temperature = validation.check_temperature(temperature)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.temperature = temperature
 
