@@ -1,8 +1,6 @@
-"""Validation helpers shared by the losses: static shapes, temperature, margin."""
+"""Shape checks shared by the losses (argument values go through `keras_siamese.validation`)."""
 
 from __future__ import annotations
-
-import numbers
 
 
 def _static_shape(value) -> tuple | None:
@@ -30,28 +28,3 @@ def _check_same_shape_pair(a, b, names: tuple[str, str], dims: str, meaning: str
                 f"Received: {names[0]}.shape={shapes[0]}, {names[1]}.shape={shapes[1]}"
             )
     return shapes
-
-
-def _check_temperature(temperature) -> float:
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-        raise TypeError(
-            f"Argument `temperature` must be a positive number. Received: "
-            f"temperature={temperature!r} of type {type(temperature).__name__}"
-        )
-    if not temperature > 0:
-        raise ValueError(
-            f"Argument `temperature` must be > 0. Received: temperature={temperature}"
-        )
-    return float(temperature)
-
-
-def _check_margin(margin, allow_zero: bool) -> float:
-    if isinstance(margin, bool) or not isinstance(margin, numbers.Real):
-        raise TypeError(
-            f"Argument `margin` must be a number. Received: margin={margin!r} of type "
-            f"{type(margin).__name__}"
-        )
-    if not (margin >= 0 if allow_zero else margin > 0) or margin == float("inf"):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"Argument `margin` must be finite and {bound}. Received: margin={margin}")
-    return float(margin)

@@ -8,7 +8,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_siamese.losses._checks import _check_margin, _static_shape
+from keras_siamese import validation
+from keras_siamese.losses._checks import _static_shape
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,7 +70,7 @@ def contrastive_margin(
         >>> round(float(loss), 4)  # (0.5^2 + (1 - 0.3)^2) / 2
         0.37
     """
-    margin = _check_margin(margin, allow_zero=False)
+    margin = validation.check_number("margin", margin, 0.0, include_minimum=False)
     return ops.mean(_contrastive_margin_per_pair(y, distance, margin))
 
 
@@ -107,7 +108,7 @@ class ContrastiveMargin(keras.losses.Loss):
         reduction: str | None = "sum_over_batch_size",
         dtype=None,
     ):
-        margin = _check_margin(margin, allow_zero=False)
+        margin = validation.check_number("margin", margin, 0.0, include_minimum=False)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.margin = margin
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import keras
 import tensorflow as tf
 
-from keras_siamese import distribute, similarity
-from keras_siamese.losses._checks import _check_margin, _static_shape
+from keras_siamese import distribute, similarity, validation
+from keras_siamese.losses._checks import _static_shape
 
 if TYPE_CHECKING:
     import numpy as np
@@ -215,7 +215,7 @@ def triplet_loss(
         >>> float(details["mined"])  # every anchor has a positive and negatives
         8.0
     """
-    margin = _check_margin(margin, allow_zero=True)
+    margin = validation.check_number("margin", margin, 0.0)
     _check_mining(mining)
     similarity.check_distance(distance)
     embeddings = tf.convert_to_tensor(embeddings)
@@ -273,7 +273,7 @@ class TripletLoss(keras.losses.Loss):
         reduction: str | None = "sum_over_batch_size",
         dtype=None,
     ):
-        margin = _check_margin(margin, allow_zero=True)
+        margin = validation.check_number("margin", margin, 0.0)
         _check_mining(mining)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.margin = margin
