@@ -291,6 +291,28 @@ def test_warmup_cosine_values(final):
         )
 
 
+@pytest.mark.parametrize(
+    "peak, total, warmup, final",
+    [(2.0, 100, 10, 0.0), (2.0, 100, 10, 0.1), (1.5, 10, 0, 0.0), (0.3, 37, 36, 0.3)],
+)
+def test_warmup_cosine_is_keras_cosine_decay_with_warmup(peak, total, warmup, final):
+    # The schedule is Keras' own CosineDecay (warmup from 0 to the peak, then the cosine to
+    # alpha * peak), with the arguments of SimCLR's description; every step, the hand-written
+    # formula above agrees.
+    schedule = optimizers.WarmupCosine(peak, total_steps=total, warmup_steps=warmup,
+                                       final_learning_rate=final)
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    keras_schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=total - warmup, alpha=final / peak, warmup_target=peak,
+        warmup_steps=warmup,
+    )
+    steps = np.arange(0, total + 5)
+    values = np.array([float(schedule(step)) for step in steps])
+    np.testing.assert_array_equal(values, [float(keras_schedule(step)) for step in steps])
+    expected = [numpy_warmup_cosine(step, peak, total, warmup, final) for step in steps]
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-7)
+
+
 def test_warmup_cosine_without_warmup_starts_at_peak():
     schedule = optimizers.WarmupCosine(1.5, total_steps=10)
     np.testing.assert_allclose(float(schedule(0)), 1.5, rtol=1e-6)

@@ -3,7 +3,8 @@
 SimCLR (Chen et al., 2020, https://arxiv.org/abs/2002.05709, Sec. B.1) trains with LARS,
 momentum 0.9, weight decay 1e-6 and a learning rate scaled with the batch size
 (`0.075 * sqrt(batch_size)` or `0.3 * batch_size / 256`), warmed up linearly for 10 epochs
-and then decayed with a cosine schedule without restarts.
+and then decayed with a cosine schedule without restarts (`WarmupCosine`, Keras'
+`CosineDecay` with a warmup under SimCLR's arguments).
 
 SimSiam (Chen & He, 2021, https://arxiv.org/abs/2011.10566, Sec. 4 and appendix) trains
 with SGD, momentum 0.9, weight decay 5e-4 (CIFAR) and `0.03 * batch_size / 256` with
@@ -15,7 +16,6 @@ Modules, re-exported here:
     - `schedules`: `WarmupCosine`, `simclr_learning_rate`.
     - `split`: `SplitOptimizer`.
     - `simsiam_optimizer`: `simsiam_optimizer`.
-    - `_checks`: the validation helpers they share.
 """
 
 from keras_siamese.optimizers.lars import DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY, LARS

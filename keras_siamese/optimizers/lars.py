@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_siamese.optimizers._checks import _check_number
+from keras_siamese import validation
 
 DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY = ("bias", "batch_norm", "gamma", "beta")
 
@@ -84,12 +84,10 @@ class LARS(keras.optimizers.Optimizer):
         name: str = "lars",
         **kwargs,
     ):
-        momentum = _check_number("momentum", momentum, 0.0)
-        if momentum >= 1:
-            raise ValueError(f"Argument `momentum` must be < 1. Received: momentum={momentum}")
-        weight_decay = _check_number("weight_decay", weight_decay, 0.0)
-        trust_coefficient = _check_number(
-            "trust_coefficient", trust_coefficient, 0.0, inclusive=False
+        momentum = validation.check_number("momentum", momentum, 0.0, 1.0, include_maximum=False)
+        weight_decay = validation.check_number("weight_decay", weight_decay, 0.0)
+        trust_coefficient = validation.check_number(
+            "trust_coefficient", trust_coefficient, 0.0, include_minimum=False
         )
         if exclude_from_weight_decay is None:
             exclude_from_weight_decay = ()

@@ -5,20 +5,22 @@ from __future__ import annotations
 import math
 
 import keras
-from keras import ops
 
-from keras_siamese.optimizers._checks import _check_integer, _check_number
+from keras_siamese import validation
 
 SCALINGS = {"sqrt": 0.075, "linear": 0.3}
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
-class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+class WarmupCosine(keras.optimizers.schedules.CosineDecay):
     """Linear warmup from 0 to a peak, then cosine decay to a final rate.
 
     The schedule of SimCLR (Chen et al., 2020, Sec. B.1: "linear warmup for the first 10
     epochs, and decay the learning rate with the cosine decay schedule without
-    restarts"). At step `t`:
+    restarts"). It is Keras' own `keras.optimizers.schedules.CosineDecay` with a warmup
+    (`initial_learning_rate=0`, `warmup_target=peak_learning_rate`,
+    `decay_steps=total_steps - warmup_steps`, `alpha=final_learning_rate /
+    peak_learning_rate`), under the arguments SimCLR describes. At step `t`:
 
     ```
     t < warmup_steps:  peak * t / warmup_steps
@@ -54,40 +56,36 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         warmup_steps: int = 0,
         final_learning_rate: float = 0.0,
     ):
-        peak_learning_rate = _check_number(
-            "peak_learning_rate", peak_learning_rate, 0.0, inclusive=False
+        peak_learning_rate = validation.check_number(
+            "peak_learning_rate", peak_learning_rate, 0.0, include_minimum=False
         )
-        total_steps = _check_integer("total_steps", total_steps, 1)
-        warmup_steps = _check_integer("warmup_steps", warmup_steps, 0)
+        total_steps = validation.check_integer("total_steps", total_steps, 1)
+        warmup_steps = validation.check_integer("warmup_steps", warmup_steps, 0)
         if warmup_steps >= total_steps:
             raise ValueError(
                 "Argument `warmup_steps` must be smaller than `total_steps`. Received: "
                 f"warmup_steps={warmup_steps}, total_steps={total_steps}"
             )
-        final_learning_rate = _check_number("final_learning_rate", final_learning_rate, 0.0)
+        final_learning_rate = validation.check_number(
+            "final_learning_rate", final_learning_rate, 0.0
+        )
         if final_learning_rate > peak_learning_rate:
             raise ValueError(
                 "Argument `final_learning_rate` must not exceed `peak_learning_rate`. "
                 f"Received: final_learning_rate={final_learning_rate}, "
                 f"peak_learning_rate={peak_learning_rate}"
             )
+        super().__init__(
+            initial_learning_rate=0.0,
+            decay_steps=total_steps - warmup_steps,
+            alpha=final_learning_rate / peak_learning_rate,
+            name="WarmupCosine",
+            warmup_target=peak_learning_rate,
+            warmup_steps=warmup_steps,
+        )
         self.peak_learning_rate = peak_learning_rate
         self.total_steps = total_steps
-        self.warmup_steps = warmup_steps
         self.final_learning_rate = final_learning_rate
-
-    def __call__(self, step):
-        step = ops.cast(step, "float32")
-        peak = self.peak_learning_rate
-        final = self.final_learning_rate
-        warmup = float(self.warmup_steps)
-        if self.warmup_steps > 0:
-            warming = peak * step / warmup
-        else:
-            warming = ops.full_like(step, peak)
-        progress = ops.clip((step - warmup) / (self.total_steps - warmup), 0.0, 1.0)
-        decaying = final + (peak - final) * 0.5 * (1.0 + ops.cos(math.pi * progress))
-        return ops.where(step < warmup, warming, decaying)
 
     def get_config(self) -> dict:
         return {
@@ -133,9 +131,9 @@ def simclr_learning_rate(
         >>> round(schedule.peak_learning_rate, 6)
         1.2
     """
-    batch_size = _check_integer("batch_size", batch_size, 1)
-    steps = _check_integer("steps", steps, 1)
-    warmup_steps = _check_integer("warmup_steps", warmup_steps, 0)
+    batch_size = validation.check_integer("batch_size", batch_size, 1)
+    steps = validation.check_integer("steps", steps, 1)
+    warmup_steps = validation.check_integer("warmup_steps", warmup_steps, 0)
     if steps <= warmup_steps:
         raise ValueError(
             "Argument `steps` must be larger than `warmup_steps`. Received: "
@@ -148,8 +146,8 @@ def simclr_learning_rate(
         )
     if base_learning_rate is None:
         base_learning_rate = SCALINGS[scaling]
-    base_learning_rate = _check_number(
-        "base_learning_rate", base_learning_rate, 0.0, inclusive=False
+    base_learning_rate = validation.check_number(
+        "base_learning_rate", base_learning_rate, 0.0, include_minimum=False
     )
     if scaling == "sqrt":
         peak = base_learning_rate * math.sqrt(batch_size)

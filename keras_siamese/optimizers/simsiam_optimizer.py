@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_siamese.optimizers._checks import _check_integer, _check_number
+from keras_siamese import validation
 from keras_siamese.optimizers.schedules import WarmupCosine
 from keras_siamese.optimizers.split import SplitOptimizer
 
@@ -54,16 +54,14 @@ def simsiam_optimizer(
         >>> round(float(optimizer.predictor_optimizer.learning_rate), 4)
         0.06
     """
-    batch_size = _check_integer("batch_size", batch_size, 1)
-    steps = _check_integer("steps", steps, 1)
-    warmup_steps = _check_integer("warmup_steps", warmup_steps, 0)
-    base_learning_rate = _check_number(
-        "base_learning_rate", base_learning_rate, 0.0, inclusive=False
+    batch_size = validation.check_integer("batch_size", batch_size, 1)
+    steps = validation.check_integer("steps", steps, 1)
+    warmup_steps = validation.check_integer("warmup_steps", warmup_steps, 0)
+    base_learning_rate = validation.check_number(
+        "base_learning_rate", base_learning_rate, 0.0, include_minimum=False
     )
-    momentum = _check_number("momentum", momentum, 0.0)
-    if momentum >= 1:
-        raise ValueError(f"Argument `momentum` must be < 1. Received: momentum={momentum}")
-    weight_decay = _check_number("weight_decay", weight_decay, 0.0)
+    momentum = validation.check_number("momentum", momentum, 0.0, 1.0, include_maximum=False)
+    weight_decay = validation.check_number("weight_decay", weight_decay, 0.0)
     if not isinstance(fixed_predictor_learning_rate, bool):
         raise TypeError(
             "Argument `fixed_predictor_learning_rate` must be a bool. Received: "
