@@ -163,6 +163,28 @@ def test_projector_files_parse_as_tensorboard_reads_them(tmp_path):
         np.testing.assert_array_equal(np.asarray(sprite)[12:24, :12], images[columns])
 
 
+def test_projector_config_is_the_plugins_own_text_for_any_tensor_name(tmp_path):
+    # The config is written by tensorboard.plugins.projector, under the file name the plugin
+    # looks for, so quotes, backslashes, newlines and non-ASCII names survive the round trip.
+    from google.protobuf import text_format
+    from tensorboard.plugins import projector
+
+    assert plots.PROJECTOR_CONFIG == projector.metadata.PROJECTOR_FILENAME
+    name = 'test "embeddings"\\2\nséance'
+    images = np.zeros((3, 8, 8, 1), "uint8")
+    config_path = plots.projector_files(np.eye(3), [0, 1, 2], images, tmp_path, tensor_name=name)
+    with open(config_path, encoding="utf-8") as file:
+        text = file.read()
+    config = text_format.Parse(text, projector.ProjectorConfig())
+    assert text == text_format.MessageToString(config)
+    (embedding,) = config.embeddings
+    assert embedding.tensor_name == name
+    paths = (embedding.tensor_path, embedding.metadata_path, embedding.sprite.image_path)
+    assert paths == (plots.PROJECTOR_TENSORS, plots.PROJECTOR_METADATA, plots.PROJECTOR_SPRITE)
+    assert all(os.path.isfile(tmp_path / path) for path in paths)
+    assert list(embedding.sprite.single_image_dim) == [8, 8]
+
+
 def test_projector_sprite_is_scaled_to_tensorboards_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(plots.projector, "MAX_SPRITE_SIDE", 40)
     images = np.zeros((9, 28, 28, 1), "uint8")

@@ -2,8 +2,9 @@
 
 The projector plugin reads `projector_config.pbtxt` (a `ProjectorConfig` protobuf in text
 format) from the root of the log directory or from a run directory; `projector_files` writes
-it by hand, with the tensors as TSV, so neither TensorFlow nor TensorBoard is needed to write
-them. Pillow is imported inside the functions.
+the tensors as TSV and the config with the plugin's own `tensorboard.plugins.projector`
+(`ProjectorConfig` and `visualize_embeddings`). TensorBoard and Pillow are imported inside
+the function.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 from keras_siamese.plots.figures import _as_uint8_images, _class_name
 
 MAX_SPRITE_SIDE = 8192  # TensorBoard's limit on the sprite image, in pixels.
-PROJECTOR_CONFIG = "projector_config.pbtxt"  # The file name TensorBoard looks for.
+# The file name the plugin looks for (`tensorboard.plugins.projector.metadata.PROJECTOR_FILENAME`).
+PROJECTOR_CONFIG = "projector_config.pbtxt"
 PROJECTOR_TENSORS = "projector_tensors.tsv"
 PROJECTOR_METADATA = "projector_metadata.tsv"
 PROJECTOR_SPRITE = "projector_sprite.png"
@@ -56,8 +58,9 @@ def projector_files(
     the projector plugin's format: `projector_tensors.tsv` (one embedding per line),
     `projector_metadata.tsv` (a `label<TAB>class` header, one line per embedding),
     `projector_sprite.png` (the images tiled row-major, scaled down if needed so the sprite
-    stays within 8192 pixels) and `projector_config.pbtxt`, the `ProjectorConfig` text that
-    ties them together (paths relative to `log_dir`). A config already in `log_dir` is
+    stays within 8192 pixels) and `projector_config.pbtxt`, the `ProjectorConfig` that ties
+    them together (paths relative to `log_dir`), written by
+    `tensorboard.plugins.projector.visualize_embeddings`. A config already in `log_dir` is
     replaced.
 
     Args:
@@ -103,6 +106,7 @@ def projector_files(
     log_dir = os.fspath(log_dir)
     os.makedirs(log_dir, exist_ok=True)
     from PIL import Image
+    from tensorboard.plugins import projector
 
     np.savetxt(os.path.join(log_dir, PROJECTOR_TENSORS), embeddings, fmt="%.6g", delimiter="\t")
     with open(os.path.join(log_dir, PROJECTOR_METADATA), "w", encoding="utf-8") as file:
@@ -112,19 +116,12 @@ def projector_files(
             file.write(f"{int(label)}\t{name}\n")
     sprite, (height, width) = _sprite(images)
     Image.fromarray(sprite).save(os.path.join(log_dir, PROJECTOR_SPRITE), format="PNG")
-    config_path = os.path.join(log_dir, PROJECTOR_CONFIG)
-    quoted_name = tensor_name.replace("\\", "\\\\").replace('"', '\\"')
-    with open(config_path, "w", encoding="utf-8") as file:
-        file.write(
-            "embeddings {\n"
-            f'  tensor_name: "{quoted_name}"\n'
-            f'  tensor_path: "{PROJECTOR_TENSORS}"\n'
-            f'  metadata_path: "{PROJECTOR_METADATA}"\n'
-            "  sprite {\n"
-            f'    image_path: "{PROJECTOR_SPRITE}"\n'
-            f"    single_image_dim: {width}\n"
-            f"    single_image_dim: {height}\n"
-            "  }\n"
-            "}\n"
-        )
-    return config_path
+    config = projector.ProjectorConfig()
+    embedding = config.embeddings.add()
+    embedding.tensor_name = tensor_name
+    embedding.tensor_path = PROJECTOR_TENSORS
+    embedding.metadata_path = PROJECTOR_METADATA
+    embedding.sprite.image_path = PROJECTOR_SPRITE
+    embedding.sprite.single_image_dim.extend([width, height])
+    projector.visualize_embeddings(log_dir, config)
+    return os.path.join(log_dir, PROJECTOR_CONFIG)
