@@ -149,20 +149,18 @@ class KNNMonitor(keras.callbacks.Callback):
             )
 
 
-# The collapse indicators the models log, in the order `CollapseMonitor` looks for them.
-COLLAPSE_METRICS = ("output_std", "representation_std")
-
-
 class CollapseMonitor(keras.callbacks.Callback):
     """Warns, and optionally stops training, when the representation collapses.
 
     Chen & He (2021, section 4.1) watch the per-dimension std of the L2-normalised
     output times sqrt(d): about 1 when the outputs spread over the sphere, 0 when every
     image maps to the same vector (a collapsed solution whose loss is optimal and whose
-    features are useless). `SimSiam` logs it as `output_std`, `SimCLR` as
-    `representation_std`. When the logged value stays under `threshold` for `patience`
-    consecutive epochs, this callback warns once (`UserWarning`, with the usual causes),
-    records the epoch in `collapsed_epoch` and, with `stop_training=True`, stops `fit`.
+    features are useless). Each keras_siamese model declares the metric that shows it in
+    its `collapse_metric` attribute (`SimSiam`: `output_std`, `SimCLR`: `representation_std`),
+    and the monitor watches that one unless `metric` says otherwise. When the logged value
+    stays under `threshold` for `patience` consecutive epochs, this callback warns once
+    (`UserWarning`, with the usual causes), records the epoch in `collapsed_epoch` and,
+    with `stop_training=True`, stops `fit`.
     A value back over the threshold resets the count (and re-arms the warning).
 
     Args:
@@ -170,8 +168,7 @@ class CollapseMonitor(keras.callbacks.Callback):
             SimSiam runs stay around 0.6-1 (dimension-dependent); 0.1 leaves a margin.
         patience: consecutive collapsed epochs before acting, >= 1.
         stop_training: also set `model.stop_training = True`.
-        metric: the log key to watch; None watches the first of `output_std`,
-            `representation_std` present in the epoch logs.
+        metric: the log key to watch; None watches the model's `collapse_metric`.
 
     Raises:
         TypeError: if an argument has the wrong type.
@@ -225,19 +222,33 @@ class CollapseMonitor(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.collapsed_epochs = 0
         self.collapsed_epoch = None
+        if self.metric is None:
+            watched = getattr(self.model, "collapse_metric", None) if self.model else None
+            if watched is None:
+                raise ValueError(
+                    "CollapseMonitor needs a metric to watch: the model declares no "
+                    "`collapse_metric` (keras_siamese's SimCLR and SimSiam do). Pass `metric=` "
+                    "a key of the epoch logs. Received: metric=None for a model of type "
+                    f"{type(self.model).__name__}"
+                )
+            self._watched_name = watched
+        else:
+            self._watched_name = self.metric
 
     def _watched(self, logs: dict) -> str | None:
-        candidates = (self.metric,) if self.metric else COLLAPSE_METRICS
-        found = next((name for name in candidates if name in logs), None)
-        if found is None and not self._warned_missing:
-            self._warned_missing = True
-            warnings.warn(
-                f"CollapseMonitor found none of {list(candidates)} in the epoch logs, so it "
-                "watches nothing. Pass `metric=` one of the logged keys: "
-                f"{sorted(logs)}",
-                stacklevel=2,
-            )
-        return found
+        name = getattr(self, "_watched_name", None) or self.metric
+        if name is None:
+            return None
+        if name not in logs:
+            if not self._warned_missing:
+                self._warned_missing = True
+                warnings.warn(
+                    f"CollapseMonitor watches {name!r}, which is not in the epoch logs: "
+                    f"{sorted(logs)}. Pass `metric=` one of the logged keys.",
+                    stacklevel=2,
+                )
+            return None
+        return name
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         name = self._watched(logs or {})

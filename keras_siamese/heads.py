@@ -4,23 +4,7 @@ from __future__ import annotations
 
 import keras
 
-
-def _check_dims(name: str, dims) -> tuple[int, ...]:
-    if isinstance(dims, int) and not isinstance(dims, bool):
-        dims = (dims,)
-    try:
-        dims = tuple(dims)
-    except TypeError:
-        raise ValueError(
-            f"Argument `{name}` must be a non-empty sequence of positive integers. "
-            f"Received: {name}={dims!r}"
-        ) from None
-    if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
-        raise ValueError(
-            f"Argument `{name}` must be a non-empty sequence of positive integers. "
-            f"Received: {name}={dims!r}"
-        )
-    return dims
+from keras_siamese import validation
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
@@ -31,12 +15,15 @@ class ProjectionHead(keras.layers.Layer):
     obtain z = g(h) = W(2)σ(W(1)h)"; with BatchNorm after the hidden layer as in their
     code, `dims=(2048, 128)`. SimSiam (Chen & He 2021, section 4) "has BN applied to
     each fully-connected layer, including its output fc. Its output fc has no ReLU",
-    with 3 layers of 2048: `dims=(2048, 2048, 2048), output_batch_norm=True`.
+    with 3 layers of 2048: `dims=(2048, 2048, 2048), output_batch_norm=True,
+    output_affine=False`.
 
     Args:
         dims: sizes of the layers; the last one is the output size.
-        output_batch_norm: BatchNorm on the output (with its learned scale and offset,
-            as in the papers' code); the output Dense then has no bias.
+        output_batch_norm: BatchNorm on the output; the output Dense then has no bias.
+        output_affine: whether the output BatchNorm learns a scale and an offset. SimSiam's
+            code uses `BatchNorm1d(affine=False)` on the projector output: a learned offset
+            would let every output share a constant component.
         sync_batch_norm: synchronise BatchNorm statistics across replicas ("global BN").
 
     Example:
@@ -49,13 +36,15 @@ class ProjectionHead(keras.layers.Layer):
         self,
         dims: tuple[int, ...] = (2048, 128),
         output_batch_norm: bool = False,
+        output_affine: bool = True,
         sync_batch_norm: bool = False,
         **kwargs,
     ):
-        dims = _check_dims("dims", dims)
+        dims = validation.check_dims("dims", dims)
         super().__init__(**kwargs)
         self.dims = dims
         self.output_batch_norm = bool(output_batch_norm)
+        self.output_affine = bool(output_affine)
         self.sync_batch_norm = bool(sync_batch_norm)
         self.hidden = []
         for index, size in enumerate(dims[:-1]):
@@ -72,7 +61,10 @@ class ProjectionHead(keras.layers.Layer):
         )
         self.output_norm = (
             keras.layers.BatchNormalization(
-                synchronized=self.sync_batch_norm, name="output_batch_norm"
+                center=self.output_affine,
+                scale=self.output_affine,
+                synchronized=self.sync_batch_norm,
+                name="output_batch_norm",
             )
             if self.output_batch_norm
             else None
@@ -106,6 +98,7 @@ class ProjectionHead(keras.layers.Layer):
             {
                 "dims": self.dims,
                 "output_batch_norm": self.output_batch_norm,
+                "output_affine": self.output_affine,
                 "sync_batch_norm": self.sync_batch_norm,
             }
         )
@@ -140,11 +133,8 @@ class PredictionHead(ProjectionHead):
         sync_batch_norm: bool = False,
         **kwargs,
     ):
-        for name, value in (("output_dim", output_dim), ("hidden_dim", hidden_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"Argument `{name}` must be a positive integer. Received: {name}={value!r}"
-                )
+        validation.check_integer("output_dim", output_dim)
+        validation.check_integer("hidden_dim", hidden_dim)
         super().__init__(
             dims=(hidden_dim, output_dim),
             output_batch_norm=False,
@@ -156,6 +146,6 @@ class PredictionHead(ProjectionHead):
 
     def get_config(self):
         config = super().get_config()
-        del config["dims"], config["output_batch_norm"]
+        del config["dims"], config["output_batch_norm"], config["output_affine"]
         config.update({"output_dim": self.output_dim, "hidden_dim": self.hidden_dim})
         return config

@@ -201,16 +201,17 @@ def check_image_batch(value, image_shape: tuple | None, argument: str = "images"
     """
     shape = tuple(value.shape)
     expected = "" if image_shape is None else f" matching the encoder input {tuple(image_shape)}"
-    if len(shape) == 3:
-        raise ValueError(
-            f"Argument `{argument}` holds single images of shape {shape}; batch them first, "
-            "e.g. `dataset.batch(64, drop_remainder=True)`, or add a batch axis with "
-            f"`image[None]`. Received: {argument}.shape={shape}"
-        )
     if len(shape) != 4:
+        hint = ""
+        if len(shape) == 3:
+            hint = (
+                " A rank-3 value is one image (add a batch axis with `image[None]`), images "
+                "without a channel axis (add one with `images[..., None]`) or a dataset of "
+                "single images (batch it, e.g. `dataset.batch(64, drop_remainder=True)`)."
+            )
         raise ValueError(
             f"Argument `{argument}` must be a batch of images (batch, height, width, "
-            f"channels){expected}. Received: {argument}.shape={shape}"
+            f"channels){expected}.{hint} Received: {argument}.shape={shape}"
         )
     if image_shape is not None and shape[-1] is not None and shape[-1] != image_shape[-1]:
         raise ValueError(

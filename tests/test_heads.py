@@ -148,7 +148,7 @@ def test_get_config_round_trip():
 
 @pytest.mark.parametrize("dims", [(), (0,), (16, -1), (16.0, 8), "abc"])
 def test_bad_dims_raise(dims):
-    with pytest.raises(ValueError, match=r"`dims` must be a non-empty sequence of positive"):
+    with pytest.raises(ValueError, match=r"`dims` must be a positive integer or a non-empty seq"):
         ProjectionHead(dims)
 
 

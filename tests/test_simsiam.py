@@ -135,7 +135,7 @@ def test_prediction_head_is_a_bottleneck_with_a_linear_output():
     assert (outputs.numpy() < 0).any()  # no ReLU on the output
     restored = heads.PredictionHead.from_config(head.get_config())
     assert (restored.output_dim, restored.hidden_dim) == (6, 3)
-    with pytest.raises(ValueError, match=r"`hidden_dim` must be a positive integer.*hidden_dim=0"):
+    with pytest.raises(ValueError, match=r"`hidden_dim` must be an integer >= 1.*hidden_dim=0"):
         heads.PredictionHead(output_dim=6, hidden_dim=0)
 
 
@@ -217,15 +217,15 @@ def test_export_serves_the_encoder_representation(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "arguments, match",
+    "arguments, error, match",
     [
-        (dict(projection_dim=0), r"`projection_dim` must be a positive integer.*projection_dim=0"),
-        (dict(projection_layers=1.5), r"`projection_layers`.*projection_layers=1.5"),
-        (dict(predictor_hidden_dim=True), r"`predictor_hidden_dim`.*predictor_hidden_dim=True"),
+        (dict(projection_dim=0), ValueError, r"`projection_dim` must be an integer >= 1.*=0"),
+        (dict(projection_layers=1.5), TypeError, r"`projection_layers`.*projection_layers=1.5"),
+        (dict(predictor_hidden_dim=True), TypeError, r"`predictor_hidden_dim`.*=True"),
     ],
 )
-def test_simsiam_bad_arguments_raise(arguments, match):
-    with pytest.raises(ValueError, match=match):
+def test_simsiam_bad_arguments_raise(arguments, error, match):
+    with pytest.raises(error, match=match):
         tiny_simsiam(**arguments)
 
 
@@ -273,6 +273,7 @@ class NoPredictorNoStopGradient(TwoViewModel):
     """The collapsing ablation of Chen & He (2021, Fig. 2): cosine of z_a and z_b, no guard."""
 
     metric_names = ("output_std",)
+    collapse_metric = "output_std"
 
     def __init__(self, encoder, augmenter=None, **kwargs):
         super().__init__(encoder, augmenter, **kwargs)
@@ -310,8 +311,10 @@ def test_collapse_monitor_fires_on_a_collapsing_setup_and_not_on_simsiam():
     assert len(stds) == 5 and min(stds) > 0.5
 
 
-def test_collapse_monitor_patience_reset_and_metric_fallback():
+def test_collapse_monitor_patience_reset_and_the_models_declared_metric():
     monitor = CollapseMonitor(threshold=0.1, patience=2)
+    monitor.set_model(ks.SimCLR(tiny_encoder(), projection_dims=(8, 4)))
+    monitor.on_train_begin()  # SimCLR declares collapse_metric = "representation_std"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for epoch, value in enumerate([0.05, 0.5, 0.05, 0.02, 0.01]):
@@ -322,8 +325,15 @@ def test_collapse_monitor_patience_reset_and_metric_fallback():
     explicit = CollapseMonitor(metric="val_output_std", patience=1)
     explicit.on_epoch_end(0, {"output_std": 0.0, "val_output_std": 0.9})
     assert explicit.collapsed_epoch is None
-    with pytest.warns(UserWarning, match=r"found none of \['output_std', 'representation_std'\]"):
-        CollapseMonitor().on_epoch_end(0, {"loss": 1.0})
+    declared = CollapseMonitor()
+    declared.set_model(tiny_simsiam())
+    declared.on_train_begin()
+    with pytest.warns(UserWarning, match=r"watches 'output_std', which is not in the epoch logs"):
+        declared.on_epoch_end(0, {"loss": 1.0})
+    undeclared = CollapseMonitor()
+    undeclared.set_model(keras.Sequential([keras.layers.Dense(1)]))
+    with pytest.raises(ValueError, match=r"declares no `collapse_metric`.*Received: metric=None"):
+        undeclared.on_train_begin()
 
 
 @pytest.mark.parametrize(
@@ -439,9 +449,9 @@ def test_split_optimizer_under_loss_scale_optimizer_unscales_once():
         (lambda: optimizers.SplitOptimizer(keras.optimizers.SGD(loss_scale_factor=2.0),
                                            keras.optimizers.SGD()), ValueError,
          r"same `loss_scale_factor`.*default_optimizer.loss_scale_factor=2.0"),
-        (lambda: optimizers.simsiam_optimizer(0, 10), ValueError, r"`batch_size` must be >= 1"),
+        (lambda: optimizers.simsiam_optimizer(0, 10), ValueError, r"`batch_size` must be.*>= 1"),
         (lambda: optimizers.simsiam_optimizer(8, 10, momentum=1.0), ValueError,
-         r"`momentum` must be < 1"),
+         r"`momentum` must be.*< 1"),
         (lambda: optimizers.simsiam_optimizer(8, 10, fixed_predictor_learning_rate=1), TypeError,
          r"`fixed_predictor_learning_rate` must be a bool"),
     ],

@@ -62,6 +62,7 @@ class DistributionReport:
         local_batch_norm: paths of the BatchNorm layers with per-replica statistics.
         dtype_policy: the model's dtype policy (`float32`, `mixed_bfloat16`, ...).
         warnings: what makes this run differ from one device on the global batch.
+        sync_batch_norm: the model's `sync_batch_norm` setting (e.g. `'auto'`), or "".
 
     Example:
         >>> print(model.distribution_report())
@@ -79,6 +80,7 @@ class DistributionReport:
     local_batch_norm: tuple[str, ...]
     dtype_policy: str
     warnings: tuple[str, ...]
+    sync_batch_norm: str = ""
 
     @property
     def per_replica_batch_size(self) -> int | None:
@@ -117,7 +119,8 @@ class DistributionReport:
             (
                 "global BN",
                 f"{len(self.synchronized_batch_norm)} layer(s) "
-                f"{names(self.synchronized_batch_norm)}",
+                f"{names(self.synchronized_batch_norm)}"
+                + (f" (sync_batch_norm={self.sync_batch_norm})" if self.sync_batch_norm else ""),
             ),
             (
                 "per-replica BN",
@@ -197,7 +200,8 @@ def distribution_report(
         warnings.append(
             f"{len(local)} BatchNorm layer(s) normalise over {share}: the step differs from "
             "one device and a contrastive model can cheat on per-replica statistics; pass "
-            "sync_batch_norm=True (or distribute.convert_to_sync_batch_norm) for global BN"
+            'keep the default sync_batch_norm="auto" (or pass True, or call '
+            "distribute.convert_to_sync_batch_norm) for global BN"
         )
     return DistributionReport(
         model=type(model).__name__,
@@ -213,4 +217,5 @@ def distribution_report(
         local_batch_norm=local,
         dtype_policy=getattr(model, "dtype_policy", keras.mixed_precision.global_policy()).name,
         warnings=tuple(warnings),
+        sync_batch_norm=repr(model.sync_batch_norm) if hasattr(model, "sync_batch_norm") else "",
     )

@@ -47,35 +47,37 @@ def check_arguments(export_dir, version, overwrite, top_k, warmup) -> str:
 
 
 def resolve_embedding_model(model: keras.Model) -> keras.Model:
-    """Returns `model.embedding_model()` for keras_siamese models, else `model` itself."""
+    """Returns `model.embedding_model()` for keras_siamese models, else `model` itself.
+
+    A `keras_siamese.models.RepresentationModel` serves its `embedding_model()` (float
+    images in [0, 255] -> the representation); any other `keras.Model` is served as it is
+    and must itself map [0, 255] images to representations.
+    """
+    from keras_siamese.models import RepresentationModel
+
     if not isinstance(model, keras.Model):
         raise TypeError(
             "`model` must be a `keras.Model` (a keras_siamese model or a model mapping "
             f"images to representations). Received: model={model!r} of type {type(model).__name__}"
         )
-    if not callable(getattr(model, "embedding_model", None)):
+    if not isinstance(model, RepresentationModel):
         return model
-    embedding_model = model.embedding_model()
-    if not isinstance(embedding_model, keras.Model):
-        raise TypeError(
-            "`model.embedding_model()` must return a `keras.Model`. "
-            f"Received: embedding_model={embedding_model!r} of type "
-            f"{type(embedding_model).__name__}"
-        )
-    return embedding_model
+    return model.embedding_model()
 
 
 def model_distance(model: keras.Model) -> tuple[str, bool]:
-    """`(distance, is_metric_model)`: a Siamese model's own distance, else cosine.
+    """`(distance, is_metric_model)`: how the export compares two embeddings.
 
-    A model with a `distance` attribute and a `similarity` method (as
-    `keras_siamese.models.SiameseNetwork`) scores pairs with that distance; any other model
-    (SimCLR, SimSiam, plain Keras) is scored by the cosine similarity of its embeddings.
+    A `SiameseNetwork` is trained for its own `distance` (Euclidean or cosine) on its
+    embeddings, so the export scores pairs with it; the self-supervised models (whose
+    declared `distance` is cosine) and plain Keras models are scored by the cosine
+    similarity of their embeddings.
     """
-    distance = getattr(model, "distance", None)
-    if distance is None or not callable(getattr(model, "similarity", None)):
-        return "cosine", False
-    return similarity_lib.check_distance(distance), True
+    from keras_siamese.models import SiameseNetwork
+
+    if isinstance(model, SiameseNetwork):
+        return similarity_lib.check_distance(model.distance), True
+    return "cosine", False
 
 
 def _check_image_size(image_size) -> tuple[int, int]:

@@ -95,7 +95,7 @@ def _metadata(
         "model": model.name,
         "model_class": type(model).__name__,
         "distance": module.distance,
-        "normalize": bool(getattr(model, "normalize", False)) if is_metric_model else None,
+        "normalize": model.normalize if is_metric_model else None,
         "embedding_dims": embedding_dims,
         "image_size": [height, width],
         "channels": channels,

@@ -6,12 +6,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_siamese import distribute, encoders, losses
+from keras_siamese import distribute, losses, validation
 from keras_siamese.models import siamese_inputs as inputs
-from keras_siamese.models.trainer import Trainer
-from keras_siamese.similarity import check_distance, pair_distance, score_from_distance
+from keras_siamese.models.representation_model import RepresentationModel
+from keras_siamese.similarity import check_distance, pair_distance
 
-_REFUSED_COMPILE_ARGUMENTS = ("loss", "metrics", "loss_weights", "weighted_metrics")
 _METRIC_NAMES = {
     inputs.PAIRS: ("pair_accuracy",),
     "triplets": ("fraction_active", "positive_distance", "negative_distance"),
@@ -40,7 +39,7 @@ def _resolve_loss(loss) -> losses.ContrastiveMargin | losses.TripletLoss:
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
-class SiameseNetwork(Trainer):
+class SiameseNetwork(RepresentationModel):
     """A Siamese network: one embedding network compared across pairs or triplets of images.
 
     The embedding is `encoder -> Dense(embedding_dim) (optional) -> L2 normalisation
@@ -83,6 +82,8 @@ class SiameseNetwork(Trainer):
             [0, 2], so the default margins apply).
         augmenter: a layer applied to the images in training (output float32 in [0, 1] of
             the encoder's input size), or None.
+        sync_batch_norm: global BatchNorm for the encoder: `"auto"` (default, synchronised
+            when more than one replica is in sync), True or False.
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Raises:
@@ -109,52 +110,31 @@ class SiameseNetwork(Trainer):
         embedding_dim: int | None = None,
         normalize: bool = True,
         augmenter: keras.layers.Layer | None = None,
+        sync_batch_norm: bool | str = "auto",
         **kwargs,
     ):
-        encoder = encoders.adapt_encoder(encoder)
-        image_shape = tuple(encoder.input_shape[1:])
-        if any(size is None for size in image_shape):
-            raise ValueError(
-                "Argument `encoder` must have a fixed input shape (height, width, channels). "
-                f"Received: encoder.input_shape={encoder.input_shape}"
-            )
         loss_fn = _resolve_loss(loss)
         check_distance(distance)
-        if embedding_dim is not None and (
-            isinstance(embedding_dim, bool)
-            or not isinstance(embedding_dim, (int, np.integer))
-            or embedding_dim < 1
-        ):
-            raise ValueError(
-                "Argument `embedding_dim` must be a positive integer or None (the encoder's "
-                f"features). Received: embedding_dim={embedding_dim!r}"
+        if embedding_dim is not None:
+            embedding_dim = validation.check_integer(
+                "embedding_dim", embedding_dim, meaning=" or None (the encoder's features)"
             )
-        if augmenter is not None and not isinstance(augmenter, keras.layers.Layer):
-            raise TypeError(
-                "Argument `augmenter` must be a keras.layers.Layer or None. "
-                f"Received: augmenter={augmenter!r}"
-            )
-        super().__init__(**kwargs)
-        self.encoder = encoder
+        mode = inputs.PAIRS if isinstance(loss_fn, losses.ContrastiveMargin) else "triplets"
+        self.metric_names = _METRIC_NAMES[mode]
+        super().__init__(encoder, augmenter, sync_batch_norm=sync_batch_norm, **kwargs)
         self.loss_fn = loss_fn
-        self.mode = inputs.PAIRS if isinstance(loss_fn, losses.ContrastiveMargin) else "triplets"
+        self.mode = mode
         self.distance = distance
-        self.embedding_dim = None if embedding_dim is None else int(embedding_dim)
+        self.embedding_dim = embedding_dim
         self.normalize = bool(normalize)
-        self.augmenter = augmenter
-        self.image_shape = image_shape
-        self.feature_dim = int(encoder.output_shape[-1])
-        self.output_dim = self.embedding_dim or self.feature_dim
         self.projection = (
             None if embedding_dim is None else keras.layers.Dense(embedding_dim, name="embedding")
         )
         self.normalizer = keras.layers.UnitNormalization(name="l2_normalize") if normalize else None
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in _METRIC_NAMES[self.mode]}
-        self.build((None, *image_shape))
+        self.build((None, *self.image_shape))
 
     def build(self, input_shape=None):
-        if self.projection is not None:
+        if self.projection is not None and not self.projection.built:
             self.projection.build((None, self.feature_dim))
         self.built = True
 
@@ -164,103 +144,17 @@ class SiameseNetwork(Trainer):
         return self.loss_fn.margin
 
     @property
-    def metrics(self):
-        return [self.loss_tracker, *self.trackers.values()]
+    def output_dim(self) -> int:
+        """Size of the embeddings."""
+        return self.embedding_dim or self.feature_dim
 
-    def compile(self, optimizer="adam", **kwargs):
-        """Configures the optimizer; the loss is the model's own (constructor `loss`).
-
-        Args:
-            optimizer: a Keras optimizer.
-            **kwargs: other `keras.Model.compile` arguments (`jit_compile`, ...). `loss` and
-                `metrics` are refused: pass the loss to the constructor.
-
-        Example:
-            >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
-        """
-        for refused in _REFUSED_COMPILE_ARGUMENTS:
-            if kwargs.get(refused) is not None:
-                raise ValueError(
-                    "SiameseNetwork computes its own loss and metrics: pass the loss to the "
-                    "constructor, e.g. `SiameseNetwork(encoder, loss=keras_siamese.losses."
-                    f"TripletLoss(margin=0.2))`. Received: {refused}={kwargs[refused]!r}"
-                )
-        super().compile(optimizer=optimizer, **kwargs)
-
-    # ----------------------------------------------------------------- embeddings
-
-    def _rescale(self, images):
-        # The same arithmetic as embedding_model's Rescaling layer, so both agree exactly.
-        images = tf.cast(images, tf.float32) * (1.0 / 255.0)
-        if tuple(images.shape[1:3]) != tuple(self.image_shape[:2]):
-            images = tf.image.resize(images, self.image_shape[:2], antialias=True)
-        return images
-
-    def _embed(self, images, training):
-        """Embeddings of float images in [0, 1] of the encoder's input size."""
-        embeddings = self.encoder(images, training=training)
+    def embed_features(self, features, training: bool = False):
+        """Encoder features -> embeddings: the optional linear layer, then L2 normalisation."""
         if self.projection is not None:
-            embeddings = self.projection(embeddings)
+            features = self.projection(features)
         if self.normalizer is not None:
-            embeddings = self.normalizer(embeddings)
-        return embeddings
-
-    def call(self, images, training=False):
-        """Returns the embeddings `(batch, output_dim)` of `images` (uint8/float in [0, 255])."""
-        images = tf.convert_to_tensor(images)
-        inputs.check_images(images, self.image_shape, "images")
-        return self._embed(self._rescale(images), training=training)
-
-    def similarity(self, images_a, images_b) -> tf.Tensor:
-        """One similarity score per pair of images: higher means more alike.
-
-        The score is `keras_siamese.similarity.score_from_distance` of the model's
-        distance between the two embeddings: the cosine similarity for `"cosine"`, the
-        negated Euclidean distance for `"euclidean"`.
-
-        Args:
-            images_a: `(batch, H, W, C)` uint8/float images in [0, 255].
-            images_b: images of the same shape.
-
-        Returns:
-            float32 scores of shape `(batch,)`.
-
-        Raises:
-            ValueError: if the two batches do not have the same shape, or for bad images.
-
-        Example:
-            >>> scores = model.similarity(images[:8], images[8:16])
-        """
-        images_a = tf.convert_to_tensor(images_a)
-        images_b = tf.convert_to_tensor(images_b)
-        inputs.check_images(images_a, self.image_shape, "images_a")
-        inputs.check_images(images_b, self.image_shape, "images_b")
-        inputs.check_same_shapes((images_a, images_b), ("images_a", "images_b"))
-        both = tf.concat([tf.cast(images_a, tf.float32), tf.cast(images_b, tf.float32)], axis=0)
-        embeddings_a, embeddings_b = tf.split(self(both, training=False), 2, axis=0)
-        distances = pair_distance(embeddings_a, embeddings_b, self.distance)
-        return score_from_distance(distances, self.distance)
-
-    def embedding_model(self) -> keras.Model:
-        """A functional model: float32 images in [0, 255] -> the embeddings.
-
-        What `keras_siamese.export` serves: preprocessing, encoder, the optional linear
-        layer and normalisation, without augmentation or optimizer state.
-
-        Returns:
-            A `keras.Model` sharing the network's weights.
-
-        Example:
-            >>> embeddings = model.embedding_model()(images.astype("float32"))
-        """
-        images = keras.Input(self.image_shape, name="images")
-        rescaled = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(images)
-        embeddings = self.encoder(rescaled)
-        if self.projection is not None:
-            embeddings = self.projection(embeddings)
-        if self.normalizer is not None:
-            embeddings = self.normalizer(embeddings)
-        return keras.Model(images, embeddings, name=f"{self.name}_embedding")
+            features = self.normalizer(features)
+        return features
 
     # ----------------------------------------------------------------- training
 
@@ -270,8 +164,8 @@ class SiameseNetwork(Trainer):
         if training and self.augmenter is not None:
             images = self.augmenter(images, training=True)
         else:
-            images = self._rescale(images)
-        return tf.split(self._embed(images, training=training), len(batches), axis=0)
+            images = self.preprocess(images)
+        return tf.split(self.embed(images, training=training), len(batches), axis=0)
 
     def _pair_loss(self, images_a, images_b, labels, training):
         labels = tf.cast(labels, tf.float32)
@@ -332,34 +226,16 @@ class SiameseNetwork(Trainer):
             "negative_distance": tf.reduce_mean(negative_distance),
         }
 
-    def _loss(self, data, training):
-        kind, tensors = inputs.parse_batch(data, self.mode, self.image_shape)
+    def prepare_batch(self, data, training: bool):
+        return inputs.parse_batch(data, self.mode, self.image_shape)
+
+    def loss_on_batch(self, batch, training: bool):
+        kind, tensors = batch
         if kind == inputs.PAIRS:
-            loss, values = self._pair_loss(*tensors, training=training)
-        elif kind == inputs.LABELLED:
-            loss, values = self._mined_triplet_loss(*tensors, training=training)
-        else:
-            loss, values = self._explicit_triplet_loss(*tensors, training=training)
-        if training and self.losses:
-            loss = loss + tf.cast(tf.add_n(self.losses), loss.dtype)
-        return loss, values
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            loss, values = self._loss(data, training=True)
-            scaled = self.optimizer.scale_loss(distribute.scale_for_replicas(loss))
-        variables = self.trainable_variables
-        gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return self._update_metrics(loss, values)
-
-    def test_step(self, data):
-        loss, values = self._loss(data, training=False)
-        return self._update_metrics(loss, values)
-
-    def predict_step(self, data):
-        images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self(images, training=False)
+            return self._pair_loss(*tensors, training=training)
+        if kind == inputs.LABELLED:
+            return self._mined_triplet_loss(*tensors, training=training)
+        return self._explicit_triplet_loss(*tensors, training=training)
 
     # ----------------------------------------------------------------- checks before tracing
 
@@ -386,26 +262,16 @@ class SiameseNetwork(Trainer):
 
     # ----------------------------------------------------------------- config
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
-            "loss": keras.saving.serialize_keras_object(self.loss_fn),
-            "distance": self.distance,
-            "embedding_dim": self.embedding_dim,
-            "normalize": self.normalize,
-            "augmenter": (
-                None
-                if self.augmenter is None
-                else keras.saving.serialize_keras_object(self.augmenter)
-            ),
-        }
+    nested_config_keys = ("encoder", "augmenter", "loss")
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "loss", "augmenter"):
-            if isinstance(config.get(key), dict):
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "loss": keras.saving.serialize_keras_object(self.loss_fn),
+                "distance": self.distance,
+                "embedding_dim": self.embedding_dim,
+                "normalize": self.normalize,
+            }
+        )
+        return config

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import keras
 import tensorflow as tf
 
-from keras_siamese import augment, distribute, heads, losses
+from keras_siamese import augment, heads, losses, validation
 from keras_siamese.models.base import TwoViewModel, normalized_std
 
 
@@ -38,6 +35,8 @@ class SimCLR(TwoViewModel):
             projection head and of the encoder (converted in place by
             `distribute.convert_to_sync_batch_norm`) normalise with statistics over all
             replicas, so a multi-device step equals the one-device step on the global batch.
+            `"auto"` (default) does so whenever the model is built under a strategy with
+            more than one replica in sync.
         **kwargs: `keras.Model` arguments.
 
     Example:
@@ -49,6 +48,7 @@ class SimCLR(TwoViewModel):
     """
 
     metric_names = ("contrastive_accuracy", "representation_std")
+    collapse_metric = "representation_std"
     cross_replica_loss = "NT-Xent negatives all_gathered from every replica (global batch)"
 
     def __init__(
@@ -57,26 +57,15 @@ class SimCLR(TwoViewModel):
         augmenter: keras.layers.Layer | None = None,
         projection_dims: tuple[int, ...] = (2048, 128),
         temperature: float = 0.5,
-        sync_batch_norm: bool = False,
+        sync_batch_norm: bool | str = "auto",
         **kwargs,
     ):
-        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-            raise TypeError(
-                f"Argument `temperature` must be a number. Received: temperature={temperature!r}"
-            )
-        if not math.isfinite(temperature) or temperature <= 0:
-            raise ValueError(
-                "Argument `temperature` must be a finite number > 0. "
-                f"Received: temperature={temperature!r}"
-            )
-        projection_dims = heads._check_dims("projection_dims", projection_dims)
-        super().__init__(encoder, augmenter, **kwargs)
-        self.temperature = float(temperature)
-        self.sync_batch_norm = bool(sync_batch_norm)
-        if self.sync_batch_norm:
-            distribute.convert_to_sync_batch_norm(self.encoder)
+        temperature = validation.check_temperature(temperature)
+        projection_dims = validation.check_dims("projection_dims", projection_dims)
+        super().__init__(encoder, augmenter, sync_batch_norm=sync_batch_norm, **kwargs)
+        self.temperature = temperature
         self.projector = heads.ProjectionHead(
-            projection_dims, sync_batch_norm=self.sync_batch_norm, name="projector"
+            projection_dims, sync_batch_norm=self.synchronized_batch_norm, name="projector"
         )
         self.projection_dims = self.projector.dims
         self.build((None, *self.image_shape))
@@ -92,13 +81,12 @@ class SimCLR(TwoViewModel):
         """Each of the 2N views is contrasted with the 2N - 2 views of the other images."""
         return 2 * global_batch_size - 2
 
-    def build(self, input_shape):
-        self.projector.build((None, self.feature_dim))
-        self.built = True
-
     def loss_on_features(self, features_a, features_b, training):
-        z_a = self.projector(features_a, training=training)
-        z_b = self.projector(features_b, training=training)
+        # One head pass on all 2N features, as the reference code does: the head's BatchNorm
+        # normalises both views together and its moving statistics move once per step.
+        z_a, z_b = tf.split(
+            self.projector(tf.concat([features_a, features_b], axis=0), training=training), 2
+        )
         loss, logits, labels = losses.nt_xent(
             z_a, z_b, temperature=self.temperature, return_logits=True
         )
@@ -115,7 +103,6 @@ class SimCLR(TwoViewModel):
             {
                 "projection_dims": self.projection_dims,
                 "temperature": self.temperature,
-                "sync_batch_norm": self.sync_batch_norm,
             }
         )
         return config

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import keras
 
-from keras_siamese import augment, heads, losses
+from keras_siamese import augment, heads, losses, validation
 from keras_siamese.models.base import TwoViewModel, normalized_std
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"Argument `{name}` must be a positive integer. Received: {name}={value!r}"
-        )
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
@@ -27,7 +20,8 @@ class SimSiam(TwoViewModel):
     `0.5 * D(p_a, stopgrad(z_b)) + 0.5 * D(p_b, stopgrad(z_a))` with `D` the negative
     cosine (`keras_siamese.losses.negative_cosine`); without the stop-gradient the
     outputs collapse to a constant. The projector has BatchNorm on every layer
-    including its output, and no ReLU on the output; the predictor is a bottleneck
+    including its output, whose BatchNorm learns no scale or offset (the reference code's
+    `BatchNorm1d(affine=False)`), and no ReLU on the output; the predictor is a bottleneck
     (`heads.PredictionHead`).
 
     Metrics: `loss` (-1 is the minimum) and `output_std`, the per-dimension std of the
@@ -45,7 +39,8 @@ class SimSiam(TwoViewModel):
             (paper: 2048).
         projection_layers: projector layers (paper: 3 on ImageNet, 2 on CIFAR).
         predictor_hidden_dim: the predictor's bottleneck width (paper: 512).
-        sync_batch_norm: synchronise the heads' BatchNorm across replicas.
+        sync_batch_norm: global BatchNorm for the encoder and the heads: `"auto"` (default,
+            synchronised when more than one replica is in sync), True or False.
         **kwargs: `keras.Model` arguments.
 
     Example:
@@ -57,6 +52,7 @@ class SimSiam(TwoViewModel):
     """
 
     metric_names = ("output_std",)
+    collapse_metric = "output_std"
 
     def __init__(
         self,
@@ -65,28 +61,30 @@ class SimSiam(TwoViewModel):
         projection_dim: int = 2048,
         projection_layers: int = 3,
         predictor_hidden_dim: int = 512,
-        sync_batch_norm: bool = False,
+        sync_batch_norm: bool | str = "auto",
         **kwargs,
     ):
-        for name, value in (
-            ("projection_dim", projection_dim),
-            ("projection_layers", projection_layers),
-            ("predictor_hidden_dim", predictor_hidden_dim),
-        ):
-            _check_positive_int(name, value)
-        super().__init__(encoder, augmenter, **kwargs)
+        projection_dim = validation.check_integer("projection_dim", projection_dim)
+        projection_layers = validation.check_integer("projection_layers", projection_layers)
+        predictor_hidden_dim = validation.check_integer(
+            "predictor_hidden_dim", predictor_hidden_dim
+        )
+        super().__init__(encoder, augmenter, sync_batch_norm=sync_batch_norm, **kwargs)
         self.projection_dim = projection_dim
         self.projection_layers = projection_layers
         self.predictor_hidden_dim = predictor_hidden_dim
-        self.sync_batch_norm = bool(sync_batch_norm)
         self.projector = heads.ProjectionHead(
             (projection_dim,) * projection_layers,
             output_batch_norm=True,
-            sync_batch_norm=self.sync_batch_norm,
+            output_affine=False,
+            sync_batch_norm=self.synchronized_batch_norm,
             name="projector",
         )
         self.predictor = heads.PredictionHead(
-            projection_dim, predictor_hidden_dim, self.sync_batch_norm, name="predictor"
+            projection_dim,
+            predictor_hidden_dim,
+            self.synchronized_batch_norm,
+            name="predictor",
         )
         self.build((None, *self.image_shape))
 
@@ -109,7 +107,6 @@ class SimSiam(TwoViewModel):
                 "projection_dim": self.projection_dim,
                 "projection_layers": self.projection_layers,
                 "predictor_hidden_dim": self.predictor_hidden_dim,
-                "sync_batch_norm": self.sync_batch_norm,
             }
         )
         return config

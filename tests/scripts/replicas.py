@@ -74,14 +74,21 @@ per_image_difference = np.abs(view_0 - view_1).reshape(8, -1).max(axis=1)
 assert np.all(per_image_difference > 1e-3), per_image_difference
 assert 0.0 <= min(view_0.min(), view_1.min()) and max(view_0.max(), view_1.max()) <= 1.0
 
-# A model with per-replica BatchNorm: the report says so and says how to fix it.
+# By default ("auto"), a model built under 2 replicas has global BatchNorm everywhere.
 with strategy.scope():
     model = ks.SimCLR(tiny_encoder(), projection_dims=(16, 8))
+report = model.distribution_report(global_batch_size=16)
+assert not report.local_batch_norm and len(report.synchronized_batch_norm) == 2, report
+assert model.get_config()["sync_batch_norm"] == "auto", model.get_config()
+
+# A model with per-replica BatchNorm: the report says so and says how to fix it.
+with strategy.scope():
+    model = ks.SimCLR(tiny_encoder(), projection_dims=(16, 8), sync_batch_norm=False)
 report = model.distribution_report(global_batch_size=16)
 assert report.replicas == 2 and report.per_replica_batch_size == 8, report
 assert report.negatives_per_anchor == 30, report
 assert len(report.local_batch_norm) == 2 and not report.synchronized_batch_norm, report
-assert any("sync_batch_norm=True" in warning for warning in report.warnings), report
+assert any("sync_batch_norm" in warning for warning in report.warnings), report
 assert "MirroredStrategy: 2 replica(s)" in str(report), str(report)
 
 # With sync_batch_norm=True every BatchNorm layer, encoder included, is global.
