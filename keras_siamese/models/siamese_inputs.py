@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_siamese import validation
+
 PAIRS = "pairs"
 LABELLED = "labelled"
 TRIPLETS = "triplets"
@@ -49,29 +51,7 @@ def _is_images(value) -> bool:
 
 def check_images(value, image_shape: tuple, argument: str) -> None:
     """Raises unless `value` is a `(batch, height, width, channels)` uint8/float batch."""
-    shape = tuple(value.shape)
-    if len(shape) == 3:
-        raise ValueError(
-            f"Argument `{argument}` holds single images of shape {shape}; batch them first, "
-            "e.g. `dataset.batch(64, drop_remainder=True)`, or add a batch axis with "
-            f"`image[None]`. Received: {argument}.shape={shape}"
-        )
-    if len(shape) != 4:
-        raise ValueError(
-            f"Argument `{argument}` must be a batch of images (batch, height, width, channels) "
-            f"matching the encoder input {image_shape}. Received: {argument}.shape={shape}"
-        )
-    if shape[-1] is not None and shape[-1] != image_shape[-1]:
-        raise ValueError(
-            f"Argument `{argument}` must have {image_shape[-1]} channels like the encoder "
-            f"input {image_shape}. Received: {argument}.shape={shape}"
-        )
-    dtype = tf.as_dtype(value.dtype)
-    if not (dtype.is_integer or dtype.is_floating):
-        raise TypeError(
-            f"Argument `{argument}` must be uint8 or float in [0, 255]. "
-            f"Received: {argument}.dtype={dtype.name}"
-        )
+    validation.check_image_batch(value, image_shape, argument)
 
 
 def _check_labels(labels, batch, argument: str, integer: bool) -> None:
@@ -196,11 +176,7 @@ def check_arrays(x, y, mode: str, image_shape: tuple, batch_size: int | None) ->
             f"Received: {describe(data)}"
         )
     for array in arrays[:-1] if kind != TRIPLETS else arrays:
-        if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
-            raise ValueError(
-                "Argument `x` contains NaN or infinite values; images must be finite values in "
-                "[0, 255]."
-            )
+        validation.check_finite(array, "x")
     if kind == PAIRS:
         labels = arrays[2]
         if not np.all((labels == 0) | (labels == 1)):
