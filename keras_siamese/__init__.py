@@ -5,8 +5,15 @@ The public names are the three trainers and the submodules::
     import keras_siamese as ks
     encoder = ks.encoders.resnet(depth=18, input_shape=(32, 32, 3))
     model = ks.SimCLR(encoder)
+
+`import keras_siamese` itself is cheap: it checks that TensorFlow is installed and that
+`KERAS_BACKEND` allows it, and loads the package (Keras, TensorFlow and every submodule) at the
+first use of a public name (PEP 562), so `python -m keras_siamese --help` answers without
+importing TensorFlow. Loading registers every serializable class, so a script that only reloads
+a `.keras` file touches a public name first, e.g. `from keras_siamese import models`.
 """
 
+import importlib
 import importlib.util
 import os
 
@@ -27,29 +34,57 @@ if _requested_backend not in (None, "", "tensorflow"):
         f"Received: KERAS_BACKEND={_requested_backend!r}"
     )
 
-import keras  # noqa: E402
-
-if keras.backend.backend() != "tensorflow":
-    raise ImportError(
-        "keras_siamese runs on the TensorFlow backend of Keras 3, but Keras is configured "
-        f"for {keras.backend.backend()!r} (see ~/.keras/keras.json). Set "
-        "`KERAS_BACKEND=tensorflow` in the environment or change \"backend\" in keras.json."
-    )
-
-from keras_siamese import distribute  # noqa: E402,F401
-
 __version__ = "0.1.0"
-from keras_siamese import (  # noqa: E402,F401
-    augment,
-    callbacks,
-    datasets,
-    encoders,
-    evaluation,
-    export,
-    heads,
-    losses,
-    models,
-    optimizers,
-    sampling,
+
+# In load order: `distribute` first, as before the package loaded lazily.
+_SUBMODULES = (
+    "distribute",
+    "augment",
+    "callbacks",
+    "datasets",
+    "encoders",
+    "evaluation",
+    "export",
+    "heads",
+    "losses",
+    "models",
+    "optimizers",
+    "sampling",
 )
-from keras_siamese.models import SiameseNetwork, SimCLR, SimSiam  # noqa: E402,F401
+_MODELS = ("SiameseNetwork", "SimCLR", "SimSiam")
+__all__ = [*_MODELS, *_SUBMODULES]
+_loaded = False
+
+
+def _load() -> None:
+    """Imports Keras (checking its backend) and every submodule, once."""
+    global _loaded
+    if _loaded:
+        return
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise ImportError(
+            "keras_siamese runs on the TensorFlow backend of Keras 3, but Keras is configured "
+            f"for {keras.backend.backend()!r} (see ~/.keras/keras.json). Set "
+            '`KERAS_BACKEND=tensorflow` in the environment or change "backend" in keras.json.'
+        )
+    _loaded = True  # Set before importing: the submodules import each other through here.
+    for name in _SUBMODULES:
+        importlib.import_module(f"{__name__}.{name}")
+    models = importlib.import_module(f"{__name__}.models")
+    globals().update({name: getattr(models, name) for name in _MODELS})
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        _load()
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _MODELS:
+        _load()
+        return getattr(importlib.import_module(f"{__name__}.models"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
