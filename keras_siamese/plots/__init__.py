@@ -7,10 +7,12 @@ matplotlib (with the non-interactive Agg backend), scikit-learn (t-SNE) and Pill
 imported inside the functions, so importing keras_siamese never needs them; install them with
 `pip install keras_siamese[plots]`.
 
-Modules, re-exported here: `figures` (the PNG figures, of fixed sizes in pixels) and
-`projector` (the Embedding Projector files).
+Modules, re-exported here: `figures` (the PNG figures, of fixed sizes in pixels), `curves`
+(training curves from a `CSVLogger` history file) and `projector` (the Embedding Projector
+files).
 """
 
+from keras_siamese.plots.curves import read_history, write_curves
 from keras_siamese.plots.figures import (
     CURVE_COLUMNS,
     CURVE_PANEL_INCHES,
@@ -47,6 +49,8 @@ __all__ = [
     "embedding_map",
     "grid_figure_pixels",
     "projector_files",
+    "read_history",
     "retrieval_grid",
     "training_curves",
+    "write_curves",
 ]
