@@ -2,6 +2,7 @@
 -> export end to end on a tiny budget."""
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -114,6 +115,9 @@ def test_help_command_form(capsys):
         (["train", "--learning_rate=fast"], "--learning_rate must be 'auto' or a number"),
         (["train", "--weight_decay=-1"], "--weight_decay must be 'auto' or a number >= 0"),
         (["train", "--min_crop_area=0"], r"--min_crop_area must be in \(0, 1\]"),
+        (["train", "--color_strength=nan"], r"--color_strength must be in \[0, 1.25\]"),
+        (["train", "--temperature=inf"], "--temperature must be a finite number > 0"),
+        (["train", "--siamese_margin=inf"], "--siamese_margin must be a finite number >= 0"),
         (["train", "--projection_dims=512,x"], "--projection_dims must be positive integers"),
         (["train", "--image_size=16", "--crop_size=24"], r"--image_size \(16\) is smaller"),
         (["train", "--crop_size=32"], r"--image_size \(28x28\) is smaller than --crop_size"),
@@ -145,6 +149,10 @@ def test_bad_train_flags_fail_with_one_line_before_training(capsys, tmp_path, ar
         (["evaluate"], "--model_dir is required"),
         (["export", "--model_dir=/nonexistent/run"], "config.json does not exist"),
         (["evaluate", "--knn_k=0"], "--knn_k=0"),
+        (
+            ["evaluate", "--knn_temperature=inf", "--model_dir=/nonexistent/run"],
+            "--knn_temperature must be a finite number > 0",
+        ),
     ],
 )
 def test_missing_run_directory_fails(capsys, arguments, match):
@@ -222,13 +230,16 @@ def test_every_method_builds_its_model_and_batches(method):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (128, 16, 16, 1)).astype("uint8")
     labels = np.arange(128) % 10
-    if methods.METHODS[method].needs_labels:
+    row = methods.METHODS[method]
+    if row.needs_labels:
         dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     else:
         dataset = tf.data.Dataset.from_tensor_slices(images)
-    batches = methods.training_data(config, dataset)
-    model = methods.build_model(config)
-    model.compile(optimizer=methods.build_optimizer(config))
+    batches = row.build_batches(config, dataset)
+    model = row.build_model(config)
+    model.compile(optimizer=row.build_optimizer(config))
+    monitors = row.build_monitors(config)
+    assert all(isinstance(monitor, keras.callbacks.Callback) for monitor in monitors)
     batch = next(iter(batches))
     if method == "siamese-contrastive":
         (images_a, _), pair_labels = batch
@@ -241,6 +252,78 @@ def test_every_method_builds_its_model_and_batches(method):
     assert model(images[:2]).shape[0] == 2
     if method == "simsiam":
         assert isinstance(model.optimizer, ks.optimizers.SplitOptimizer)
+
+
+def test_method_flags_are_defined_once_and_name_their_methods():
+    values = train_flag_values()
+    for name, (flag, readers) in methods.method_flags().items():
+        assert values[name].default == flag.default
+        assert f"({', '.join(readers)}) {flag.help}" in values[name].help
+    _, readers = methods.method_flags()["siamese_margin"]
+    assert readers == ("siamese-contrastive", "siamese-triplet")
+
+
+def toy_row(**changes):
+    """A new method made of the SimCLR parts and one flag of its own."""
+    toy_flag = methods.MethodFlag(
+        flags.DEFINE_float, "toy_weight", 1.5, "Weight of the toy term.", {"lower_bound": 0.0}
+    )
+    fields = dict(
+        name="toy",
+        summary="Toy: SimCLR under another name",
+        flags=(*methods.METHODS["simclr"].flags, toy_flag),
+        learning_rate=0.1,
+    )
+    return dataclasses.replace(methods.METHODS["simclr"], **{**fields, **changes})
+
+
+def test_adding_a_method_is_adding_one_row(capsys, monkeypatch):
+    monkeypatch.setitem(methods.METHODS, "toy", toy_row())
+    assert run_cli("train", "--help") == 0
+    text = " ".join(capsys.readouterr().out.split())  # absl wraps the help at 80 columns.
+    assert "toy (Toy: SimCLR under another name)" in text
+    assert "--toy_weight: (toy) Weight of the toy term." in text
+    assert "--temperature: (simclr, toy) NT-Xent temperature." in text
+    config = resolved_config("toy", "--toy_weight=2")
+    assert config["toy_weight"] == 2.0 and config["resolved"]["learning_rate"] == 0.1
+    assert isinstance(methods.METHODS["toy"].build_model(config), ks.SimCLR)
+
+
+def test_a_row_without_its_model_class_is_refused_before_training(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(methods.METHODS, "toy", toy_row(model_class="NoSuchModel"))
+    assert run_cli("train", "--method=toy", f"--model_dir={tmp_path / 'run'}") == 2
+    assert "--method=toy needs keras_siamese.NoSuchModel" in only_error_line(capsys)
+
+
+def test_rows_sharing_a_flag_name_share_the_flag(monkeypatch):
+    other = methods.MethodFlag(flags.DEFINE_float, "temperature", 0.5, "Another temperature.")
+    monkeypatch.setitem(methods.METHODS, "toy", toy_row(flags=(other,)))
+    with pytest.raises(ValueError, match="define different flags named 'temperature'"):
+        methods.method_flags()
+
+
+# ----------------------------------------------------------------------------- curves
+
+
+def test_write_curves_draws_the_csv_logger_history(tmp_path):
+    history_path = tmp_path / run_dir.HISTORY
+    # Epoch 1 logged twice (a resumed run): the last row wins; nan becomes None.
+    history_path.write_text(
+        "epoch,loss,val_knn_accuracy\n0,5.0,\n1,4.5,nan\n1,4.0,0.5\n2,3.5,0.6\n"
+    )
+    history = plots.read_history(history_path)
+    assert history == {"loss": [5.0, 4.0, 3.5], "val_knn_accuracy": [None, 0.5, 0.6]}
+    assert run_dir.read_history(str(tmp_path)) == history
+    png = tmp_path / run_dir.CURVES
+    assert plots.write_curves(history_path, png, title="toy") == str(png)
+    assert Image.open(png).size == plots.curve_figure_pixels(2)
+
+
+def test_write_curves_writes_nothing_before_the_first_epoch(tmp_path):
+    assert plots.write_curves(tmp_path / "missing.csv", tmp_path / "curves.png") is None
+    (tmp_path / "empty.csv").write_text("epoch,loss\n0,nan\n")
+    assert plots.write_curves(tmp_path / "empty.csv", tmp_path / "curves.png") is None
+    assert not os.path.exists(tmp_path / "curves.png")
 
 
 # ----------------------------------------------------------------------------- end to end

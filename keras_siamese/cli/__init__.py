@@ -13,6 +13,10 @@ The first argument names the command; each command parses its own absl flags (a 
 here and in `examples/`: library code never reads `FLAGS`. A bad flag value, an unknown
 method or dataset, or an impossible combination prints one `error: ...` line and exits with
 status 2 before any training.
+
+The help, the flags and the checks that need no data never import TensorFlow (nor, through
+the lazily loading `keras_siamese` package, any module that does), so `--help` and flag errors
+answer in a fraction of a second; a command imports it once it runs.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 from absl import app, flags
 
 import keras_siamese as ks
-from keras_siamese.cli import run_dir
+from keras_siamese.cli import flag_checks, run_dir
 
 USAGE = "evaluate --model_dir=DIR [flags]"
 SUMMARY = "Evaluate a run (kNN, linear probe, retrieval); write eval.json and plots."
@@ -103,6 +103,7 @@ def run(values: flags.FlagValues) -> int:
     """Runs `evaluate` with parsed flags; returns the exit code."""
     options = {name: values[name].value for name in values}
     model_dir = run_dir.require_model_dir(options["model_dir"])
+    flag_checks.positive("knn_temperature", options["knn_temperature"])
     config = run_dir.read_config(model_dir)
     resolved = config["resolved"]
     if resolved.get("num_classes") is None:
@@ -179,14 +180,18 @@ def run(values: flags.FlagValues) -> int:
         print(f"Linear probe: {json.dumps(results['linear_probe'])}")
 
     if options["plots"]:
-        from keras_siamese.cli import train_command
-
         plots_dir = run_dir.path(model_dir, run_dir.PLOTS)
         title = f"{config['method']} on {config['dataset']}"
         class_names = resolved.get("class_names")
         points = min(options["plot_points"], len(test_labels))
         test_images, _ = data.to_arrays(test.take(points))
-        written = [train_command.write_curves(model_dir, title)]
+        written = [
+            plots.write_curves(
+                run_dir.path(model_dir, run_dir.HISTORY),
+                run_dir.path(model_dir, run_dir.CURVES),
+                title=title,
+            )
+        ]
         written.append(
             plots.retrieval_grid(
                 *_retrieval_grid_data(

@@ -7,16 +7,14 @@ DIR/backup/            BackupAndRestore state while training; deleted when train
 DIR/history.csv        per-epoch metrics (CSVLogger, appended to on resume)
 DIR/train_result.json  written once training has finished
 DIR/logs/              TensorBoard: train/ and validation/ events, Embedding Projector files
-DIR/plots/             PNG figures
+DIR/plots/             PNG figures (training_curves.png, written from history.csv)
 DIR/eval.json          written by `evaluate`
 ```
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
 
 from absl import app
@@ -28,6 +26,7 @@ HISTORY = "history.csv"
 TRAIN_RESULT = "train_result.json"
 LOGS = "logs"
 PLOTS = "plots"
+CURVES = os.path.join(PLOTS, "training_curves.png")
 EVAL = "eval.json"
 
 
@@ -74,7 +73,8 @@ def load_model(model_dir: str):
     """Loads `DIR/model.keras` (our models reload without `custom_objects`)."""
     import keras
 
-    import keras_siamese  # noqa: F401  (registers the serializable classes)
+    # The package loads at the first public name (PEP 562), registering its classes.
+    from keras_siamese import SimCLR  # noqa: F401
 
     model_path = path(model_dir, MODEL)
     if not os.path.isfile(model_path):
@@ -87,31 +87,7 @@ def load_model(model_dir: str):
 
 
 def read_history(model_dir: str) -> dict[str, list[float | None]]:
-    """Reads `DIR/history.csv` as `{metric: per-epoch values}`, None where a value is missing.
+    """Reads `DIR/history.csv` as `{metric: per-epoch values}` (see `plots.read_history`)."""
+    from keras_siamese import plots
 
-    An epoch logged twice (a run interrupted between logging and backing up an epoch, then
-    resumed) keeps its last row.
-    """
-    history_path = path(model_dir, HISTORY)
-    if not os.path.isfile(history_path):
-        return {}
-    rows = {}
-    with open(history_path, newline="", encoding="utf-8") as file:
-        for row in csv.DictReader(file):
-            try:
-                rows[int(row["epoch"])] = row
-            except (KeyError, TypeError, ValueError):
-                continue
-    history: dict[str, list[float | None]] = {}
-    names = [name for row in rows.values() for name in row if name != "epoch"]
-    for name in dict.fromkeys(names):
-        values = []
-        for epoch in sorted(rows):
-            text = rows[epoch].get(name)
-            try:
-                value = float(text)
-            except (TypeError, ValueError):
-                value = None
-            values.append(value if value is not None and math.isfinite(value) else None)
-        history[name] = values
-    return history
+    return plots.read_history(path(model_dir, HISTORY))

@@ -15,7 +15,7 @@ import time
 
 from absl import app, flags
 
-from keras_siamese.cli import methods, run_dir
+from keras_siamese.cli import flag_checks, method_optimizers, methods, run_dir
 from keras_siamese.cli.train_flags import define_flags  # noqa: F401  (the command's flags)
 
 USAGE = "train --method=METHOD --dataset=NAME --model_dir=DIR [flags]"
@@ -24,23 +24,6 @@ SUMMARY = "Pretrain a model (resumes when re-run with the same --model_dir)."
 RESUMABLE_FLAGS = frozenset(
     {"strategy", "jit_compile", "verbose", "plots", "log_every_steps", "knn_every"}
 )
-
-
-def _auto_number(name: str, text: str, default: float, minimum: float, strict: bool) -> float:
-    """Parses a flag that is `auto` (the method's `default`) or a number above `minimum`."""
-    if text.strip().lower() == "auto":
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    in_range = value > minimum if strict else value >= minimum
-    if not in_range or value == float("inf"):
-        bound = f"{'>' if strict else '>='} {minimum:g}"
-        raise app.UsageError(
-            f"--{name} must be 'auto' or a number {bound}. Received: --{name}={text}"
-        )
-    return value
 
 
 def format_config(config: dict, indent: str = "  ") -> str:
@@ -55,28 +38,21 @@ def format_config(config: dict, indent: str = "  ") -> str:
     return "\n".join(lines)
 
 
-def _check_values(config: dict) -> None:
-    """Checks the flag values that need no data."""
-    if not 0.0 < config["min_crop_area"] <= 1.0:
-        raise app.UsageError(
-            "--min_crop_area must be in (0, 1]. "
-            f"Received: --min_crop_area={config['min_crop_area']}"
-        )
-    if not 0.0 <= config["color_strength"] <= 1.25:
-        raise app.UsageError(
-            "--color_strength must be in [0, 1.25]. "
-            f"Received: --color_strength={config['color_strength']}"
-        )
-    if not config["temperature"] > 0:
-        raise app.UsageError(
-            f"--temperature must be > 0. Received: --temperature={config['temperature']}"
-        )
-    dims = config["projection_dims"]
-    if not dims or not all(dim.isdigit() and int(dim) > 0 for dim in dims):
-        raise app.UsageError(
-            "--projection_dims must be positive integers separated by commas. "
-            f"Received: --projection_dims={','.join(dims)}"
-        )
+def _check_values(config: dict, method: methods.Method) -> None:
+    """Checks the flag values that need no data (before TensorFlow is imported).
+
+    Every method-specific flag is checked, whichever method reads it.
+    """
+    flag_checks.number("min_crop_area", config["min_crop_area"], 0.0, 1.0, open_minimum=True)
+    flag_checks.number("color_strength", config["color_strength"], 0.0, 1.25)
+    for flag, _ in methods.method_flags().values():
+        if flag.check is not None:
+            flag.check(flag.name, config[flag.name])
+    for name, default, strict in (
+        ("learning_rate", method.learning_rate, True),
+        ("weight_decay", method.weight_decay, False),
+    ):
+        flag_checks.auto_number(name, config[name], default, 0.0, strict=strict)
     if config["crop_size"] and config["image_size"] and config["crop_size"] > config["image_size"]:
         raise app.UsageError(
             f"--image_size ({config['image_size']}) is smaller than --crop_size "
@@ -86,9 +62,8 @@ def _check_values(config: dict) -> None:
 
 
 def _warn_unused(config: dict, values: flags.FlagValues) -> None:
-    used = set(methods.METHODS[config["method"]].flags)
-    all_specific = {name for method in methods.METHODS.values() for name in method.flags}
-    for name in sorted(all_specific - used):
+    used = {flag.name for flag in methods.METHODS[config["method"]].flags}
+    for name in sorted(set(methods.method_flags()) - used):
         if values[name].present:
             print(f"warning: --{name} is not used by --method={config['method']}", file=sys.stderr)
 
@@ -128,11 +103,8 @@ def _resolve(config: dict, info) -> dict:
     examples = info.num_examples
     if config["train_examples"]:
         examples = min(examples, config["train_examples"])
-    batch_size = config["batch_size"]
-    triplet_batch = None
-    if method.name == "siamese-triplet":
-        triplet_batch = methods.triplet_batch_shape(config, info.num_classes)
-        batch_size = triplet_batch[0] * triplet_batch[1]
+    layout = method.batch_layout(config, info.num_classes)
+    batch_size = layout["batch_size"]
     steps_per_epoch = examples // batch_size
     if steps_per_epoch < 1:
         raise app.UsageError(
@@ -148,23 +120,22 @@ def _resolve(config: dict, info) -> dict:
         "num_classes": info.num_classes,
         "class_names": info.class_names,
         "train_examples": examples,
-        "batch_size": batch_size,
-        "triplet_batch": triplet_batch,
+        **layout,
         "steps_per_epoch": steps_per_epoch,
         "total_steps": total_steps,
         "warmup_steps": min(round(config["warmup_fraction"] * total_steps), total_steps - 1),
-        "learning_rate": _auto_number(
-            "learning_rate", config["learning_rate"], method.learning_rate, 0, strict=True
+        "learning_rate": flag_checks.auto_number(
+            "learning_rate", config["learning_rate"], method.learning_rate, 0.0, strict=True
         ),
         "optimizer": method.optimizer if config["optimizer"] == "auto" else config["optimizer"],
-        "weight_decay": _auto_number(
-            "weight_decay", config["weight_decay"], method.weight_decay, 0, strict=False
+        "weight_decay": flag_checks.auto_number(
+            "weight_decay", config["weight_decay"], method.weight_decay, 0.0, strict=False
         ),
         "knn_monitor": knn,
         "knn_every": config["knn_every"] or max(1, config["epochs"] // 4),
     }
     config = dict(config, resolved=resolved)
-    resolved["peak_learning_rate"] = methods.peak_learning_rate(config)
+    resolved["peak_learning_rate"] = method_optimizers.peak_learning_rate(config)
     return config
 
 
@@ -210,8 +181,7 @@ def _callbacks(config: dict, model_dir: str, data_module) -> list:
                 memory, queries, k=config["knn_k"], every=resolved["knn_every"], verbose=1
             )
         )
-    if config["method"] in ("simclr", "simsiam"):
-        callbacks.append(ks.callbacks.CollapseMonitor())
+    callbacks += methods.METHODS[config["method"]].build_monitors(config)
     callbacks += [
         keras.callbacks.BackupAndRestore(run_dir.path(model_dir, run_dir.BACKUP)),
         keras.callbacks.ModelCheckpoint(run_dir.path(model_dir, run_dir.MODEL)),
@@ -223,32 +193,25 @@ def _callbacks(config: dict, model_dir: str, data_module) -> list:
     return callbacks
 
 
-def write_curves(model_dir: str, title: str) -> str | None:
-    """Writes plots/training_curves.png from history.csv; None when there is no history yet."""
-    from keras_siamese import plots
-
-    history = run_dir.read_history(model_dir)
-    if not any(value is not None for values in history.values() for value in values):
-        return None
-    return plots.training_curves(
-        history, run_dir.path(model_dir, run_dir.PLOTS, "training_curves.png"), title=title
-    )
-
-
 def run(values: flags.FlagValues) -> int:
     """Runs `train` with parsed flags; returns the exit code."""
     config = {name: values[name].value for name in values}
     model_dir = run_dir.require_model_dir(config["model_dir"])
     config["encoder_depth"] = int(config["encoder_depth"])
-    methods.check_available(config["method"])
-    _check_values(config)
+    method = methods.check_available(config["method"])
+    _check_values(config, method)
     _warn_unused(config, values)
     _check_resumable(model_dir, config)
+    # Everything above answers without TensorFlow; `plots` needs only numpy and matplotlib.
+    from keras_siamese import plots
+
     title = f"{config['method']} on {config['dataset']}"
+    history_path = run_dir.path(model_dir, run_dir.HISTORY)
+    curves_path = run_dir.path(model_dir, run_dir.CURVES)
     if os.path.isfile(run_dir.path(model_dir, run_dir.TRAIN_RESULT)):
         print(f"Training in {model_dir} has finished; nothing to do (use a new --model_dir).")
         if config["plots"]:
-            write_curves(model_dir, title)
+            plots.write_curves(history_path, curves_path, title=title)
         return 0
 
     import keras
@@ -264,15 +227,14 @@ def run(values: flags.FlagValues) -> int:
     info = data.probe(config["dataset"], config["train_split"])
     config = _resolve(config, info)
     resolved = config["resolved"]
-    supervised = methods.METHODS[config["method"]].needs_labels
     train = data.load(
         config["dataset"],
         config["train_split"],
         resolved["image_shape"],
-        supervised,
+        method.needs_labels,
         config["train_examples"],
     )
-    train = methods.training_data(config, train)
+    train = method.build_batches(config, train)
     callbacks = _callbacks(config, model_dir, data)
 
     previous_policy = keras.mixed_precision.dtype_policy()
@@ -280,9 +242,9 @@ def run(values: flags.FlagValues) -> int:
     try:
         keras.utils.set_random_seed(config["seed"])
         with strategy.scope():
-            model = methods.build_model(config)
+            model = method.build_model(config)
             model.compile(
-                optimizer=methods.build_optimizer(config), jit_compile=config["jit_compile"]
+                optimizer=method.build_optimizer(config), jit_compile=config["jit_compile"]
             )
         resolved["encoder_parameters"] = int(model.encoder.count_params())
         resolved["replicas"] = int(strategy.num_replicas_in_sync)
@@ -317,7 +279,7 @@ def run(values: flags.FlagValues) -> int:
     run_dir.write_json(run_dir.path(model_dir, run_dir.TRAIN_RESULT), result)
     print(f"Training finished in {seconds:.0f} s: {json.dumps(result['final'])}")
     if config["plots"]:
-        curves = write_curves(model_dir, title)
+        curves = plots.write_curves(history_path, curves_path, title=title)
         if curves:
             print(f"Training curves: {curves}")
     print(f"Next: evaluate --model_dir={model_dir}; export --model_dir={model_dir}")

@@ -1,8 +1,9 @@
 """The flags of `train`, defined per call in a fresh `absl.flags.FlagValues`.
 
-Method-specific flags say which method reads them in their help: `(simclr)`, `(simsiam)`,
-`(siamese-*)`. `--learning_rate` and `--weight_decay` default to `auto`, the method's recipe
-(`keras_siamese.cli.methods.METHODS`).
+The method-specific flags come from the `Method` rows (`keras_siamese.cli.methods.METHODS`);
+their help starts with the methods that read them, e.g. `(simclr)`. `--learning_rate`,
+`--weight_decay` and `--optimizer` default to `auto`, the method's recipe. This module never
+imports TensorFlow: `train --help` and flag errors answer without it.
 """
 
 from __future__ import annotations
@@ -110,67 +111,14 @@ def define_flags(values: flags.FlagValues) -> None:
         + ".",
         **define,
     )
-    flags.DEFINE_float("temperature", 0.2, "(simclr) NT-Xent temperature.", **define)
-    flags.DEFINE_list("projection_dims", ["512", "128"], "(simclr) Projection MLP sizes.", **define)
-    flags.DEFINE_integer(
-        "simsiam_projection_dim",
-        512,
-        "(simsiam) Projector width (paper: 2048).",
-        lower_bound=1,
-        **define,
-    )
-    flags.DEFINE_integer(
-        "simsiam_projection_layers",
-        2,
-        "(simsiam) Projector layers (paper: 2 on CIFAR).",
-        lower_bound=1,
-        **define,
-    )
-    flags.DEFINE_integer(
-        "simsiam_predictor_hidden_dim",
-        128,
-        "(simsiam) Predictor bottleneck (paper: 512).",
-        lower_bound=1,
-        **define,
-    )
-    flags.DEFINE_integer(
-        "siamese_embedding_dim",
-        64,
-        "(siamese-*) Size of the L2-normalised embedding (0: the encoder's features).",
-        lower_bound=0,
-        **define,
-    )
-    flags.DEFINE_float(
-        "siamese_margin",
-        0.0,
-        "(siamese-*) Loss margin (0: contrastive 1.0, triplet 0.2).",
-        lower_bound=0.0,
-        **define,
-    )
-    flags.DEFINE_enum(
-        "siamese_distance", "euclidean", ["euclidean", "cosine"], "(siamese-*) Distance.", **define
-    )
-    flags.DEFINE_bool(
-        "siamese_augment",
-        False,
-        "(siamese-*) Augment the images (SimCLR's crops, jitter).",
-        **define,
-    )
-    flags.DEFINE_enum(
-        "triplet_mining",
-        "semi-hard",
-        ["semi-hard", "hard", "all"],
-        "(siamese-triplet) Online triplet mining.",
-        **define,
-    )
-    flags.DEFINE_integer(
-        "classes_per_batch",
-        0,
-        "(siamese-triplet) Classes P of the P x K batches (0: as many as "
-        "the dataset has, at most batch_size / 2); K = batch_size // P.",
-        lower_bound=0,
-        **define,
-    )
+    for flag, readers in methods.method_flags().values():
+        flag.define(
+            flag.name,
+            flag.default,
+            help=f"({', '.join(readers)}) {flag.help}",
+            **flag.options,
+            **define,
+        )
     flags.DEFINE_float(
         "min_crop_area", 0.25, "Smallest random-crop area fraction (paper: 0.08).", **define
     )
