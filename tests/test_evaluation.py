@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 from conftest import random_images, tiny_encoder
 
+import keras_siamese as ks
 from keras_siamese import evaluation
 
 
@@ -135,16 +136,16 @@ def test_knn_predict_uses_num_classes_and_empty_queries():
 @pytest.mark.parametrize(
     "overrides, error, match",
     [
-        ({"k": 0}, ValueError, "`k` must be >= 1.*Received: k=0"),
+        ({"k": 0}, ValueError, "`k` must be an integer >= 1.*Received: k=0"),
         ({"k": 2.5}, TypeError, "`k` must be an int"),
         (
             {"temperature": 0.0},
             ValueError,
-            "`temperature` must be a finite number > 0.*temperature=0.0",
+            "`temperature` must be finite and > 0.*temperature=0.0",
         ),
         ({"temperature": -1.0}, ValueError, "Received: temperature=-1.0"),
-        ({"temperature": float("nan")}, ValueError, "`temperature` must be a finite"),
-        ({"chunk_size": 0}, ValueError, "`chunk_size` must be >= 1"),
+        ({"temperature": float("nan")}, ValueError, "`temperature` must be finite"),
+        ({"chunk_size": 0}, ValueError, "`chunk_size` must be an integer >= 1"),
         ({"num_classes": 2}, ValueError, r"\[0, num_classes\).*num_classes=2"),
         ({"memory_labels": np.array([0, 1, -1])}, ValueError, "must lie in"),
         ({"memory_labels": np.array([0, 1])}, ValueError, "`memory_labels` must be integers"),
@@ -174,13 +175,16 @@ def test_extract_features_numpy_batched_and_unbatched_agree():
     encoder = tiny_encoder()
     images = random_images(10)
     labels = np.arange(10) % 3
-    expected = encoder.predict(images.astype("float32"), verbose=0)
+    expected = encoder.predict(images.astype("float32") / 255.0, verbose=0)
 
+    scaled = {"input_scale": 1 / 255}
     from_numpy = evaluation.extract_features(encoder, (images, labels), batch_size=3,
-                                             progress=False)
+                                             progress=False, **scaled)
     unbatched = tf.data.Dataset.from_tensor_slices((images, labels))
-    from_unbatched = evaluation.extract_features(encoder, unbatched, batch_size=4, progress=False)
-    from_batched = evaluation.extract_features(encoder, unbatched.batch(6), progress=True)
+    from_unbatched = evaluation.extract_features(encoder, unbatched, batch_size=4,
+                                                 progress=False, **scaled)
+    from_batched = evaluation.extract_features(encoder, unbatched.batch(6), progress=True,
+                                               **scaled)
 
     for features, feature_labels in (from_numpy, from_unbatched, from_batched):
         assert features.dtype == np.float32 and features.shape == (10, 16)
@@ -197,7 +201,9 @@ def test_extract_features_uses_inference_mode():
         [keras.Input((4,)), keras.layers.Dropout(0.99), keras.layers.Identity()]
     )
     points = np.ones((5, 4), "float32")
-    features, _ = evaluation.extract_features(encoder, (points, np.zeros(5, int)), progress=False)
+    features, _ = evaluation.extract_features(
+        encoder, (points, np.zeros(5, int)), progress=False, input_scale=1.0
+    )
     np.testing.assert_array_equal(features, points)
 
 
@@ -206,8 +212,11 @@ def test_extract_features_subclassed_encoder_detects_batching_from_labels():
     images = random_images(7, shape=(4, 4, 1))
     labels = np.arange(7)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
-    unbatched = evaluation.extract_features(encoder, dataset, batch_size=2, progress=False)
-    batched = evaluation.extract_features(encoder, dataset.batch(3), progress=False)
+    unbatched = evaluation.extract_features(
+        encoder, dataset, batch_size=2, progress=False, input_scale=1.0
+    )
+    batched = evaluation.extract_features(encoder, dataset.batch(3), progress=False,
+                                          input_scale=1.0)
     expected = np.asarray(encoder(images.astype("float32")))
     np.testing.assert_allclose(unbatched[0], expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(batched[0], expected, rtol=1e-5, atol=1e-5)
@@ -217,9 +226,9 @@ def test_extract_features_rejects_rank_4_output():
     encoder = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 1)])
     data = (random_images(3, shape=(4, 4, 1)), np.arange(3))
     with pytest.raises(ValueError, match=r"`encoder` must map .* rank-2.*\(3, 4, 4, 2\)"):
-        evaluation.extract_features(encoder, data, progress=False)
+        evaluation.extract_features(encoder, data, progress=False, input_scale=1 / 255)
     with pytest.raises(ValueError, match=r"`encoder` must map .* rank-2"):
-        evaluation.knn_accuracy(encoder, data, data, k=1, progress=False)
+        evaluation.knn_accuracy(encoder, data, data, k=1, progress=False, input_scale=1 / 255)
 
 
 @pytest.mark.parametrize(
@@ -240,15 +249,15 @@ def test_extract_features_rejects_rank_4_output():
 )
 def test_extract_features_rejects_bad_data(data, error, match):
     with pytest.raises(error, match=match):
-        evaluation.extract_features(flatten_encoder(), data, progress=False)
+        evaluation.extract_features(flatten_encoder(), data, progress=False, input_scale=1.0)
 
 
 def test_extract_features_rejects_bad_batch_size():
     data = (np.zeros((3, 4, 4, 1)), np.arange(3))
-    with pytest.raises(ValueError, match="`batch_size` must be >= 1. Received: batch_size=0"):
-        evaluation.extract_features(flatten_encoder(), data, batch_size=0)
+    with pytest.raises(ValueError, match="`batch_size` must be an integer >= 1. Received: "):
+        evaluation.extract_features(flatten_encoder(), data, batch_size=0, input_scale=1.0)
     with pytest.raises(TypeError, match="`batch_size` must be an int"):
-        evaluation.extract_features(flatten_encoder(), data, batch_size=2.0)
+        evaluation.extract_features(flatten_encoder(), data, batch_size=2.0, input_scale=1.0)
 
 
 # --------------------------------------------------------------------------- knn_accuracy
@@ -273,6 +282,7 @@ def test_knn_accuracy_with_identity_encoder_matches_numpy():
         batch_size=8,
         chunk_size=4,
         progress=False,
+        input_scale=1.0,
     )
     predictions = reference_knn(
         memory_images.reshape(60, 16), memory_labels, query_images.reshape(25, 16), 7, 0.2, 4
@@ -294,3 +304,74 @@ def test_knn_accuracy_checks_arguments_before_any_forward_pass():
         evaluation.knn_accuracy(encoder, data, data, temperature=0)
     with pytest.raises(TypeError, match="Argument `queries` must be a tuple"):
         evaluation.knn_accuracy(encoder, data, [1, 2, 3])
+
+
+# --------------------------------------------------------------------------- image range
+
+
+def small_simclr():
+    keras.utils.set_random_seed(0)
+    return ks.SimCLR(tiny_encoder(), projection_dims=(16, 8))
+
+
+def test_a_model_its_embedding_model_and_its_scaled_encoder_give_the_same_features():
+    # Data hold [0, 255] images; the encoder takes [0, 1]. Each way in gives its features.
+    model = small_simclr()
+    images, labels = random_images(6), np.arange(6)
+    expected = np.asarray(model.encoder(images.astype("float32") / 255.0, training=False))
+    for candidate, options in (
+        (model, {}),
+        (model.embedding_model(), {}),
+        (model.encoder, {"input_scale": 1 / 255}),
+    ):
+        features, _ = evaluation.extract_features(
+            candidate, (images, labels), progress=False, **options
+        )
+        np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
+    # The unscaled [0, 255] images give other features: the range matters.
+    unscaled, _ = evaluation.extract_features(
+        model.encoder, (images, labels), progress=False, input_scale=1.0
+    )
+    assert not np.allclose(unscaled, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_a_bare_encoder_needs_an_explicit_input_scale():
+    model = small_simclr()
+    data = (random_images(4), np.arange(4))
+    match = r"`input_scale` is needed.*`model.encoder`.*Received: model='tiny_encoder'"
+    protocols = (
+        lambda: evaluation.extract_features(model.encoder, data, progress=False),
+        lambda: evaluation.FeatureExtractor(model.encoder),
+        lambda: evaluation.knn_accuracy(model.encoder, data, data, k=1, progress=False),
+        lambda: evaluation.linear_probe(model.encoder, data, data, progress=False),
+        lambda: evaluation.representation_report(
+            model.encoder, data, data, label_fractions=(), progress=False
+        ),
+        lambda: evaluation.retrieval_report(model.encoder, data, data, ks=1, progress=False),
+        lambda: evaluation.pair_scores(
+            model.encoder, ((data[0], data[0]), np.array([1, 0, 1, 0])), progress=False
+        ),
+    )
+    for protocol in protocols:
+        with pytest.raises(ValueError, match=match):
+            protocol()
+    with pytest.raises(ValueError, match=r"None for a keras_siamese model.*input_scale=0.0039"):
+        evaluation.extract_features(model, data, progress=False, input_scale=1 / 255)
+    with pytest.raises(ValueError, match=r"`input_scale` must be finite and > 0"):
+        evaluation.extract_features(model.encoder, data, progress=False, input_scale=0.0)
+
+
+def test_feature_extractor_follows_the_weights_and_serves_knn_accuracy():
+    encoder = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten()])
+    encoder.add(keras.layers.Dense(3, kernel_initializer="ones"))
+    extractor = evaluation.FeatureExtractor(encoder, input_scale=0.5)
+    images = np.ones((2, 4, 4, 1), "float32")
+    data = (images, np.array([0, 1]))
+    features, _ = extractor(data, progress=False)
+    np.testing.assert_allclose(features, np.full((2, 3), 8.0))
+    encoder.layers[-1].kernel.assign(np.full((16, 3), 2.0, "float32"))
+    np.testing.assert_allclose(extractor(data, progress=False)[0], np.full((2, 3), 16.0))
+    assert evaluation.knn_accuracy(extractor, data, data, k=1, progress=False) == 0.5
+    with pytest.raises(ValueError, match=r"own \(input_scale=0.5\)"):
+        evaluation.knn_accuracy(extractor, data, data, progress=False, input_scale=0.5)
+

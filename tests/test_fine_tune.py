@@ -60,10 +60,10 @@ def test_subset_of_a_class_does_not_depend_on_other_classes():
 @pytest.mark.parametrize(
     "labels, fraction, seed, error, match",
     [
-        (np.arange(10), 0.0, 0, ValueError, r"`label_fraction` must be in \(0, 1\]"),
-        (np.arange(10), 1.5, 0, ValueError, r"`label_fraction` must be in \(0, 1\]"),
+        (np.arange(10), 0.0, 0, ValueError, r"`label_fraction` must be finite and > 0 and <= 1"),
+        (np.arange(10), 1.5, 0, ValueError, r"`label_fraction` must be finite and > 0 and <= 1"),
         (np.arange(10), "0.1", 0, TypeError, "`label_fraction` must be a number"),
-        (np.arange(10), 0.1, -1, ValueError, "`seed` must be >= 0"),
+        (np.arange(10), 0.1, -1, ValueError, "`seed` must be an integer >= 0"),
         (np.arange(10), 0.1, 0.5, TypeError, "`seed` must be an int"),
         (np.zeros((3, 2), "int64"), 0.1, 0, ValueError, "non-empty vector of integer"),
         (np.zeros(3, "float32"), 0.1, 0, ValueError, "non-empty vector of integer"),
@@ -77,7 +77,8 @@ def test_subset_bad_input(labels, fraction, seed, error, match):
 
 # --------------------------------------------------------------------------- fine_tune
 
-OPTIONS = {"label_fraction": 0.25, "epochs": 10, "batch_size": 8, "learning_rate": 0.1}
+OPTIONS = {"label_fraction": 0.25, "epochs": 10, "batch_size": 8, "learning_rate": 0.1,
+           "input_scale": 1 / 255}  # tiny_encoder takes [0, 1], the images are [0, 255]
 
 
 def test_fine_tune_learns_a_learnable_task_and_leaves_the_encoder_untouched():
@@ -89,7 +90,7 @@ def test_fine_tune_learns_a_learnable_task_and_leaves_the_encoder_untouched():
     assert result["labelled_examples"] == 100
     for old, new in zip(before, encoder.get_weights(), strict=True):
         np.testing.assert_array_equal(old, new)
-    logits = np.asarray(result["model"](test[0].astype("float32")))
+    logits = np.asarray(result["model"](test[0].astype("float32")))  # images as stored
     assert logits.shape == (200, 2)
     assert np.mean(logits.argmax(axis=1) == test[1]) == pytest.approx(result["top1"])
 
@@ -124,7 +125,8 @@ def test_fine_tune_of_a_simclr_model_uses_its_embedding_model():
     encoder_before = [weight.copy() for weight in model.encoder.get_weights()]
     # A dataset of single examples works like arrays.
     dataset = tf.data.Dataset.from_tensor_slices(train)
-    result = evaluation.fine_tune(model, dataset, test, progress=False, **{**OPTIONS, "epochs": 2})
+    options = {**OPTIONS, "epochs": 2, "input_scale": None}
+    result = evaluation.fine_tune(model, dataset, test, progress=False, **options)
     tuned = result["model"]
     assert tuned.input_shape == (None, 16, 16, 1)
     # The copy starts from the SimCLR encoder's weights: its first kernel moved away from them.
@@ -141,13 +143,66 @@ def test_fine_tune_without_training_keeps_the_copied_weights():
     train, test = brightness_problem(64, seed=0), brightness_problem(16, seed=1)
     encoder = tiny_encoder()
     result = evaluation.fine_tune(
-        encoder, train, test, label_fraction=0.5, epochs=1, learning_rate=1e-12, progress=False
+        encoder, train, test, label_fraction=0.5, epochs=1, learning_rate=1e-12, progress=False,
+        input_scale=1 / 255,
     )
-    network = result["model"].get_layer(index=1)
+    network = result["model"].get_layer(index=1)  # the copy behind a Rescaling(1 / 255)
     images = test[0].astype("float32")
     np.testing.assert_allclose(
         np.asarray(network(images, training=True)),
-        np.asarray(encoder(images, training=True)),
+        np.asarray(encoder(images / 255.0, training=True)),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def test_fine_tune_learning_rate_follows_the_batch_size_used(monkeypatch):
+    # 24 labelled images: the batch is clamped from 256 to 24, so the rate is 0.05 * 24 / 256
+    # (SimCLR's rule for the batch actually used), not 0.05 * 256 / 256.
+    peaks = []
+    cosine_decay = keras.optimizers.schedules.CosineDecay
+
+    def recording_cosine_decay(initial_learning_rate, *args, **kwargs):
+        peaks.append(initial_learning_rate)
+        return cosine_decay(initial_learning_rate, *args, **kwargs)
+
+    monkeypatch.setattr(keras.optimizers.schedules, "CosineDecay", recording_cosine_decay)
+    train, test = brightness_problem(96, seed=0), brightness_problem(8, seed=1)
+    result = evaluation.fine_tune(
+        tiny_encoder(), train, test, label_fraction=0.25, epochs=1, progress=False,
+        input_scale=1 / 255,
+    )
+    assert result["labelled_examples"] == 24 and result["batch_size"] == 24
+    assert peaks == [pytest.approx(0.05 * 24 / 256)]
+    assert result["learning_rate"] == pytest.approx(0.05 * 24 / 256)
+    # A given rate is kept as it is.
+    peaks.clear()
+    evaluation.fine_tune(
+        tiny_encoder(), train, test, label_fraction=0.25, epochs=1, learning_rate=0.2,
+        progress=False, input_scale=1 / 255,
+    )
+    assert peaks == [pytest.approx(0.2)]
+
+
+def test_fine_tune_of_a_bare_encoder_scales_the_images_it_is_told_to():
+    # model.encoder takes [0, 1]: with input_scale=1/255 the tuned network sees what the
+    # SimCLR model's embedding_model() would; without input_scale it is refused.
+    model = ks.SimCLR(tiny_encoder(), projection_dims=(16, 8))
+    train, test = brightness_problem(32, seed=0), brightness_problem(8, seed=1)
+    with pytest.raises(ValueError, match="`input_scale` is needed"):
+        evaluation.fine_tune(model.encoder, train, test, progress=False)
+    with pytest.raises(ValueError, match="None for a keras_siamese model"):
+        evaluation.fine_tune(model, train, test, progress=False, input_scale=1 / 255)
+    options = {"label_fraction": 0.5, "epochs": 1, "learning_rate": 1e-12, "progress": False}
+    scaled = evaluation.fine_tune(model.encoder, train, test, input_scale=1 / 255, **options)
+    reference = evaluation.fine_tune(model, train, test, **options)
+    images = test[0].astype("float32")
+    network, expected = (
+        result["model"].get_layer(index=1) for result in (scaled, reference)
+    )
+    np.testing.assert_allclose(
+        np.asarray(network(images, training=False)),
+        np.asarray(expected(images, training=False)),
         rtol=1e-4,
         atol=1e-5,
     )
@@ -156,20 +211,22 @@ def test_fine_tune_without_training_keeps_the_copied_weights():
 @pytest.mark.parametrize(
     "options, error, match",
     [
-        ({"label_fraction": 0.0}, ValueError, r"`label_fraction` must be in \(0, 1\]"),
-        ({"epochs": 0}, ValueError, "`epochs` must be >= 1"),
-        ({"batch_size": -2}, ValueError, "`batch_size` must be >= 1"),
-        ({"learning_rate": 0.0}, ValueError, "`learning_rate` must be > 0"),
-        ({"momentum": 1.0}, ValueError, r"`momentum` must be in \[0, 1\)"),
+        ({"label_fraction": 0.0}, ValueError, r"`label_fraction` must be finite and > 0 and <= 1"),
+        ({"epochs": 0}, ValueError, "`epochs` must be an integer >= 1"),
+        ({"batch_size": -2}, ValueError, "`batch_size` must be an integer >= 1"),
+        ({"learning_rate": 0.0}, ValueError, "`learning_rate` must be finite and > 0"),
+        ({"momentum": 1.0}, ValueError, r"`momentum` must be finite and >= 0 and < 1"),
         ({"augmenter": "crop"}, TypeError, "`augmenter` must be a keras.layers.Layer"),
         ({"num_classes": 1}, ValueError, r"labels in \[0, num_classes\)"),
-        ({"seed": -3}, ValueError, "`seed` must be >= 0"),
+        ({"seed": -3}, ValueError, "`seed` must be an integer >= 0"),
     ],
 )
 def test_fine_tune_bad_arguments(options, error, match):
     data = brightness_problem(16, seed=0)
     with pytest.raises(error, match=match):
-        evaluation.fine_tune(tiny_encoder(), data, data, progress=False, **options)
+        evaluation.fine_tune(
+            tiny_encoder(), data, data, progress=False, input_scale=1 / 255, **options
+        )
 
 
 def test_fine_tune_bad_encoders():
@@ -178,7 +235,7 @@ def test_fine_tune_bad_encoders():
         evaluation.fine_tune(lambda images: images, data, data, progress=False)
     maps = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(2, 3)])
     with pytest.raises(ValueError, match="must return rank-2 features"):
-        evaluation.fine_tune(maps, data, data, progress=False)
+        evaluation.fine_tune(maps, data, data, progress=False, input_scale=1 / 255)
     flexible = keras.Sequential([keras.Input((None, None, 1)), keras.layers.GlobalMaxPooling2D()])
     with pytest.raises(ValueError, match="images of a fixed shape"):
-        evaluation.fine_tune(flexible, data, data, progress=False)
+        evaluation.fine_tune(flexible, data, data, progress=False, input_scale=1 / 255)

@@ -143,7 +143,8 @@ def test_linear_probe_of_pixels_separates_pixel_classes():
     images[np.arange(200), labels, labels, 0] = 255.0
     encoder = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten()])
     result = evaluation.linear_probe(
-        encoder, (images[:100], labels[:100]), (images[100:], labels[100:]), progress=False
+        encoder, (images[:100], labels[:100]), (images[100:], labels[100:]), progress=False,
+        input_scale=1 / 255,
     )
     assert result["top1"] == 1.0
 
@@ -154,13 +155,13 @@ def test_linear_probe_of_pixels_separates_pixel_classes():
 @pytest.mark.parametrize(
     "options, error, match",
     [
-        ({"epochs": 0}, ValueError, "`epochs` must be >= 1"),
+        ({"epochs": 0}, ValueError, "`epochs` must be an integer >= 1"),
         ({"epochs": 2.5}, TypeError, "`epochs` must be an int"),
-        ({"batch_size": 0}, ValueError, "`batch_size` must be >= 1"),
-        ({"learning_rate": -1.0}, ValueError, "`learning_rate` must be > 0"),
+        ({"batch_size": 0}, ValueError, "`batch_size` must be an integer >= 1"),
+        ({"learning_rate": -1.0}, ValueError, "`learning_rate` must be finite and > 0"),
         ({"learning_rate": "fast"}, TypeError, "`learning_rate` must be a number"),
-        ({"weight_decay": -0.1}, ValueError, "`weight_decay` must be >= 0"),
-        ({"seed": -1}, ValueError, "`seed` must be >= 0"),
+        ({"weight_decay": -0.1}, ValueError, "`weight_decay` must be finite and >= 0"),
+        ({"seed": -1}, ValueError, "`seed` must be an integer >= 0"),
         ({"seed": 1.5}, TypeError, "`seed` must be an int"),
         ({"num_classes": 2}, ValueError, r"must lie in \[0, num_classes\)"),
     ],
@@ -190,13 +191,13 @@ def test_bad_features():
 def test_bad_data_is_refused_before_the_encoder_runs():
     encoder = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten()])
     images = np.zeros((4, 4, 4, 1), "float32")
+    scaled = {"progress": False, "input_scale": 1 / 255}
     with pytest.raises(TypeError, match="Argument `train` must be a tuple"):
-        evaluation.linear_probe(encoder, images, (images, np.arange(4)), progress=False)
+        evaluation.linear_probe(encoder, images, (images, np.arange(4)), **scaled)
     with pytest.raises(ValueError, match="as many labels as images"):
+        evaluation.linear_probe(encoder, (images, np.arange(4)), (images, np.arange(3)), **scaled)
+    with pytest.raises(ValueError, match="`feature_batch_size` must be an integer >= 1"):
         evaluation.linear_probe(
-            encoder, (images, np.arange(4)), (images, np.arange(3)), progress=False
-        )
-    with pytest.raises(ValueError, match="`feature_batch_size` must be >= 1"):
-        evaluation.linear_probe(
-            encoder, (images, np.arange(4)), (images, np.arange(4)), feature_batch_size=0
+            encoder, (images, np.arange(4)), (images, np.arange(4)), feature_batch_size=0,
+            **scaled,
         )

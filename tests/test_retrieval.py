@@ -119,6 +119,24 @@ def test_report_detects_self_retrieval_and_matches_metrics():
     assert told["recall@1"] == pytest.approx(report["recall@1"])
 
 
+def test_report_uses_the_models_distance_unless_told():
+    keras.utils.set_random_seed(0)
+    model = ks.SiameseNetwork(tiny_encoder(IMAGE_SHAPE), distance="cosine", normalize=False)
+    images = random_images(24, IMAGE_SHAPE, seed=2)
+    gallery = (images, np.arange(24) % 3)
+    embeddings = model.predict(images, verbose=0)
+    for distance in ("cosine", "euclidean"):
+        expected = retrieval.retrieval_metrics(
+            embeddings, gallery[1], embeddings, gallery[1], ks=(1, 5), distance=distance,
+            exclude_self=True,
+        )
+        told = {"distance": distance} if distance == "euclidean" else {}
+        report = retrieval.retrieval_report(model, gallery, gallery, ks=(1, 5), progress=False,
+                                            **told)
+        for name, value in expected.items():
+            assert report[name] == pytest.approx(value, abs=1e-6), (distance, name)
+
+
 def test_bad_input_raises():
     embeddings, labels = np.eye(3), np.array([0, 0, 1])
     with pytest.raises(ValueError, match="at most the 3 gallery items"):

@@ -121,11 +121,40 @@ def test_pair_scores_of_a_plain_model_use_cosine():
     inputs = keras.Input(IMAGE_SHAPE)
     plain = keras.Model(inputs, keras.layers.Flatten()(inputs))
     pairs, labels = make_pairs(8)
-    scores, returned = verification.pair_scores(plain, (pairs, labels), progress=False)
+    scores, returned = verification.pair_scores(
+        plain, (pairs, labels), progress=False, input_scale=1 / 255
+    )
     a, b = (np.asarray(x, np.float64).reshape(8, -1) for x in pairs)
     expected = np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     np.testing.assert_allclose(scores, expected, rtol=1e-5)
     np.testing.assert_array_equal(returned, labels)
+
+
+def test_pair_scores_follow_the_model_contract(model):
+    # A keras_siamese model is scored with its `similarity`; its `embedding_model()` (a plain
+    # Keras model starting with a Rescaling) with the model's `distance` gives the same scores.
+    pairs, labels = make_pairs(8)
+    scores, _ = verification.pair_scores(model, (pairs, labels), progress=False)
+    np.testing.assert_allclose(scores, model.similarity(*pairs).numpy(), rtol=1e-6)
+    embedding = model.embedding_model()
+    again, _ = verification.pair_scores(
+        embedding, (pairs, labels), progress=False, distance=model.distance
+    )
+    np.testing.assert_allclose(again, scores, rtol=1e-5, atol=1e-6)
+    euclidean, _ = verification.pair_scores(
+        model, (pairs, labels), progress=False, distance="euclidean"
+    )
+    a, b = (model.predict(images, verbose=0) for images in pairs)
+    np.testing.assert_allclose(euclidean, -np.linalg.norm(a - b, axis=1), rtol=1e-5, atol=1e-6)
+
+
+def test_check_scores_is_the_shared_pair_check():
+    scores, labels = verification.check_scores([0.9, 0.1], [True, False])
+    assert scores.dtype == np.float64 and labels.tolist() == [1, 0]
+    with pytest.raises(ValueError, match="same shape"):
+        verification.check_scores([0.9, 0.1, 0.2], [1, 0])
+    with pytest.raises(ValueError, match="both same-class"):
+        verification.check_scores([0.9, 0.1], [0, 0])
 
 
 def test_bad_input_raises(model):

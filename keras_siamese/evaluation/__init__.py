@@ -1,30 +1,41 @@
 """Evaluating learned representations.
 
+Every protocol takes a keras_siamese model (or its `embedding_model()`) and data sets of
+images as stored ([0, 255]); a bare encoder, which takes [0, 1], needs `input_scale=1 / 255`
+(see `features`).
+
 Modules (one protocol each), re-exported here:
-    - `features`: `extract_features`, the one place that runs an encoder over a data set.
-    - `knn`: `knn_predict` and `knn_accuracy` (the KNNMonitor callback uses the same code).
+    - `features`: `extract_features` and `FeatureExtractor`, the one place that runs a model
+      over a data set; `check_data`.
+    - `knn`: `knn_predict`, `knn_accuracy` and `check_knn_arguments` (the KNNMonitor
+      callback uses the same code).
     - `linear_probe`: `linear_probe` (frozen features) and `linear_probe_on_features`.
     - `fine_tune`: `fine_tune`, SimCLR's few-label fine-tuning protocol.
     - `subsets`: `class_balanced_subset`, the deterministic 1%/10% label subsets.
     - `report`: `representation_report`, all of the above as one dict.
     - `verification`: `verification_report` (ROC AUC, EER, accuracy of labelled pairs),
-      `pair_scores`, `verification_metrics`, `roc_curve`.
+      `pair_scores`, `verification_metrics`, `roc_curve`, `check_scores`.
     - `retrieval`: `retrieval_report` (recall@k, precision@k, mAP@R), `retrieval_metrics`,
       `nearest_neighbors`.
 """
 
-# Private helpers shared with keras_siamese.callbacks.
+# The underscored names are the private helpers keras_siamese.callbacks imported before
+# the public ones existed (check_data, FeatureExtractor, check_knn_arguments, knn_accuracy);
+# they go once it uses those.
 from keras_siamese.evaluation.features import (  # noqa: F401
     Data,
+    FeatureExtractor,
     _check_batch_size,
     _check_data,
     _make_predict_function,
+    check_data,
     extract_features,
 )
 from keras_siamese.evaluation.fine_tune import fine_tune
 from keras_siamese.evaluation.knn import (  # noqa: F401
     _check_knn_arguments,
     _knn_accuracy_with,
+    check_knn_arguments,
     knn_accuracy,
     knn_predict,
 )
@@ -41,6 +52,7 @@ from keras_siamese.evaluation.retrieval import (
 )
 from keras_siamese.evaluation.subsets import class_balanced_subset
 from keras_siamese.evaluation.verification import (
+    check_scores,
     pair_scores,
     roc_curve,
     verification_metrics,
@@ -49,6 +61,10 @@ from keras_siamese.evaluation.verification import (
 
 __all__ = [
     "Data",
+    "FeatureExtractor",
+    "check_data",
+    "check_knn_arguments",
+    "check_scores",
     "class_balanced_subset",
     "extract_features",
     "fine_tune",

@@ -1,18 +1,98 @@
-"""Features: `extract_features`, the one place that runs an encoder over a data set."""
+"""Features: `extract_features` and `FeatureExtractor`, the one place that runs a model over data.
+
+Data sets hold images as stored, uint8 or float in [0, 255], while a keras_siamese encoder
+(`model.encoder`, `keras_siamese.encoders`) takes float images in [0, 1]: the keras_siamese
+model rescales them in between. So that an encoder never silently sees the wrong range, the
+model is one of:
+
+- a keras_siamese model (`keras_siamese.models.RepresentationModel`: SimCLR, SimSiam,
+  SiameseNetwork), called on the images as stored;
+- a Keras model that starts with a `Rescaling` layer, such as `model.embedding_model()`,
+  also called on the images as stored;
+- any other model or callable, with an explicit `input_scale`: the factor the stored
+  images are multiplied by first (`1 / 255` for an encoder taking [0, 1] such as
+  `model.encoder`, `1.0` for a model that takes the images as stored). Without it a
+  ValueError says so.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import keras
 import numpy as np
 import tensorflow as tf
+
+from keras_siamese import validation
 
 Data = tuple | tf.data.Dataset
 """`(images, labels)` numpy arrays, or a `tf.data.Dataset` of `(images, labels)`."""
 
 
-def _check_data(data: Data, name: str = "data") -> None:
-    """Raises TypeError/ValueError unless `data` is `(images, labels)` or such a dataset."""
+def _is_representation_model(model) -> bool:
+    """True for a keras_siamese model: it takes images as stored and rescales them itself."""
+    from keras_siamese import models  # imported here: evaluation never imports models at load
+
+    return isinstance(model, models.RepresentationModel)
+
+
+def _starts_with_rescaling(model) -> bool:
+    """True for a Keras model whose first layer is a `Rescaling` (as `embedding_model()`)."""
+    if not isinstance(model, keras.Model):
+        return False
+    try:
+        layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    except (AttributeError, ValueError):
+        return False
+    return bool(layers) and isinstance(layers[0], keras.layers.Rescaling)
+
+
+def _check_input_scale(model, input_scale: float | None) -> float | None:
+    """Checks how the stored images reach `model`: the factor to multiply them by, or None.
+
+    See the module docstring; the error is what `FeatureExtractor` raises.
+    """
+    if _is_representation_model(model):
+        if input_scale is not None:
+            raise ValueError(
+                f"Argument `input_scale` must be None for a keras_siamese model: "
+                f"{type(model).__name__} takes the images as stored ([0, 255]) and rescales "
+                f"them itself. Received: input_scale={input_scale!r}"
+            )
+        return None
+    if input_scale is not None:
+        scale = validation.check_number("input_scale", input_scale, 0.0, include_minimum=False)
+        return None if scale == 1.0 else scale
+    if _starts_with_rescaling(model):
+        return None
+    name = getattr(model, "name", type(model).__name__)
+    raise ValueError(
+        "Argument `input_scale` is needed: the model is not a keras_siamese model and does not "
+        "start with a `Rescaling` layer, so the range its images must be in is unknown, while "
+        "data sets hold images as stored ([0, 255]) and keras_siamese encoders take [0, 1]. "
+        "Pass the keras_siamese model itself or its `embedding_model()`, or say how to scale "
+        "the images: `input_scale=1/255` for an encoder taking [0, 1] (e.g. `model.encoder`), "
+        "`input_scale=1.0` for a model taking the images as stored. "
+        f"Received: model={name!r} of type {type(model).__name__}, input_scale=None"
+    )
+
+
+def check_data(data: Data, name: str = "data") -> None:
+    """Raises TypeError/ValueError unless `data` is `(images, labels)` or such a dataset.
+
+    Args:
+        data: `(images, labels)` numpy arrays with labels of shape `(N,)`, or a
+            `tf.data.Dataset` of `(images, labels)` pairs.
+        name: the argument's name, for the message.
+
+    Raises:
+        TypeError: for anything but a tuple or a dataset.
+        ValueError: for a dataset of other elements, labels not of shape `(N,)` or a
+            different number of images and labels.
+
+    Example:
+        >>> check_data((np.zeros((2, 4, 4, 1)), np.arange(2)))
+    """
     if isinstance(data, tf.data.Dataset):
         spec = data.element_spec
         if not (isinstance(spec, tuple) and len(spec) == 2):
@@ -100,15 +180,17 @@ def _batches(
     return batches, len(starts)
 
 
-def _make_predict_function(encoder: Callable) -> Callable:
-    """Wraps `encoder(images, training=False)` in one `tf.function` that can be reused.
+def _make_predict_function(encoder: Callable, scale: float | None = None) -> Callable:
+    """Wraps `encoder(images * scale, training=False)` in one reusable `tf.function`.
 
     Variables are captured by reference, so the function keeps following the encoder's
-    weights as they train (the `KNNMonitor` builds it once per model).
+    weights as they train.
     """
 
     @tf.function(reduce_retracing=True)
     def predict(images):
+        if scale is not None:
+            images = tf.cast(images, tf.float32) * scale
         return encoder(images, training=False)
 
     return predict
@@ -149,41 +231,82 @@ def _extract_with(
     return np.concatenate(all_features), np.concatenate(all_labels)
 
 
-def _check_positive_int(name: str, value: int, meaning: str = "") -> None:
-    """Raises TypeError unless `value` is an int, ValueError unless it is >= 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"Argument `{name}` must be an int. Received: {name}={value!r}")
-    if value < 1:
-        raise ValueError(f"Argument `{name}` must be >= 1{meaning}. Received: {name}={value}")
+class FeatureExtractor:
+    """Runs a model over labelled data sets: one traced function, reused across calls.
 
+    The model is called as `model(images, training=False)` inside one `tf.function`
+    (`reduce_retracing=True`, so the smaller last batch does not trace a second graph), so
+    batch normalisation uses its moving statistics. Variables are captured by reference:
+    the extractor follows the weights as they train, which is why
+    `keras_siamese.callbacks.KNNMonitor` builds one per model and reuses it every epoch.
+    A dataset whose elements are single examples is batched here; one that is already
+    batched is used as is. Which one is decided by comparing the rank of its images with
+    the rank of the model's input (for subclassed models without a symbolic input, by the
+    rank of the labels).
 
-def _check_batch_size(batch_size: int) -> None:
-    _check_positive_int("batch_size", batch_size)
+    Args:
+        model: a keras_siamese model, a Keras model starting with a `Rescaling` layer
+            (`model.embedding_model()`), or, with `input_scale`, any callable Keras model
+            from images to features `(batch, dims)`.
+        input_scale: the factor the stored images are multiplied by before `model`:
+            `1 / 255` for an encoder taking [0, 1] such as `model.encoder`, `1.0` for a
+            model taking the images as stored. Must be None for a keras_siamese model;
+            needed for a model that does not start with `Rescaling` (see the module).
+
+    Raises:
+        ValueError: if `input_scale` is missing for a model that is neither a keras_siamese
+            model nor starts with `Rescaling`, or given for a keras_siamese model.
+
+    Example:
+        >>> encoder = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten()])
+        >>> extractor = FeatureExtractor(encoder, input_scale=1 / 255)
+        >>> images = np.full((3, 4, 4, 1), 255, "uint8")
+        >>> features, labels = extractor((images, np.arange(3)), progress=False)
+        >>> features.shape, float(features.max())
+        ((3, 16), 1.0)
+    """
+
+    def __init__(self, model: Callable, input_scale: float | None = None):
+        self.scale = _check_input_scale(model, input_scale)
+        self.model = model
+        self.input_scale = input_scale
+        self._predict = _make_predict_function(model, self.scale)
+
+    def __call__(
+        self, data: Data, batch_size: int = 256, progress: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Returns `(features, labels)` of `data`; see `extract_features`."""
+        validation.check_integer("batch_size", batch_size)
+        check_data(data)
+        return _extract_with(self._predict, self.model, data, batch_size, progress)
 
 
 def extract_features(
-    encoder: Callable,
+    model: Callable,
     data: Data,
     batch_size: int = 256,
     progress: bool = True,
+    *,
+    input_scale: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Runs `encoder` over a labelled data set and returns its features and labels.
+    """Runs a model over a labelled data set and returns its features and labels.
 
-    The encoder is called as `encoder(images, training=False)` inside one `tf.function`
-    (`reduce_retracing=True`, so the smaller last batch does not trace a second graph), so
-    batch normalisation uses its moving statistics. Images go in as they are stored (the
-    models of this package take uint8 or float images in [0, 255]). A dataset whose elements
-    are single examples is batched here; one that is already batched is used as is. Which
-    one is decided by comparing the rank of its images with the rank of the encoder's input
-    (for subclassed encoders without a symbolic input, by the rank of the labels).
+    `FeatureExtractor(model, input_scale)(data, batch_size, progress)`: inference mode,
+    one traced function, datasets batched or not. The images of `data` are as stored
+    (uint8 or float in [0, 255]); see the module docstring for which models take them as
+    they are and which need `input_scale`.
 
     Args:
-        encoder: a callable Keras model mapping a batch of images to features of shape
-            `(batch, dims)`, e.g. `model.encoder` or a `SimCLR`/`SimSiam` model itself.
+        model: a keras_siamese model (SimCLR, SimSiam, SiameseNetwork) or its
+            `embedding_model()`: both take the images as stored. A bare encoder such as
+            `model.encoder` takes [0, 1] and needs `input_scale=1 / 255`.
         data: a tuple `(images, labels)` of numpy arrays with integer labels of shape `(N,)`,
             or a `tf.data.Dataset` of `(images, labels)`, batched or not.
         batch_size: examples per forward pass (for numpy data and unbatched datasets).
         progress: show a tqdm progress bar over the batches.
+        input_scale: the factor the stored images are multiplied by before a model that is
+            neither a keras_siamese model nor starts with a `Rescaling` layer (`1 / 255` for
+            an encoder taking [0, 1], `1.0` for a model taking the images as stored).
 
     Returns:
         `(features, labels)`: float32 of shape `(N, dims)` and int64 of shape `(N,)`, in the
@@ -191,17 +314,27 @@ def extract_features(
 
     Raises:
         TypeError: if `data` is neither a tuple nor a dataset, or `batch_size` is not an int.
-        ValueError: if the encoder output is not rank 2, labels are not of shape `(N,)`,
-            images and labels differ in length, `data` is empty or `batch_size < 1`.
+        ValueError: if `input_scale` is missing for a bare model or given for a keras_siamese
+            model, the model output is not rank 2, labels are not of shape `(N,)`, images
+            and labels differ in length, `data` is empty or `batch_size < 1`.
 
     Example:
-        >>> import keras
-        >>> encoder = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten()])
-        >>> images = np.zeros((3, 4, 4, 1), "uint8")
-        >>> features, labels = extract_features(encoder, (images, np.arange(3)), progress=False)
+        >>> model = keras_siamese.SimCLR(keras_siamese.encoders.resnet(10, (16, 16, 1), width=4))
+        >>> images = np.zeros((3, 16, 16, 1), "uint8")
+        >>> features, labels = extract_features(model, (images, np.arange(3)), progress=False)
+        >>> same, _ = extract_features(
+        ...     model.encoder, (images, np.arange(3)), input_scale=1 / 255, progress=False)
         >>> features.shape, labels.dtype
-        ((3, 16), dtype('int64'))
+        ((3, 32), dtype('int64'))
     """
-    _check_batch_size(batch_size)
-    _check_data(data)
-    return _extract_with(_make_predict_function(encoder), encoder, data, batch_size, progress)
+    validation.check_integer("batch_size", batch_size)
+    check_data(data)
+    return FeatureExtractor(model, input_scale)(data, batch_size, progress)
+
+
+# The private names keras_siamese.callbacks imported; aliases until it uses the public ones.
+_check_data = check_data
+
+
+def _check_batch_size(batch_size: int) -> None:
+    validation.check_integer("batch_size", batch_size)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_siamese import augment
+from keras_siamese import augment, validation
 from keras_siamese.evaluation.features import (
     Data,
-    _check_batch_size,
-    _check_data,
-    _check_positive_int,
+    _check_input_scale,
+    _is_representation_model,
+    check_data,
     extract_features,
 )
 from keras_siamese.evaluation.linear_probe import (
@@ -27,7 +25,7 @@ from keras_siamese.evaluation.subsets import _check_fraction, class_balanced_sub
 
 def _as_arrays(data: Data, name: str) -> tuple[np.ndarray, np.ndarray]:
     """`(images, labels)` numpy arrays of a tuple or a (batched or unbatched) dataset."""
-    _check_data(data, name)
+    check_data(data, name)
     if not isinstance(data, tf.data.Dataset):
         return np.asarray(data[0]), np.asarray(data[1])
     pairs = list(data.as_numpy_iterator())
@@ -38,18 +36,19 @@ def _as_arrays(data: Data, name: str) -> tuple[np.ndarray, np.ndarray]:
     return join(images), join(labels)
 
 
-def _trainable_network(encoder: keras.Model) -> keras.Model:
-    """The network behind `encoder` (images in [0, 255] -> features), as a fresh copy."""
-    if hasattr(encoder, "embedding_model") and callable(encoder.embedding_model):
-        network = encoder.embedding_model()
-    elif isinstance(encoder, keras.Model):
-        network = encoder
+def _trainable_network(model: keras.Model, input_scale: float | None) -> keras.Model:
+    """A fresh copy of the network behind `model`: images as stored ([0, 255]) -> features."""
+    if _is_representation_model(model):
+        network = model.embedding_model()
+    elif isinstance(model, keras.Model):
+        network = model
     else:
         raise TypeError(
             "Argument `encoder` must be a keras_siamese model (SimCLR, SimSiam, ...) or a "
             "keras.Model from images to features. "
-            f"Received: encoder of type {type(encoder).__name__}"
+            f"Received: encoder of type {type(model).__name__}"
         )
+    scale = _check_input_scale(model, input_scale)
     try:
         input_shape = tuple(network.input_shape)
         output_shape = tuple(network.output_shape)
@@ -68,10 +67,14 @@ def _trainable_network(encoder: keras.Model) -> keras.Model:
             "Argument `encoder` must return rank-2 features (batch, dims). "
             f"Received: encoder.output_shape={output_shape}"
         )
-    # A copy, so fine-tuning never changes the caller's encoder.
+    # A copy, so fine-tuning never changes the caller's model.
     copy = keras.models.clone_model(network)
     copy.set_weights(network.get_weights())
-    return copy
+    if scale is None:
+        return copy
+    images = keras.Input(input_shape[1:], name="images")
+    scaled = keras.layers.Rescaling(scale, name="input_scale")(images)
+    return keras.Model(images, copy(scaled), name=f"{copy.name}_scaled")
 
 
 class _EpochBar(keras.callbacks.Callback):
@@ -104,6 +107,8 @@ def fine_tune(
     num_classes: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    *,
+    input_scale: float | None = None,
 ) -> dict:
     """Fine-tunes a copy of the encoder with a linear head on a few labels; returns test accuracy.
 
@@ -111,16 +116,19 @@ def fine_tune(
     B.5): a class-balanced `label_fraction` of the training labels (1% or 10%) is drawn
     with `class_balanced_subset(labels, label_fraction, seed)`; the whole network plus a
     linear head is trained with Nesterov momentum, learning rate `0.05 * batch_size / 256`
-    decayed by a cosine without warmup, no weight decay, and only random cropping and
+    (the batch size actually used: `batch_size` clamped to the subset size) decayed by a
+    cosine without warmup, no weight decay, and only random cropping and
     horizontal flips as augmentation, "for 60 epochs with 1% labels and 30 epochs with 10%".
     The crops keep `crop_area` of the image (the paper's 0.08-1 is for 224-px ImageNet
     crops; a 28-px garment keeps its class only with larger crops). BatchNorm runs in
     training mode. The caller's encoder is never changed: the network is copied first
     (`keras.models.clone_model` and `set_weights`).
 
-    For a `SimCLR`/`SimSiam` model, the network is its `embedding_model()` (encoder with
-    the /255 rescale, no heads); a plain `keras.Model` must take `train`'s images as they
-    are stored (e.g. [0, 255]) and return `(batch, dims)` features.
+    For a keras_siamese model (SimCLR, SimSiam, SiameseNetwork) the network is its
+    `embedding_model()` (the encoder with the /255 rescale, no heads). A plain `keras.Model`
+    returning `(batch, dims)` features either starts with a `Rescaling` layer (e.g. an
+    `embedding_model()`) or needs `input_scale`, as in `extract_features`: `1 / 255` for an
+    encoder taking [0, 1] such as `model.encoder` (a `Rescaling` is put in front of the copy).
 
     Args:
         encoder: a keras_siamese model or a `keras.Model` from images to features.
@@ -129,7 +137,8 @@ def fine_tune(
         label_fraction: fraction of each class's training labels used, in (0, 1].
         epochs: passes over the labelled subset; 60 for `label_fraction <= 0.01`, else 30.
         batch_size: images per step (clamped to the subset size).
-        learning_rate: peak learning rate; `0.05 * batch_size / 256` when None.
+        learning_rate: peak learning rate; `0.05 * B / 256` when None, with `B` the batch
+            size used (`min(batch_size, labelled examples)`).
         momentum: Nesterov momentum.
         crop_area: `(min, max)` area fraction of the random crops.
         augmenter: replaces the crop-and-flip augmentation: a layer from [0, 255] images to
@@ -137,16 +146,21 @@ def fine_tune(
         num_classes: number of classes; the largest label + 1 when None.
         seed: seed of the subset, the head's initialisation, the shuffling and the crops.
         progress: show progress bars (epochs, test features).
+        input_scale: the factor the stored images are multiplied by before a plain model
+            that does not start with `Rescaling` (`1 / 255` for an encoder taking [0, 1],
+            `1.0` for a model taking the images as stored); None for a keras_siamese model.
 
     Returns:
-        `{"top1": float, "top5": float, "labelled_examples": int, "model": keras.Model}`;
-        the model maps images like `train`'s to logits.
+        `{"top1": float, "top5": float, "labelled_examples": int, "batch_size": int,
+        "learning_rate": float, "model": keras.Model}`: the batch size and peak learning
+        rate used, and the model, which maps images like `train`'s to logits.
 
     Raises:
         TypeError: if `encoder` is not a model or an argument has the wrong type.
         ValueError: if `label_fraction` is not in (0, 1], the encoder's input or output
-            has the wrong rank, labels fall outside `[0, num_classes)`, or a count or rate
-            is not positive.
+            has the wrong rank, `input_scale` is missing for a plain model without
+            `Rescaling` or given for a keras_siamese model, labels fall outside
+            `[0, num_classes)`, or a count or rate is not positive.
 
     Example:
         >>> model = keras_siamese.SimCLR(keras_siamese.encoders.resnet(10, (28, 28, 1), width=8))
@@ -157,23 +171,19 @@ def fine_tune(
     label_fraction = _check_fraction(label_fraction)
     if epochs is None:
         epochs = 60 if label_fraction <= 0.01 else 30
-    _check_positive_int("epochs", epochs)
-    _check_batch_size(batch_size)
-    if learning_rate is None:
-        learning_rate = 0.05 * batch_size / 256
-    learning_rate = _check_learning_rate(learning_rate)
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
-        raise TypeError(f"Argument `momentum` must be a number. Received: momentum={momentum!r}")
-    if not (math.isfinite(momentum) and 0 <= momentum < 1):
-        raise ValueError(f"Argument `momentum` must be in [0, 1). Received: momentum={momentum}")
+    validation.check_integer("epochs", epochs)
+    validation.check_integer("batch_size", batch_size)
+    if learning_rate is not None:
+        learning_rate = _check_learning_rate(learning_rate)
+    momentum = validation.check_number("momentum", momentum, 0.0, 1.0, include_maximum=False)
     seed = _check_seed(seed)
     if augmenter is not None and not isinstance(augmenter, keras.layers.Layer):
         raise TypeError(
             "Argument `augmenter` must be a keras.layers.Layer or None. "
             f"Received: augmenter={augmenter!r}"
         )
-    _check_data(test, "test")
-    network = _trainable_network(encoder)
+    check_data(test, "test")
+    network = _trainable_network(encoder, input_scale)
     images, labels = _as_arrays(train, "train")
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
@@ -181,7 +191,7 @@ def fine_tune(
         )
     if num_classes is None:
         num_classes = int(labels.max()) + 1
-    _check_positive_int("num_classes", num_classes)
+    validation.check_integer("num_classes", num_classes)
     if labels.min() < 0 or labels.max() >= num_classes:
         raise ValueError(
             "Argument `train` must have labels in [0, num_classes). "
@@ -211,7 +221,10 @@ def fine_tune(
     views = keras.layers.Rescaling(255.0, name="to_255")(augmenter(inputs))
     trainer = keras.Model(inputs, model(views), name="fine_tune_trainer")
 
+    # The rate follows the batch actually used (a small subset clamps it), as in the paper.
     batch_size = min(batch_size, len(images))
+    if learning_rate is None:
+        learning_rate = 0.05 * batch_size / 256
     dataset = (
         tf.data.Dataset.from_tensor_slices((images.astype(np.float32), labels.astype(np.int64)))
         .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
@@ -227,9 +240,13 @@ def fine_tune(
     bar = _epoch_progress(epochs, progress, f"fine-tune {label_fraction:.0%}")
     callbacks = [_EpochBar(bar)] if progress else []
     trainer.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
-    logits, test_labels = extract_features(model, test, batch_size=256, progress=progress)
+    logits, test_labels = extract_features(
+        model, test, batch_size=256, progress=progress, input_scale=1.0
+    )
     return {
         **top_k_accuracies(logits, test_labels),
         "labelled_examples": int(len(images)),
+        "batch_size": int(batch_size),
+        "learning_rate": float(learning_rate),
         "model": model,
     }

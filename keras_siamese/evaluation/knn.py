@@ -1,38 +1,43 @@
-"""Weighted kNN: `knn_predict` (maths on feature arrays), `knn_accuracy` (encoder in, accuracy out).
+"""Weighted kNN: `knn_predict` (maths on feature arrays), `knn_accuracy` (model in, accuracy out).
 
-Shared with `keras_siamese.callbacks.KNNMonitor`.
+Shared with `keras_siamese.callbacks.KNNMonitor` through `check_knn_arguments`,
+`FeatureExtractor` and `knn_accuracy`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
-from keras_siamese.evaluation.features import (  # noqa: F401
+from keras_siamese import validation
+from keras_siamese.evaluation.features import (
     Data,
-    _check_batch_size,
-    _check_data,
-    _check_positive_int,
+    FeatureExtractor,
     _extract_with,
-    _make_predict_function,
+    check_data,
 )
 
 
-def _check_knn_arguments(k: int, temperature: float, chunk_size: int = 1) -> None:
-    _check_positive_int("k", k, " (the number of neighbours)")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.number)):
-        raise TypeError(
-            f"Argument `temperature` must be a number. Received: temperature={temperature!r}"
-        )
-    if not math.isfinite(temperature) or temperature <= 0:
-        raise ValueError(
-            "Argument `temperature` must be a finite number > 0. "
-            f"Received: temperature={temperature}"
-        )
-    _check_positive_int("chunk_size", chunk_size)
+def check_knn_arguments(k: int, temperature: float, chunk_size: int = 1) -> None:
+    """Checks the arguments of the weighted kNN before any forward pass.
+
+    Args:
+        k: neighbours per query, an integer >= 1.
+        temperature: the weight temperature, finite and > 0 (`validation.check_temperature`).
+        chunk_size: queries per similarity block, an integer >= 1.
+
+    Raises:
+        TypeError: for a non-integer `k` or `chunk_size`, or a non-numeric `temperature`.
+        ValueError: for values out of range.
+
+    Example:
+        >>> check_knn_arguments(200, 0.1)
+    """
+    validation.check_integer("k", k, 1, " (the number of neighbours)")
+    validation.check_temperature(temperature)
+    validation.check_integer("chunk_size", chunk_size)
 
 
 @tf.function(reduce_retracing=True)
@@ -98,16 +103,16 @@ def knn_predict(
 
     Raises:
         TypeError: if `k` or `chunk_size` is not an int, `temperature` not a number.
-        ValueError: if `k < 1`, `temperature <= 0`, `chunk_size < 1`, the feature arrays
-            are not rank 2 with equal dims, labels do not match the memory or fall
-            outside `[0, num_classes)`, or the memory is empty.
+        ValueError: if `k < 1`, `temperature` is not finite and > 0, `chunk_size < 1`, the
+            feature arrays are not rank 2 with equal dims, labels do not match the memory
+            or fall outside `[0, num_classes)`, or the memory is empty.
 
     Example:
         >>> memory = np.array([[1.0, 0.0], [0.0, 1.0]])
         >>> knn_predict(memory, np.array([0, 1]), np.array([[0.9, 0.1]]), k=1)
         array([0])
     """
-    _check_knn_arguments(k, temperature, chunk_size)
+    check_knn_arguments(k, temperature, chunk_size)
     memory_features = np.asarray(memory_features, dtype=np.float32)
     query_features = np.asarray(query_features, dtype=np.float32)
     memory_labels = np.asarray(memory_labels)
@@ -168,21 +173,75 @@ def knn_predict(
     return np.concatenate(predictions)
 
 
-def _knn_accuracy_with(
-    predict: Callable,
-    encoder: Callable,
+def knn_accuracy(
+    model: Callable,
     memory: Data,
     queries: Data,
-    k: int,
-    temperature: float,
-    batch_size: int,
-    num_classes: int | None,
-    chunk_size: int,
-    progress: bool,
+    k: int = 200,
+    temperature: float = 0.1,
+    batch_size: int = 256,
+    num_classes: int | None = None,
+    chunk_size: int = 1024,
+    progress: bool = True,
+    *,
+    input_scale: float | None = None,
 ) -> float:
-    """`knn_accuracy` with an already built predict function (shared with KNNMonitor)."""
-    memory_features, memory_labels = _extract_with(predict, encoder, memory, batch_size, progress)
-    query_features, query_labels = _extract_with(predict, encoder, queries, batch_size, progress)
+    """Top-1 accuracy of a weighted kNN classifier on a model's features.
+
+    Extracts features of `memory` (the labelled bank, usually the training set) and of
+    `queries` (usually the test set) with `extract_features`, then classifies each query with
+    `knn_predict`: the weighted kNN of InstDisc (Wu et al., 2018), the SimSiam (Chen & He,
+    2021) and lightly kNN monitor. It needs no training, so it tracks representation quality
+    during self-supervised training at the cost of two forward passes. `k` larger than the
+    memory is clamped to the memory size.
+
+    Args:
+        model: a keras_siamese model or its `embedding_model()` (images as stored), a bare
+            model with `input_scale` (see `keras_siamese.evaluation.features`), or a
+            `FeatureExtractor`, reused across calls as `KNNMonitor` does.
+        memory: `(images, labels)` numpy arrays or a dataset of them: the labelled bank.
+        queries: the same for the examples to classify.
+        k: neighbours per query.
+        temperature: the weight temperature of `exp(similarity / temperature)`.
+        batch_size: examples per forward pass.
+        num_classes: number of classes; the largest memory label + 1 when None.
+        chunk_size: queries per similarity block (bounds memory use).
+        progress: show tqdm progress bars while extracting features.
+        input_scale: the factor the stored images are multiplied by before a bare model
+            (`1 / 255` for an encoder taking [0, 1]); None for a keras_siamese model, a model
+            starting with `Rescaling`, or a `FeatureExtractor`.
+
+    Returns:
+        The fraction of queries whose predicted class equals their label, in [0, 1].
+
+    Raises:
+        TypeError: as `extract_features` and `knn_predict`.
+        ValueError: if `k < 1`, `temperature` is not finite and > 0 or `input_scale` is
+            missing or not allowed (checked before any forward pass), and as
+            `extract_features` and `knn_predict`.
+
+    Example:
+        >>> import keras
+        >>> encoder = keras.Sequential([keras.Input((2,)), keras.layers.Identity()])
+        >>> points = (np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 1]))
+        >>> knn_accuracy(encoder, points, points, k=1, progress=False, input_scale=1.0)
+        1.0
+    """
+    check_knn_arguments(k, temperature, chunk_size)
+    validation.check_integer("batch_size", batch_size)
+    check_data(memory, "memory")
+    check_data(queries, "queries")
+    if isinstance(model, FeatureExtractor):
+        if input_scale is not None:
+            raise ValueError(
+                "Argument `input_scale` must be None with a FeatureExtractor, which has its "
+                f"own (input_scale={model.input_scale!r}). Received: input_scale={input_scale!r}"
+            )
+        extractor = model
+    else:
+        extractor = FeatureExtractor(model, input_scale)
+    memory_features, memory_labels = extractor(memory, batch_size, progress)
+    query_features, query_labels = extractor(queries, batch_size, progress)
     predictions = knn_predict(
         memory_features,
         memory_labels,
@@ -195,65 +254,31 @@ def _knn_accuracy_with(
     return float(np.mean(predictions == query_labels))
 
 
-def knn_accuracy(
+# The private names keras_siamese.callbacks imported; aliases until it uses the public ones.
+_check_knn_arguments = check_knn_arguments
+
+
+def _knn_accuracy_with(
+    predict: Callable,
     encoder: Callable,
     memory: Data,
     queries: Data,
-    k: int = 200,
-    temperature: float = 0.1,
-    batch_size: int = 256,
-    num_classes: int | None = None,
-    chunk_size: int = 1024,
-    progress: bool = True,
+    k: int,
+    temperature: float,
+    batch_size: int,
+    num_classes: int | None,
+    chunk_size: int,
+    progress: bool,
 ) -> float:
-    """Top-1 accuracy of a weighted kNN classifier on an encoder's features.
-
-    Extracts features of `memory` (the labelled bank, usually the training set) and of
-    `queries` (usually the test set) with `extract_features`, then classifies each query with
-    `knn_predict`: the weighted kNN of InstDisc (Wu et al., 2018), the SimSiam (Chen & He,
-    2021) and lightly kNN monitor. It needs no training, so it tracks representation quality
-    during self-supervised training at the cost of two forward passes. `k` larger than the
-    memory is clamped to the memory size.
-
-    Args:
-        encoder: a callable Keras model mapping images to features `(batch, dims)`.
-        memory: `(images, labels)` numpy arrays or a dataset of them: the labelled bank.
-        queries: the same for the examples to classify.
-        k: neighbours per query.
-        temperature: the weight temperature of `exp(similarity / temperature)`.
-        batch_size: examples per forward pass.
-        num_classes: number of classes; the largest memory label + 1 when None.
-        chunk_size: queries per similarity block (bounds memory use).
-        progress: show tqdm progress bars while extracting features.
-
-    Returns:
-        The fraction of queries whose predicted class equals their label, in [0, 1].
-
-    Raises:
-        TypeError: as `extract_features` and `knn_predict`.
-        ValueError: if `k < 1` or `temperature <= 0` (checked before any forward pass),
-            and as `extract_features` and `knn_predict`.
-
-    Example:
-        >>> import keras
-        >>> encoder = keras.Sequential([keras.Input((2,)), keras.layers.Identity()])
-        >>> points = (np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 1]))
-        >>> knn_accuracy(encoder, points, points, k=1, progress=False)
-        1.0
-    """
-    _check_knn_arguments(k, temperature, chunk_size)
-    _check_batch_size(batch_size)
-    _check_data(memory, "memory")
-    _check_data(queries, "queries")
-    return _knn_accuracy_with(
-        _make_predict_function(encoder),
-        encoder,
-        memory,
-        queries,
-        k,
-        temperature,
-        batch_size,
-        num_classes,
-        chunk_size,
-        progress,
+    memory_features, memory_labels = _extract_with(predict, encoder, memory, batch_size, progress)
+    query_features, query_labels = _extract_with(predict, encoder, queries, batch_size, progress)
+    predictions = knn_predict(
+        memory_features,
+        memory_labels,
+        query_features,
+        k=k,
+        temperature=temperature,
+        num_classes=num_classes,
+        chunk_size=chunk_size,
     )
+    return float(np.mean(predictions == query_labels))

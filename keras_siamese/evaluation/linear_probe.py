@@ -7,36 +7,22 @@ trains one `Dense` layer with Adam inside one `tf.function` per epoch.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_siamese.evaluation.features import (
-    Data,
-    _check_batch_size,
-    _check_data,
-    _check_positive_int,
-    extract_features,
-)
+from keras_siamese import validation
+from keras_siamese.evaluation.features import Data, FeatureExtractor, check_data
 
 
-def _check_learning_rate(learning_rate: float, name: str = "learning_rate") -> float:
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.number)):
-        raise TypeError(f"Argument `{name}` must be a number. Received: {name}={learning_rate!r}")
-    if not (math.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"Argument `{name}` must be > 0. Received: {name}={learning_rate}")
-    return float(learning_rate)
+def _check_learning_rate(learning_rate: float) -> float:
+    return validation.check_number("learning_rate", learning_rate, 0.0, include_minimum=False)
 
 
 def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"Argument `seed` must be an int. Received: seed={seed!r}")
-    if seed < 0:
-        raise ValueError(f"Argument `seed` must be >= 0. Received: seed={seed}")
-    return int(seed)
+    return validation.check_integer("seed", seed, 0)
 
 
 def _check_labelled_features(
@@ -154,17 +140,10 @@ def linear_probe_on_features(
         >>> result["top1"]
         1.0
     """
-    _check_positive_int("epochs", epochs)
-    _check_batch_size(batch_size)
+    validation.check_integer("epochs", epochs)
+    validation.check_integer("batch_size", batch_size)
     learning_rate = _check_learning_rate(learning_rate)
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float, np.number)):
-        raise TypeError(
-            f"Argument `weight_decay` must be a number. Received: weight_decay={weight_decay!r}"
-        )
-    if not (math.isfinite(weight_decay) and weight_decay >= 0):
-        raise ValueError(
-            f"Argument `weight_decay` must be >= 0. Received: weight_decay={weight_decay}"
-        )
+    weight_decay = validation.check_number("weight_decay", weight_decay, 0.0)
     seed = _check_seed(seed)
     train_features, train_labels = _check_labelled_features(train_features, train_labels, "train")
     test_features, test_labels = _check_labelled_features(test_features, test_labels, "test")
@@ -177,7 +156,7 @@ def linear_probe_on_features(
     largest = int(max(train_labels.max(), test_labels.max()))
     if num_classes is None:
         num_classes = largest + 1
-    _check_positive_int("num_classes", num_classes)
+    validation.check_integer("num_classes", num_classes)
     if min(train_labels.min(), test_labels.min()) < 0 or largest >= num_classes:
         raise ValueError(
             "Arguments `train_labels` and `test_labels` must lie in [0, num_classes). "
@@ -224,7 +203,7 @@ def linear_probe_on_features(
 
 
 def linear_probe(
-    encoder: Callable,
+    model: Callable,
     train: Data,
     test: Data,
     epochs: int = 50,
@@ -235,8 +214,10 @@ def linear_probe(
     seed: int = 0,
     feature_batch_size: int = 256,
     progress: bool = True,
+    *,
+    input_scale: float | None = None,
 ) -> dict:
-    """Linear evaluation: a linear classifier on the frozen encoder's features.
+    """Linear evaluation: a linear classifier on the frozen features of a model.
 
     The protocol of the self-supervised literature (e.g. SimCLR, Chen et al. 2020,
     section B.6; SimSiam, Chen & He 2021, section 4): the encoder is frozen and a linear
@@ -246,8 +227,9 @@ def linear_probe(
     classifier. Cheap enough to run after every pretraining.
 
     Args:
-        encoder: a Keras model from images to features `(batch, dims)`: a `SimCLR` or
-            `SimSiam` model (they take [0, 255] images) or any model taking `train`'s images.
+        model: a keras_siamese model (SimCLR, SimSiam, ...) or its `embedding_model()`,
+            which take the images as stored ([0, 255]); a bare encoder such as
+            `model.encoder` needs `input_scale` (see `keras_siamese.evaluation.features`).
         train: `(images, labels)` numpy arrays or a `tf.data.Dataset` of them.
         test: the same for the evaluation split.
         epochs: passes of the classifier over the training features.
@@ -258,6 +240,8 @@ def linear_probe(
         seed: the seed of the classifier's shuffling.
         feature_batch_size: images per forward pass of the encoder.
         progress: show progress bars (features, then epochs).
+        input_scale: the factor the stored images are multiplied by before a bare model
+            (`1 / 255` for an encoder taking [0, 1], `1.0` for a model taking them as stored).
 
     Returns:
         `{"top1": float, "top5": float, "classifier": keras.Model}`; the classifier maps
@@ -271,19 +255,21 @@ def linear_probe(
     Example:
         >>> encoder = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten()])
         >>> images = np.stack([np.eye(2), 1 - np.eye(2)])[..., None] * 255
-        >>> result = linear_probe(encoder, (images, [0, 1]), (images, [0, 1]), progress=False)
+        >>> data = (images, np.array([0, 1]))
+        >>> result = linear_probe(encoder, data, data, progress=False, input_scale=1 / 255)
         >>> result["top1"]
         1.0
     """
-    _check_positive_int("epochs", epochs)
-    _check_batch_size(batch_size)
-    _check_positive_int("feature_batch_size", feature_batch_size)
+    validation.check_integer("epochs", epochs)
+    validation.check_integer("batch_size", batch_size)
+    validation.check_integer("feature_batch_size", feature_batch_size)
     _check_learning_rate(learning_rate)
     _check_seed(seed)
-    _check_data(train, "train")
-    _check_data(test, "test")
-    train_features, train_labels = extract_features(encoder, train, feature_batch_size, progress)
-    test_features, test_labels = extract_features(encoder, test, feature_batch_size, progress)
+    check_data(train, "train")
+    check_data(test, "test")
+    extractor = FeatureExtractor(model, input_scale)
+    train_features, train_labels = extractor(train, feature_batch_size, progress)
+    test_features, test_labels = extractor(test, feature_batch_size, progress)
     return linear_probe_on_features(
         train_features,
         train_labels,

@@ -8,14 +8,10 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from keras_siamese.evaluation.features import (
-    Data,
-    _check_batch_size,
-    _check_data,
-    extract_features,
-)
+from keras_siamese import validation
+from keras_siamese.evaluation.features import Data, FeatureExtractor, check_data
 from keras_siamese.evaluation.fine_tune import fine_tune
-from keras_siamese.evaluation.knn import _check_knn_arguments, knn_predict
+from keras_siamese.evaluation.knn import check_knn_arguments, knn_predict
 from keras_siamese.evaluation.linear_probe import _check_seed, linear_probe_on_features
 from keras_siamese.evaluation.subsets import _check_fraction
 
@@ -38,6 +34,8 @@ def representation_report(
     num_classes: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    *,
+    input_scale: float | None = None,
 ) -> dict:
     """Evaluates an encoder with the protocols of the self-supervised literature.
 
@@ -51,8 +49,9 @@ def representation_report(
     with `json.dump`.
 
     Args:
-        encoder: a keras_siamese model (SimCLR, SimSiam, ...) or a `keras.Model` from images
-            to features `(batch, dims)`.
+        encoder: a keras_siamese model (SimCLR, SimSiam, ...) or its `embedding_model()`,
+            which take the images as stored ([0, 255]), or, with `input_scale`, a
+            `keras.Model` from images to features `(batch, dims)` (e.g. `model.encoder`).
         train: `(images, labels)` numpy arrays or a dataset of them.
         test: the same for the evaluation split.
         k: kNN neighbours.
@@ -67,6 +66,8 @@ def representation_report(
         num_classes: number of classes; the largest label + 1 when None.
         seed: seed of the linear probe and of the fine-tuning subsets.
         progress: show progress bars.
+        input_scale: the factor the stored images are multiplied by before a plain model
+            (`1 / 255` for an encoder taking [0, 1]); see `extract_features`.
 
     Returns:
         A dict::
@@ -87,8 +88,8 @@ def representation_report(
         ...                                label_fractions=(0.01,))
         >>> report["linear_probe"]["top1"], report["fine_tune"]["1%"]["top1"]
     """
-    _check_knn_arguments(k, temperature)
-    _check_batch_size(batch_size)
+    check_knn_arguments(k, temperature)
+    validation.check_integer("batch_size", batch_size)
     _check_seed(seed)
     if isinstance(label_fractions, (int, float)):
         raise TypeError(
@@ -98,20 +99,21 @@ def representation_report(
     label_fractions = tuple(_check_fraction(fraction) for fraction in label_fractions)
     linear_probe_options = dict(linear_probe_options or {})
     fine_tune_options = dict(fine_tune_options or {})
-    for refused in ("seed", "num_classes", "progress"):
+    for refused in ("seed", "num_classes", "progress", "input_scale"):
         if refused in linear_probe_options or refused in fine_tune_options:
             raise ValueError(
                 f"`{refused}` is an argument of `representation_report` itself; remove it from "
                 f"the options. Received: linear_probe_options={linear_probe_options}, "
                 f"fine_tune_options={fine_tune_options}"
             )
-    _check_data(train, "train")
-    _check_data(test, "test")
+    check_data(train, "train")
+    check_data(test, "test")
+    extractor = FeatureExtractor(encoder, input_scale)
 
     seconds = {}
     started = time.perf_counter()
-    train_features, train_labels = extract_features(encoder, train, batch_size, progress)
-    test_features, test_labels = extract_features(encoder, test, batch_size, progress)
+    train_features, train_labels = extractor(train, batch_size, progress)
+    test_features, test_labels = extractor(test, batch_size, progress)
     seconds["features"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -150,10 +152,11 @@ def representation_report(
             num_classes=num_classes,
             seed=seed,
             progress=progress,
+            input_scale=input_scale,
             **fine_tune_options,
         )
         name = fraction_name(fraction)
-        fine_tuned[name] = {key: value for key, value in result.items() if key != "model"}
+        fine_tuned[name] = {key: result[key] for key in ("top1", "top5", "labelled_examples")}
         seconds[f"fine_tune_{name}"] = time.perf_counter() - started
 
     return {

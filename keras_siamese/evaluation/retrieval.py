@@ -12,7 +12,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from keras_siamese.evaluation.features import Data, _check_batch_size, extract_features
+from keras_siamese import validation
+from keras_siamese.evaluation.features import Data, FeatureExtractor, _is_representation_model
 from keras_siamese.similarity import check_distance, pairwise_distances
 
 # Distances computed at once: chunks of queries x the gallery stay under this many entries.
@@ -224,6 +225,8 @@ def retrieval_report(
     batch_size: int = 256,
     progress: bool = True,
     distance: str | None = None,
+    *,
+    input_scale: float | None = None,
 ) -> dict[str, float]:
     """Embeds a gallery and queries with a model and reports recall@k, precision@k, mAP@R.
 
@@ -237,15 +240,20 @@ def retrieval_report(
     copy is not detected: pass `exclude_self=True`.
 
     Args:
-        model: a model mapping images to embeddings (`SiameseNetwork`, `SimCLR`, ...).
+        model: a keras_siamese model (`SiameseNetwork`, `SimCLR`, ...) or its
+            `embedding_model()`, which take the images as stored ([0, 255]), or, with
+            `input_scale`, another model mapping images to embeddings (see
+            `extract_features`).
         gallery: `(images, labels)` numpy arrays or a `tf.data.Dataset` of them.
         queries: the same for the queries.
         ks: the k of recall@k and precision@k.
         exclude_self: query i is gallery item i; detected as above when None.
         batch_size: images per forward pass.
         progress: show tqdm progress bars.
-        distance: `"euclidean"` or `"cosine"`; defaults to `model.distance`
-            (`SiameseNetwork`), else `"cosine"`.
+        distance: `"euclidean"` or `"cosine"`; defaults to the keras_siamese model's
+            `distance`, else `"cosine"`.
+        input_scale: the factor the stored images are multiplied by before a plain model
+            (`1 / 255` for an encoder taking [0, 1]); see `extract_features`.
 
     Returns:
         The dict of `retrieval_metrics`.
@@ -259,16 +267,19 @@ def retrieval_report(
         >>> unseen = keras_siamese.sampling.split_classes(test, classes=range(7))[1]
         >>> retrieval_report(model, unseen, unseen)["recall@1"]  # leave-one-out
     """
-    _check_batch_size(batch_size)
+    validation.check_integer("batch_size", batch_size)
     ks = _check_ks(ks)
-    distance = check_distance(distance or getattr(model, "distance", "cosine"))
+    if distance is None:
+        distance = model.distance if _is_representation_model(model) else "cosine"
+    distance = check_distance(distance)
+    extractor = FeatureExtractor(model, input_scale)
     if exclude_self is None:
         exclude_self = _same_data(gallery, queries)
-    gallery_embeddings, gallery_labels = extract_features(model, gallery, batch_size, progress)
+    gallery_embeddings, gallery_labels = extractor(gallery, batch_size, progress)
     if exclude_self and queries is gallery:
         query_embeddings, query_labels = gallery_embeddings, gallery_labels
     else:
-        query_embeddings, query_labels = extract_features(model, queries, batch_size, progress)
+        query_embeddings, query_labels = extractor(queries, batch_size, progress)
     return retrieval_metrics(
         query_embeddings,
         query_labels,

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from keras_siamese import validation
 
 
 def _check_fraction(fraction: float) -> float:
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.number)):
-        raise TypeError(
-            f"Argument `label_fraction` must be a number in (0, 1]. "
-            f"Received: label_fraction={fraction!r}"
-        )
-    fraction = float(fraction)
-    if not (math.isfinite(fraction) and 0.0 < fraction <= 1.0):
-        raise ValueError(
-            f"Argument `label_fraction` must be in (0, 1] (e.g. 0.01 for 1% of the labels). "
-            f"Received: label_fraction={fraction}"
-        )
-    return fraction
+    """A label fraction in (0, 1], e.g. 0.01 for 1% of the labels."""
+    return validation.check_number(
+        "label_fraction", fraction, 0.0, 1.0, include_minimum=False
+    )
 
 
 def class_balanced_subset(labels: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
@@ -54,10 +46,7 @@ def class_balanced_subset(labels: np.ndarray, fraction: float, seed: int = 0) ->
         [10, 10, 10]
     """
     fraction = _check_fraction(fraction)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"Argument `seed` must be an int. Received: seed={seed!r}")
-    if seed < 0:
-        raise ValueError(f"Argument `seed` must be >= 0. Received: seed={seed}")
+    seed = validation.check_integer("seed", seed, 0)
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) == 0 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(

@@ -11,23 +11,32 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from keras_siamese.evaluation.features import _check_batch_size
+from keras_siamese import validation
+from keras_siamese.evaluation.features import _check_input_scale, _is_representation_model
 from keras_siamese.similarity import check_distance, pair_distance, score_from_distance
 
 Pairs = tuple | tf.data.Dataset
 """`((images_a, images_b), labels)` numpy arrays, or a `tf.data.Dataset` of such pairs."""
 
 
-def _similarity_function(model, distance: str | None) -> Callable:
-    """`model.similarity` when the model has one, else a score from its embeddings."""
-    if distance is None and callable(getattr(model, "similarity", None)):
+def _similarity_function(model, distance: str | None, input_scale: float | None) -> Callable:
+    """A keras_siamese model's `similarity`, else a score of the embeddings with `distance`."""
+    scale = _check_input_scale(model, input_scale)
+    representation_model = _is_representation_model(model)
+    if representation_model and distance is None:
         return tf.function(model.similarity, reduce_retracing=True)
-    distance = check_distance(distance or getattr(model, "distance", "cosine"))
+    if distance is None:
+        distance = model.distance if representation_model else "cosine"
+    distance = check_distance(distance)
+
+    def embed(images):
+        if scale is not None:
+            images = tf.cast(images, tf.float32) * scale
+        return model(images, training=False)
 
     @tf.function(reduce_retracing=True)
     def similarity(images_a, images_b):
-        embeddings_a = model(images_a, training=False)
-        embeddings_b = model(images_b, training=False)
+        embeddings_a, embeddings_b = embed(images_a), embed(images_b)
         return score_from_distance(pair_distance(embeddings_a, embeddings_b, distance), distance)
 
     return similarity
@@ -80,31 +89,38 @@ def pair_scores(
     batch_size: int = 256,
     progress: bool = True,
     distance: str | None = None,
+    *,
+    input_scale: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Similarity scores of labelled pairs (higher = more similar).
 
     Args:
-        model: a `SiameseNetwork` (scored with `model.similarity`), or any model mapping
-            images to embeddings (scored with `distance`).
+        model: a keras_siamese model (`SiameseNetwork`, `SimCLR`, ...: scored with
+            `model.similarity`), or a model mapping images to embeddings (scored with
+            `distance`), which either starts with a `Rescaling` layer (as
+            `model.embedding_model()`) or needs `input_scale`.
         pairs: `((images_a, images_b), labels)` numpy arrays, labels 1 for a same-class pair,
             or a `tf.data.Dataset` of such pairs (batched or not).
         batch_size: pairs per forward pass (numpy input and unbatched datasets).
         progress: show a tqdm progress bar.
         distance: score embeddings with this distance instead of `model.similarity`;
-            defaults to `model.distance`, else `"cosine"`, for models without `similarity`.
+            defaults to the keras_siamese model's `distance`, else `"cosine"`.
+        input_scale: the factor the stored images are multiplied by before a plain model
+            (`1 / 255` for an encoder taking [0, 1]); see `extract_features`.
 
     Returns:
         `(scores, labels)`: float64 `(N,)` and int64 `(N,)`.
 
     Raises:
         ValueError: for pairs not of the form `((images_a, images_b), labels)`, labels that
-            are not 0/1, or no pairs.
+            are not 0/1, no pairs, or an `input_scale` missing for a plain model without
+            `Rescaling` (or given for a keras_siamese model).
 
     Example:
         >>> scores, labels = pair_scores(model, ((images_a, images_b), same), progress=False)
     """
-    _check_batch_size(batch_size)
-    similarity = _similarity_function(model, distance)
+    validation.check_integer("batch_size", batch_size)
+    similarity = _similarity_function(model, distance, input_scale)
     batches, count = _pair_batches(pairs, batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -130,7 +146,24 @@ def _check_binary_labels(labels: np.ndarray) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def _check_scores(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+def check_scores(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Checks the scores of labelled pairs; returns them as float64 and int64 arrays.
+
+    Args:
+        scores: `(N,)` pair scores, higher = more similar.
+        labels: `(N,)` 1 for a same-class pair, 0 otherwise (booleans work).
+
+    Returns:
+        `(scores, labels)`: float64 `(N,)` and int64 `(N,)`.
+
+    Raises:
+        ValueError: for labels other than 0/1, unequal shapes, non-finite scores, or pairs
+            of one kind only.
+
+    Example:
+        >>> check_scores([0.9, 0.1], [True, False])
+        (array([0.9, 0.1]), array([1, 0]))
+    """
     scores = np.asarray(scores, np.float64)
     labels = _check_binary_labels(labels)
     if scores.shape != labels.shape:
@@ -168,7 +201,7 @@ def roc_curve(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         >>> fpr.tolist(), tpr.tolist()
         ([0.0, 0.0, 0.5, 1.0], [0.0, 1.0, 1.0, 1.0])
     """
-    scores, labels = _check_scores(scores, labels)
+    scores, labels = check_scores(scores, labels)
     order = np.argsort(-scores, kind="stable")
     scores, labels = scores[order], labels[order]
     # The last index of each run of equal scores: a threshold admits all tied pairs at once.
@@ -219,7 +252,7 @@ def verification_metrics(scores, labels) -> dict[str, float]:
         >>> metrics["roc_auc"], metrics["equal_error_rate"], metrics["accuracy"]
         (1.0, 0.0, 1.0)
     """
-    scores, labels = _check_scores(scores, labels)
+    scores, labels = check_scores(scores, labels)
     positives = int(labels.sum())
     negatives = len(labels) - positives
     ranks = _average_ranks(scores)
@@ -256,6 +289,8 @@ def verification_report(
     batch_size: int = 256,
     progress: bool = True,
     distance: str | None = None,
+    *,
+    input_scale: float | None = None,
 ) -> dict[str, float]:
     """Scores labelled pairs with a model and reports ROC AUC, EER and accuracy.
 
@@ -266,13 +301,14 @@ def verification_report(
     generalisation (`keras_siamese.sampling.split_classes` and `make_pairs`).
 
     Args:
-        model: a `SiameseNetwork` (scored with `model.similarity`), or any model mapping
-            images to embeddings (scored with `distance`).
+        model: see `pair_scores`: a keras_siamese model (scored with `model.similarity`) or
+            a model mapping images to embeddings.
         pairs: `((images_a, images_b), labels)` numpy arrays, labels 1 for a same-class pair,
             or a `tf.data.Dataset` of such pairs (batched or not).
         batch_size: pairs per forward pass (numpy input and unbatched datasets).
         progress: show a tqdm progress bar.
         distance: see `pair_scores`.
+        input_scale: see `pair_scores`.
 
     Returns:
         The dict of `verification_metrics`: `roc_auc`, `equal_error_rate`, `accuracy`,
@@ -287,5 +323,7 @@ def verification_report(
         >>> report = verification_report(model, pairs)
         >>> report["roc_auc"], report["equal_error_rate"]
     """
-    scores, labels = pair_scores(model, pairs, batch_size, progress, distance)
+    scores, labels = pair_scores(
+        model, pairs, batch_size, progress, distance, input_scale=input_scale
+    )
     return verification_metrics(scores, labels)
