@@ -12,10 +12,9 @@ as `verification_report` on the same pairs.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from keras_siamese import validation
 from keras_siamese.evaluation import verification
 
 
@@ -37,7 +36,7 @@ def error_rates(scores, same, threshold: float) -> tuple[float, float]:
         >>> error_rates([0.9, 0.8, 0.3, 0.1], [1, 0, 1, 0], 0.5)
         (0.5, 0.5)
     """
-    scores, labels = verification._check_scores(scores, same)
+    scores, labels = verification.check_scores(scores, same)
     same = labels == 1
     accepted = scores >= threshold
     return float(np.mean(accepted[~same])), float(np.mean(~accepted[same]))
@@ -63,7 +62,7 @@ def equal_error_threshold(scores, same) -> float:
         >>> equal_error_threshold([0.9, 0.8, 0.3, 0.1], [1, 1, 0, 0])
         0.8
     """
-    scores, labels = verification._check_scores(scores, same)
+    scores, labels = verification.check_scores(scores, same)
     candidates = np.unique(scores)  # ascending
     positive_scores = np.sort(scores[labels == 1])
     negative_scores = np.sort(scores[labels == 0])
@@ -113,15 +112,15 @@ def calibrate(scores, same, threshold: float | None = None) -> dict:
 
 
 def check_threshold(threshold) -> float | None:
-    """Validates a user-given threshold: None or a finite real number."""
+    """Validates a user-given threshold: None or a finite real number (a score).
+
+    Scores are cosine similarities or negated Euclidean distances, so any finite value
+    is a valid threshold.
+
+    Example:
+        >>> check_threshold(0.5)
+        0.5
+    """
     if threshold is None:
         return None
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)):
-        raise TypeError(
-            "`threshold` must be a number (a score: cosine similarity, or negated Euclidean "
-            f"distance) or None. Received: threshold={threshold!r} of type "
-            f"{type(threshold).__name__}"
-        )
-    if not math.isfinite(float(threshold)):
-        raise ValueError(f"`threshold` must be finite. Received: threshold={threshold!r}")
-    return float(threshold)
+    return validation.check_number("threshold", threshold)
