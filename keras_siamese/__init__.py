@@ -6,16 +6,17 @@ The public names are the three trainers and the submodules::
     encoder = ks.encoders.resnet(depth=18, input_shape=(32, 32, 3))
     model = ks.SimCLR(encoder)
 
-`import keras_siamese` itself is cheap: it checks that TensorFlow is installed and that
-`KERAS_BACKEND` allows it, and loads the package (Keras, TensorFlow and every submodule) at the
-first use of a public name (PEP 562), so `python -m keras_siamese --help` answers without
-importing TensorFlow. Loading registers every serializable class, so a script that only reloads
-a `.keras` file touches a public name first, e.g. `from keras_siamese import models`.
+`import keras_siamese` loads the package (Keras, TensorFlow and every submodule), which
+registers every serializable class, so `keras.saving.load_model` reloads our `.keras` files
+after a plain `import keras_siamese`. The command line is the exception: under
+`python -m keras_siamese` or the `keras-siamese` script the submodules load at the first use of
+a public name (PEP 562), so `--help` and flag errors answer without importing TensorFlow.
 """
 
 import importlib
 import importlib.util
 import os
+import sys
 
 if importlib.util.find_spec("tensorflow") is None:
     raise ImportError(
@@ -88,3 +89,14 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
+
+
+def _started_as_command_line() -> bool:
+    """True while `python -m keras_siamese` locates the package (argv[0] is then "-m")
+    or when the `keras-siamese` console script runs."""
+    program = sys.argv[0] if sys.argv else ""
+    return program == "-m" or os.path.basename(program) == "keras-siamese"
+
+
+if not _started_as_command_line():
+    _load()
