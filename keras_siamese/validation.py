@@ -1,5 +1,8 @@
 """Argument checks shared by the whole package: one rule per kind of argument.
 
+Importing this module does not import TensorFlow, so the command line uses the same rules
+for its flags before it loads TensorFlow.
+
 Every public function and class validates its arguments with these before doing any work, so
 the same kind of bad value gets the same answer everywhere (a `temperature` of `inf` is refused
 by the losses, the models and the kNN protocol alike). Messages follow Keras: they name the
@@ -21,7 +24,6 @@ import numbers
 from collections.abc import Sequence
 
 import numpy as np
-import tensorflow as tf
 
 
 def _type_name(value) -> str:
@@ -225,6 +227,8 @@ def check_image_batch(value, image_shape: tuple | None, argument: str = "images"
             f"Argument `{argument}` must be uint8 or float in [0, 255]. "
             f"Received: {argument}.dtype={name}"
         )
+    import tensorflow as tf  # here only: the command line checks its flags before TensorFlow
+
     dtype = tf.as_dtype(dtype)
     if dtype.is_bool or not (dtype.is_integer or dtype.is_floating):
         raise TypeError(

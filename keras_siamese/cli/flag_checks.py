@@ -1,11 +1,8 @@
 """Checks of flag values that run before TensorFlow is imported.
 
-They follow the rules of `keras_siamese.validation` (numbers are finite; a temperature is
-> 0; layer sizes are positive integers), which the library applies to the same values, but
-answer in flag terms (`--name ... Received: --name=value`) as one `absl.app.UsageError`.
-`keras_siamese.validation` itself imports TensorFlow, so the command line cannot call it while
-it answers `--help` and argument errors in a fraction of a second; `tests/test_cli_startup.py`
-checks that both give the same answers.
+They apply the rules of `keras_siamese.validation` (numbers are finite; a temperature is
+> 0; layer sizes are positive integers), which imports no TensorFlow, and answer in flag terms
+(`--name ... Received: --name=value`) as one `absl.app.UsageError`.
 """
 
 from __future__ import annotations
@@ -15,19 +12,13 @@ from collections.abc import Sequence
 
 from absl import app
 
+from keras_siamese import validation
 
-def _interval(
-    minimum: float | None, maximum: float | None, open_minimum: bool, open_maximum: bool
-) -> str:
-    if minimum is not None and maximum is not None:
-        left = "(" if open_minimum else "["
-        right = ")" if open_maximum else "]"
-        return f"in {left}{minimum:g}, {maximum:g}{right}"
-    if minimum is not None:
-        return f"a finite number {'>' if open_minimum else '>='} {minimum:g}"
-    if maximum is not None:
-        return f"a finite number {'<' if open_maximum else '<='} {maximum:g}"
-    return "a finite number"
+
+def _flag_error(name: str, error: Exception) -> app.UsageError:
+    """The library's message in flag terms: `--name` for `name`."""
+    message = str(error).replace(f"Argument `{name}`", f"--{name}")
+    return app.UsageError(message.replace(f"Received: {name}=", f"Received: --{name}="))
 
 
 def number(
@@ -40,6 +31,8 @@ def number(
     open_maximum: bool = False,
 ) -> float:
     """Checks that `--name` is a finite number within the bounds; returns it.
+
+    The rule is `keras_siamese.validation.check_number`'s (which imports no TensorFlow).
 
     Args:
         name: the flag's name, without dashes.
@@ -56,14 +49,17 @@ def number(
         >>> number("min_crop_area", 0.25, 0.0, 1.0, open_minimum=True)
         0.25
     """
-    bad = not math.isfinite(value)
-    if minimum is not None:
-        bad = bad or value < minimum or (open_minimum and value == minimum)
-    if maximum is not None:
-        bad = bad or value > maximum or (open_maximum and value == maximum)
-    if bad:
-        expected = _interval(minimum, maximum, open_minimum, open_maximum)
-        raise app.UsageError(f"--{name} must be {expected}. Received: --{name}={value}")
+    try:
+        validation.check_number(
+            name,
+            value,
+            minimum,
+            maximum,
+            include_minimum=not open_minimum,
+            include_maximum=not open_maximum,
+        )
+    except (TypeError, ValueError) as error:
+        raise _flag_error(name, error) from None
     return value
 
 
