@@ -114,10 +114,10 @@ def test_help_command_form(capsys):
         (["train", "extra"], "unexpected arguments"),
         (["train", "--learning_rate=fast"], "--learning_rate must be 'auto' or a number"),
         (["train", "--weight_decay=-1"], "--weight_decay must be 'auto' or a number >= 0"),
-        (["train", "--min_crop_area=0"], r"--min_crop_area must be in \(0, 1\]"),
-        (["train", "--color_strength=nan"], r"--color_strength must be in \[0, 1.25\]"),
-        (["train", "--temperature=inf"], "--temperature must be a finite number > 0"),
-        (["train", "--siamese_margin=inf"], "--siamese_margin must be a finite number >= 0"),
+        (["train", "--min_crop_area=0"], r"--min_crop_area must be finite and > 0 and <= 1"),
+        (["train", "--color_strength=nan"], r"--color_strength must be finite and >= 0 and <= 1.25"),
+        (["train", "--temperature=inf"], "--temperature must be finite and > 0"),
+        (["train", "--siamese_margin=inf"], "--siamese_margin must be finite and >= 0"),
         (["train", "--projection_dims=512,x"], "--projection_dims must be positive integers"),
         (["train", "--image_size=16", "--crop_size=24"], r"--image_size \(16\) is smaller"),
         (["train", "--crop_size=32"], r"--image_size \(28x28\) is smaller than --crop_size"),
@@ -151,7 +151,7 @@ def test_bad_train_flags_fail_with_one_line_before_training(capsys, tmp_path, ar
         (["evaluate", "--knn_k=0"], "--knn_k=0"),
         (
             ["evaluate", "--knn_temperature=inf", "--model_dir=/nonexistent/run"],
-            "--knn_temperature must be a finite number > 0",
+            "--knn_temperature must be finite and > 0",
         ),
     ],
 )
