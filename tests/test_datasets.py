@@ -10,6 +10,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_siamese import datasets
+from keras_siamese.datasets import fashion_mnist
 
 SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 requires_fashion_mnist = pytest.mark.skipif(
@@ -52,7 +53,7 @@ def write_split(directory, split="train", count=7, height=5, width=6, seed=0, la
 def synthetic_dir(tmp_path, monkeypatch):
     """A data directory read first (and only) by the Fashion-MNIST loader."""
     monkeypatch.setenv("KERAS_SIAMESE_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(datasets, "FASHION_MNIST_DIRS", ())
+    monkeypatch.setattr(fashion_mnist, "FASHION_MNIST_DIRS", ())
     return tmp_path
 
 

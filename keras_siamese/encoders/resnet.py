@@ -1,15 +1,12 @@
-"""Encoders: the ResNets of the SimCLR/SimSiam papers and the adaptation of user models.
-
-An encoder is any `keras.Model` that maps float32 images in [0, 1] of a fixed shape
-`(height, width, channels)` to a rank-2 representation `(batch, features)`.
-"""
+"""The ResNets of the SimCLR and SimSiam papers (He et al. 2016), for any channel count."""
 
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import keras
+
+from keras_siamese.encoders.arguments import check_input_shape
 
 _BLOCKS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 
@@ -70,7 +67,8 @@ def resnet(
 
     Args:
         depth: 10, 18, 34 or 50.
-        input_shape: `(height, width, channels)` of the float images in [0, 1].
+        input_shape: `(height, width, channels)` of the float images in [0, 1]; any channel
+            count (4 for RGB + near-infrared, 13 for Sentinel-2 bands, ...).
         small_images: use the 3x3 stride-1 stem without max-pool.
         width: filters of the first stage (64 in the papers).
         name: model name, `resnet{depth}` by default.
@@ -92,18 +90,7 @@ def resnet(
         )
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"Argument `width` must be a positive integer. Received: width={width!r}")
-    received = input_shape
-    try:
-        input_shape = tuple(input_shape)
-    except TypeError:
-        input_shape = ()
-    if len(input_shape) != 3 or any(
-        isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in input_shape
-    ):
-        raise ValueError(
-            "Argument `input_shape` must be (height, width, channels) of positive integers. "
-            f"Received: input_shape={received!r}"
-        )
+    input_shape = check_input_shape(input_shape)
     depth = int(depth)
     inputs = keras.Input(input_shape, name="images")
     if small_images:
@@ -119,60 +106,3 @@ def resnet(
             x = block(x, filters, strides, f"stage{stage + 1}_block{index + 1}")
     outputs = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
-
-
-def adapt_encoder(encoder: keras.Model) -> keras.Model:
-    """Checks a user encoder and makes it return rank-2 features.
-
-    A model with a rank-2 output is returned unchanged. A rank-4 output
-    (feature maps) is globally average-pooled, with a warning saying so.
-
-    Args:
-        encoder: a `keras.Model` with a fixed `(height, width, channels)` input.
-
-    Returns:
-        An encoder whose output is `(batch, features)`.
-
-    Raises:
-        TypeError: if `encoder` is not a `keras.Model`.
-        ValueError: for an input that is not rank 4 or an output of another rank.
-
-    Example:
-        >>> encoder = adapt_encoder(resnet(depth=10, input_shape=(16, 16, 1), width=8))
-        >>> encoder.output_shape
-        (None, 64)
-    """
-    if not isinstance(encoder, keras.Model):
-        raise TypeError(
-            "Argument `encoder` must be a keras.Model mapping images to features. "
-            f"Received: encoder={encoder!r} of type {type(encoder).__name__}"
-        )
-    try:
-        input_shape = tuple(encoder.input_shape)
-        output_shape = tuple(encoder.output_shape)
-    except (AttributeError, ValueError) as error:
-        raise ValueError(
-            "Argument `encoder` must be a built model with one input and one output "
-            "(e.g. a functional model made with keras.Input). "
-            f"Received: encoder={encoder.name!r}"
-        ) from error
-    if len(input_shape) != 4:
-        raise ValueError(
-            "Argument `encoder` must take images of shape (batch, height, width, channels). "
-            f"Received: encoder.input_shape={input_shape}"
-        )
-    if len(output_shape) == 2:
-        return encoder
-    if len(output_shape) == 4:
-        warnings.warn(
-            f"Encoder {encoder.name!r} returns feature maps {output_shape}; keras_siamese "
-            "adds global average pooling to get a (batch, features) representation.",
-            stacklevel=2,
-        )
-        inputs = keras.Input(input_shape[1:], name="images")
-        pooled = keras.layers.GlobalAveragePooling2D(name="pool")(encoder(inputs))
-        return keras.Model(inputs, pooled, name=f"{encoder.name}_pooled")
-    raise ValueError(
-        "Argument `encoder` must return (batch, features) or (batch, height, width, "
-        f"channels). Received: encoder.output_shape={output_shape}"
-    )

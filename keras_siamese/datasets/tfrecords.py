@@ -1,0 +1,237 @@
+"""`from_tfrecords`: stream images stored in sharded TFRecord files, read interleaved."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+from keras_siamese import validation
+from keras_siamese.datasets import arguments, conversion, image_headers
+
+_CYCLE_LENGTH = 16  # shards read at once
+
+
+def from_tfrecords(
+    file_pattern: str | os.PathLike | Sequence[str | os.PathLike],
+    image_size: int | tuple[int, int] | None,
+    image_key: str = "image",
+    label_key: str | None = None,
+    channels: int | None = 3,
+    batch_size: int | None = None,
+    shuffle: bool = True,
+    seed: int = 0,
+    on_error: str = "raise",
+    shuffle_buffer_size: int = 1024,
+    compression_type: str | None = None,
+) -> tf.data.Dataset:
+    """Streams images (and labels) from TFRecord files of `tf.train.Example`s.
+
+    The image feature `image_key` is a bytes feature holding either an encoded PNG, JPEG, BMP
+    or GIF image, or a `uint8` tensor serialized with `tf.io.serialize_tensor` (for any
+    channel count, e.g. 13-band multispectral stacks); which one is read from the first record.
+    The label feature `label_key`, if any, is an int64.
+
+    Shards are read interleaved (up to 16 at once, in parallel), in a reshuffled order every
+    epoch, and records pass through a `shuffle_buffer_size` shuffle buffer. Before anything is
+    yielded, the first record of every shard is read and checked: a file that is not a
+    TFRecord file, missing keys or an unreadable image raise here, naming the file and key.
+    Later records are only checked when decoded: with `on_error="skip"` records that fail
+    then are dropped, with `"raise"` TensorFlow's decoding error stops the iteration.
+
+    Encoded images are converted to `channels` as in `from_directory` (never dropping an
+    alpha channel); serialized tensors must already have `channels` channels. Resizing is
+    antialiased bilinear, rounded back to `uint8`.
+
+    Args:
+        file_pattern: a glob pattern (`"data/train-*.tfrecord"`), a path, or a list of them.
+        image_size: `(height, width)` or an int to resize to, or None to keep the stored
+            size (all records must then share it).
+        image_key: the name of the image feature.
+        label_key: the name of an int64 label feature, or None for images alone.
+        channels: 1, 3 or 4 for encoded images, any count for serialized tensors, or None
+            for the first record's count.
+        batch_size: batch size, or None for single images.
+        shuffle: reshuffle shards and records every epoch.
+        seed: the shuffle seed.
+        on_error: `"raise"` or `"skip"`.
+        shuffle_buffer_size: records in the shuffle buffer (encoded images, so memory grows
+            with it).
+        compression_type: `None`/`""`, `"ZLIB"` or `"GZIP"`, as `tf.data.TFRecordDataset`.
+
+    Returns:
+        A dataset of `uint8` images `[H, W, C]`, or of `(image, int64 label)` pairs when
+        `label_key` is given (batched with `batch_size`).
+
+    Raises:
+        ValueError: for a pattern that matches no file, a file that is not a TFRecord file,
+            a key missing from the records, an image that cannot be read, or bad arguments.
+
+    Example:
+        >>> dataset = from_tfrecords("shards/train-*", 32, label_key="label", batch_size=64)
+        >>> images, labels = next(iter(dataset))
+        >>> images.shape
+        TensorShape([64, 32, 32, 3])
+    """
+    image_size = arguments.normalize_image_size(image_size)
+    if channels is not None:
+        channels = validation.check_integer("channels", channels, minimum=1)
+    batch_size = arguments.check_batching(batch_size, shuffle, seed)
+    arguments.check_on_error(on_error)
+    shuffle_buffer_size = validation.check_integer("shuffle_buffer_size", shuffle_buffer_size)
+    for name, key in (("image_key", image_key), ("label_key", label_key)):
+        if not (isinstance(key, str) and key) and not (name == "label_key" and key is None):
+            raise TypeError(f"`{name}` must be a feature name. Received: {name}={key!r}")
+    files = _match(file_pattern)
+    first = _first_records(files, compression_type, file_pattern)
+    encoded, stored_shape = _inspect(first, image_key, label_key)
+    channels = _output_channels(encoded, stored_shape, channels)
+    if image_size is None:
+        image_size = stored_shape[:2]
+
+    features = {image_key: tf.io.FixedLenFeature([], tf.string)}
+    if label_key is not None:
+        features[label_key] = tf.io.FixedLenFeature([], tf.int64)
+
+    def read(record):
+        example = tf.io.parse_single_example(record, features)
+        if encoded:
+            image = tf.io.decode_image(
+                example[image_key], channels=0, dtype=tf.uint8, expand_animations=False
+            )
+            image = conversion.to_channels(image, channels)
+        else:
+            image = tf.io.parse_tensor(example[image_key], tf.uint8)
+            image = tf.reshape(image, tf.concat([tf.shape(image)[:2], [-1]], axis=0))
+        image = tf.ensure_shape(image, (None, None, channels))
+        image = conversion.resize_uint8(image, image_size)
+        image = tf.ensure_shape(image, (*image_size, channels))
+        if label_key is None:
+            return image
+        return image, tf.cast(example[label_key], tf.int64)
+
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(
+        lambda file: tf.data.TFRecordDataset(file, compression_type=compression_type),
+        cycle_length=min(len(files), _CYCLE_LENGTH),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if on_error == "skip":
+        dataset = dataset.ignore_errors()
+    if batch_size is not None:
+        dataset = dataset.batch(batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _match(file_pattern) -> list[str]:
+    patterns = (
+        [file_pattern] if isinstance(file_pattern, (str, os.PathLike)) else list(file_pattern)
+    )
+    if not patterns or not all(isinstance(p, (str, os.PathLike)) for p in patterns):
+        raise TypeError(
+            "`file_pattern` must be a glob pattern, a path or a list of them. "
+            f"Received: file_pattern={file_pattern!r}"
+        )
+    files = sorted({file for p in patterns for file in tf.io.gfile.glob(os.fspath(p))})
+    files = [file for file in files if not tf.io.gfile.isdir(file)]
+    if not files:
+        raise ValueError(f"`file_pattern` matches no file. Received: file_pattern={file_pattern!r}")
+    return files
+
+
+def _first_records(files, compression_type, file_pattern) -> tuple[str, bytes]:
+    """Reads the first record of every shard; returns the first non-empty shard's."""
+    first = None
+    for file in files:
+        try:
+            records = list(
+                tf.data.TFRecordDataset(file, compression_type=compression_type).take(1)
+            )
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            raise ValueError(
+                f"{file} is not a readable TFRecord file ({error.message.splitlines()[0]}). "
+                "Remove it from the pattern, or pass compression_type='GZIP' or 'ZLIB' if "
+                f"it is compressed. Received: compression_type={compression_type!r}"
+            ) from error
+        if records and first is None:
+            first = (file, records[0].numpy())
+    if first is None:
+        raise ValueError(
+            f"The {len(files)} files matching `file_pattern` hold no records. "
+            f"Received: file_pattern={file_pattern!r}"
+        )
+    return first
+
+
+def _inspect(first, image_key, label_key) -> tuple[bool, tuple[int, int, int]]:
+    """Checks the first record's features; returns (encoded image?, its stored shape)."""
+    file, record = first
+    try:
+        features = tf.train.Example.FromString(record).features.feature
+    except Exception as error:  # noqa: BLE001 - protobuf raises its own DecodeError.
+        raise ValueError(f"{file} holds records that are not tf.train.Example protos.") from error
+    keys = sorted(features.keys())
+    for name, key, kind in (("image_key", image_key, "bytes_list"), ("label_key", label_key,
+                                                                     "int64_list")):
+        if key is None:
+            continue
+        if key not in features or features[key].WhichOneof("kind") != kind:
+            raise ValueError(
+                f"`{name}` must name a {kind.split('_')[0]} feature of the records, but the "
+                f"first record of {file} has the features {keys}. Received: {name}={key!r}"
+            )
+    values = features[image_key].bytes_list.value
+    if len(values) != 1:
+        raise ValueError(
+            f"`image_key` must name a feature of one image per record; the first record of "
+            f"{file} holds {len(values)}. Received: image_key={image_key!r}"
+        )
+    data = values[0]
+    try:
+        header = image_headers.header_from_bytes(data, f"The first record of {file}")
+        return True, (header.height, header.width, header.channels)
+    except image_headers.InvalidImageError as image_error:
+        try:
+            tensor = tf.io.parse_tensor(data, tf.uint8)
+        except tf.errors.InvalidArgumentError:
+            raise ValueError(
+                f"{image_error.path}: its `{image_key}` feature holds neither an encoded PNG, "
+                "JPEG, BMP or GIF image nor a uint8 tensor from tf.io.serialize_tensor "
+                f"({image_error.reason}). Received: image_key={image_key!r}"
+            ) from image_error
+    if tensor.shape.rank not in (2, 3):
+        raise ValueError(
+            f"The first record of {file} holds a tensor of shape {tensor.shape}; expected one "
+            f"image [height, width] or [height, width, channels]. Received: image_key={image_key!r}"
+        )
+    shape = tuple(tensor.shape) + ((1,) if tensor.shape.rank == 2 else ())
+    return False, shape
+
+
+def _output_channels(encoded: bool, stored_shape, channels: int | None) -> int:
+    stored = stored_shape[-1]
+    if channels is None:
+        return stored
+    if encoded and channels not in (1, 3, 4):
+        raise ValueError(
+            "`channels` must be 1, 3, 4 or None for records of encoded images. "
+            f"Received: channels={channels}"
+        )
+    if encoded and channels in (1, 3) and stored in (2, 4):
+        raise ValueError(
+            f"The records' images have an alpha channel that channels={channels} would drop. "
+            f"Pass channels=4 or None. Received: channels={channels}"
+        )
+    if not encoded and channels != stored:
+        raise ValueError(
+            f"The records hold serialized tensors with {stored} channels, and serialized "
+            f"tensors are not converted. Received: channels={channels}"
+        )
+    return channels
