@@ -171,3 +171,22 @@ def test_augmenter_of_the_wrong_type_is_refused():
         tiny_simclr(augmenter="simclr")
     with pytest.raises(TypeError, match=r"`augmenter`"):
         tiny_simclr(augmenter=(keras.layers.Identity(),))
+
+
+def test_an_encoder_of_any_size_takes_image_size_and_sees_views_at_their_size(tmp_path):
+    inputs = keras.Input((None, None, 1))
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    encoder = keras.Model(inputs, features)
+    crop = keras.Sequential([keras.layers.Rescaling(1 / 255), keras.layers.CenterCrop(12, 12)])
+    model = ks.SimCLR(encoder, augmenter=crop, projection_dims=(8, 4), image_size=(16, 16))
+    assert model.image_shape == (16, 16, 1) and not model.fixed_size_encoder
+    views = model.make_views(tf.constant(random_images(4)))
+    features_a, _ = model.encode_views(views, training=False)
+    np.testing.assert_allclose(features_a.numpy(), encoder(views[0]).numpy(), rtol=1e-5)
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    model.fit(random_images(16), batch_size=8, epochs=1, verbose=0)
+    path = str(tmp_path / "any_size.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert restored.image_shape == (16, 16, 1)
+    np.testing.assert_allclose(restored(random_images(2)), model(random_images(2)), rtol=1e-5)

@@ -387,8 +387,12 @@ def test_constructor_rejects_bad_arguments():
         ks.SimCLR(keras.layers.Dense(4))
     inputs = keras.Input((None, None, 1))
     pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
-    with pytest.raises(ValueError, match=r"fixed input shape.*\(None, None, None, 1\)"):
+    with pytest.raises(ValueError, match=r"any size.*image_size=\(height, width\).*None, 1\)"):
         ks.SimCLR(keras.Model(inputs, pooled))
+    with pytest.raises(ValueError, match=r"`image_size` must match.*\(16, 16\).*=\(8, 8\)"):
+        ks.SimCLR(encoder, image_size=(8, 8))
+    with pytest.raises(ValueError, match=r"`image_size` must be \(height, width\).*=\(0, 4\)"):
+        ks.SimCLR(keras.Model(inputs, pooled), image_size=(0, 4))
 
 
 def test_numpy_float_temperature_is_accepted():

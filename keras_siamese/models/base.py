@@ -61,6 +61,10 @@ def _first_images(x, count: int = 8):
     return None
 
 
+def _is_multi_crop(augmenter) -> bool:
+    return isinstance(augmenter, getattr(augment, "MultiCrop", ()))  # until MultiCrop lands
+
+
 class TwoViewModel(RepresentationModel):
     """Base class of models trained on augmented views of each image.
 
@@ -90,6 +94,7 @@ class TwoViewModel(RepresentationModel):
     """
 
     min_batch_size = 2
+    accepts_multi_crop = False
 
     def __init__(
         self,
@@ -103,6 +108,14 @@ class TwoViewModel(RepresentationModel):
     def _check_augmenter(self, augmenter, image_shape):
         if augmenter is None:
             return self.default_augmenter(image_shape)
+        if _is_multi_crop(augmenter):
+            if not self.accepts_multi_crop:
+                raise TypeError(
+                    f"{type(self).__name__} trains on two views; multi-crop views are for "
+                    "methods that use them (DINO, SwAV). Pass one augmenter or a pair. "
+                    f"Received: augmenter={augmenter!r}"
+                )
+            return augmenter
         if isinstance(augmenter, keras.layers.Layer):
             return augmenter
         if (
@@ -130,8 +143,17 @@ class TwoViewModel(RepresentationModel):
 
     # ----------------------------------------------------------------- views
 
+    @property
+    def num_global_views(self) -> int:
+        """How many of the views are global (full-size): the first ones of `make_views`."""
+        if _is_multi_crop(self.augmenter):
+            return self.augmenter.global_views
+        return 2
+
     def make_views(self, images) -> list:
-        """The augmented views of `images` (a list, one tensor per view)."""
+        """The augmented views of `images` (a list, one tensor per view, global ones first)."""
+        if _is_multi_crop(self.augmenter):
+            return list(self.augmenter(images, training=True))
         if isinstance(self.augmenter, tuple):
             return [layer(images, training=True) for layer in self.augmenter]
         views = self.augmenter(tf.concat([images, images], axis=0), training=True)
@@ -143,17 +165,37 @@ class TwoViewModel(RepresentationModel):
         return view_a, view_b
 
     def _at_encoder_size(self, view):
-        if tuple(view.shape[1:3]) != tuple(self.image_shape[:2]):
+        """A fixed-size encoder gets every view resized to its input size."""
+        if self.fixed_size_encoder and tuple(view.shape[1:3]) != tuple(self.image_shape[:2]):
             view = tf.image.resize(view, self.image_shape[:2], antialias=True)
         return view
 
     def encode_views(self, views, training: bool) -> list:
-        """Runs the encoder once per view size on the concatenated views; returns features."""
+        """Runs the encoder once per view size on the concatenated views of that size.
+
+        Views of one size share a pass (BatchNorm sees them together, as in SimCLR's code);
+        multi-crop's smaller local views get their own pass with an encoder that accepts
+        any size, or are resized to a fixed-size encoder's input.
+
+        Returns:
+            The features of each view, in the order of `views`.
+        """
         views = [self._at_encoder_size(view) for view in views]
-        if len(views) == 1:
-            return [self.encoder(views[0], training=training)]
-        features = self.encoder(tf.concat(views, axis=0), training=training)
-        return list(tf.split(features, len(views), axis=0))
+        groups = {}
+        for index, view in enumerate(views):
+            groups.setdefault(tuple(view.shape[1:3]), []).append(index)
+        features = [None] * len(views)
+        for indices in groups.values():
+            batch = (
+                views[indices[0]]
+                if len(indices) == 1
+                else tf.concat([views[i] for i in indices], axis=0)
+            )
+            outputs = self.encoder(batch, training=training)
+            parts = [outputs] if len(indices) == 1 else tf.split(outputs, len(indices), axis=0)
+            for index, part in zip(indices, parts, strict=True):
+                features[index] = part
+        return features
 
     def loss_on_views(self, views, training: bool):
         """Runs the encoder on the views and returns the method's loss and metrics."""
@@ -258,6 +300,11 @@ class TwoViewModel(RepresentationModel):
             if isinstance(self.augmenter, tuple)
             else [type(self.augmenter).__name__] * len(views)
         )
+        if _is_multi_crop(self.augmenter):
+            names = [
+                f"MultiCrop ({'global' if i < self.num_global_views else 'local'})"
+                for i in range(len(views))
+            ]
         for index, (view, name) in enumerate(zip(views, names, strict=True)):
             view_name = f"view {index} from augmenter {name}"
             dtype = tf.as_dtype(view.dtype)

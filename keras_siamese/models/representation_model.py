@@ -60,6 +60,45 @@ def resolve_sync_batch_norm(sync_batch_norm) -> bool:
     )
 
 
+def _image_shape(encoder: keras.Model, image_size) -> tuple[int, int, int]:
+    """The `(height, width, channels)` the model takes: the encoder's, or `image_size`'s."""
+    encoder_shape = tuple(encoder.input_shape[1:])
+    if encoder_shape[-1] is None:
+        raise ValueError(
+            "Argument `encoder` must have a known number of input channels. "
+            f"Received: encoder.input_shape={encoder.input_shape}"
+        )
+    if image_size is not None:
+        if isinstance(image_size, int) and not isinstance(image_size, bool):
+            image_size = (image_size, image_size)
+        if (
+            not isinstance(image_size, (tuple, list))
+            or len(image_size) != 2
+            or not all(isinstance(size, int) and not isinstance(size, bool) for size in image_size)
+            or min(image_size) < 1
+        ):
+            raise ValueError(
+                "Argument `image_size` must be (height, width) of positive integers or None. "
+                f"Received: image_size={image_size!r}"
+            )
+        image_size = tuple(image_size)
+    if None in encoder_shape[:2]:
+        if image_size is None:
+            raise ValueError(
+                "The encoder accepts images of any size, so the model needs the size of the "
+                "images it takes and serves: pass `image_size=(height, width)` (or build the "
+                "encoder with a fixed `input_shape`). "
+                f"Received: encoder.input_shape={encoder.input_shape}, image_size=None"
+            )
+        return (*image_size, encoder_shape[-1])
+    if image_size is not None and image_size != encoder_shape[:2]:
+        raise ValueError(
+            "Argument `image_size` must match the fixed input size of the encoder "
+            f"{encoder_shape[:2]} (or be None). Received: image_size={image_size}"
+        )
+    return encoder_shape
+
+
 class RepresentationModel(keras.Model):
     """Base class of the keras_siamese models: an encoder trained for its representation.
 
@@ -76,6 +115,9 @@ class RepresentationModel(keras.Model):
             synchronises every BatchNorm layer of the encoder and the heads whenever the model
             is built under a strategy with more than one replica in sync, so N replicas train
             as one device on the global batch; True or False force it.
+        image_size: `(height, width)` of the images the model takes and serves. Needed only
+            for an encoder that accepts any size (`input_shape=(None, None, C)`, e.g. for
+            multi-crop's smaller local views); for a fixed-size encoder it is that size.
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Raises:
@@ -99,23 +141,19 @@ class RepresentationModel(keras.Model):
         encoder: keras.Model,
         augmenter=None,
         sync_batch_norm: bool | str = "auto",
+        image_size: tuple[int, int] | None = None,
         **kwargs,
     ):
         encoder = encoders.adapt_encoder(encoder)
-        image_shape = tuple(encoder.input_shape[1:])
-        if any(size is None for size in image_shape):
-            raise ValueError(
-                "Argument `encoder` must have a fixed input shape (height, width, channels), "
-                "the size the model makes its inputs and that the export serves. Build it with "
-                "e.g. `input_shape=(32, 32, 3)`. "
-                f"Received: encoder.input_shape={encoder.input_shape}"
-            )
+        image_shape = _image_shape(encoder, image_size)
         synchronized = resolve_sync_batch_norm(sync_batch_norm)
         augmenter = self._check_augmenter(augmenter, image_shape)
         super().__init__(**kwargs)
         self.encoder = encoder
         self.augmenter = augmenter
         self.image_shape = image_shape
+        self.image_size = None if image_size is None else tuple(image_shape[:2])
+        self.fixed_size_encoder = None not in tuple(encoder.input_shape[1:3])
         self.feature_dim = int(encoder.output_shape[-1])
         self.sync_batch_norm = sync_batch_norm
         self.synchronized_batch_norm = synchronized
@@ -354,6 +392,7 @@ class RepresentationModel(keras.Model):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "augmenter": augmenter,
             "sync_batch_norm": self.sync_batch_norm,
+            "image_size": self.image_size,
         }
 
     @classmethod
