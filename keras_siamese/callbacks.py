@@ -12,7 +12,7 @@ import warnings
 
 import keras
 
-from keras_siamese import evaluation
+from keras_siamese import evaluation, validation
 
 
 class KNNMonitor(keras.callbacks.Callback):
@@ -47,6 +47,10 @@ class KNNMonitor(keras.callbacks.Callback):
         log_name: the key written into `logs`.
         verbose: 0 silent, 1 prints one line per evaluation, 2 also shows feature
             extraction progress bars.
+        input_scale: for a model that is not a keras_siamese model and does not start with
+            a `Rescaling` layer: the factor the stored images are multiplied by before the
+            model (`1 / 255` for an encoder taking [0, 1], `1.0` for a model taking them as
+            stored); see `keras_siamese.evaluation.FeatureExtractor`. None otherwise.
 
     Raises:
         TypeError: if an argument has the wrong type.
@@ -59,7 +63,7 @@ class KNNMonitor(keras.callbacks.Callback):
         >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
         >>> model.compile(optimizer="sgd", loss="mse")
         >>> points = (np.eye(2, dtype="float32"), np.array([0, 1]))
-        >>> monitor = KNNMonitor(points, points, k=1, verbose=0)
+        >>> monitor = KNNMonitor(points, points, k=1, verbose=0, input_scale=1.0)
         >>> history = model.fit(points[0], points[0], epochs=1, callbacks=[monitor], verbose=0)
         >>> "val_knn_accuracy" in history.history
         True
@@ -75,11 +79,12 @@ class KNNMonitor(keras.callbacks.Callback):
         batch_size: int = 256,
         log_name: str = "val_knn_accuracy",
         verbose: int = 1,
+        input_scale: float | None = None,
     ):
-        evaluation._check_knn_arguments(k, temperature)
-        evaluation._check_batch_size(batch_size)
-        evaluation._check_data(memory_data, "memory_data")
-        evaluation._check_data(query_data, "query_data")
+        evaluation.check_knn_arguments(k, temperature)
+        validation.check_integer("batch_size", batch_size)
+        evaluation.check_data(memory_data, "memory_data")
+        evaluation.check_data(query_data, "query_data")
         if isinstance(every, bool) or not isinstance(every, int):
             raise TypeError(f"Argument `every` must be an int. Received: every={every!r}")
         if every < 1:
@@ -99,20 +104,19 @@ class KNNMonitor(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.log_name = log_name
         self.verbose = verbose
-        self._predict = None
-        self._predict_model = None
+        self.input_scale = input_scale
+        self._extractor = None
 
     def _should_evaluate(self, epoch: int) -> bool:
         is_last = epoch + 1 == (self.params or {}).get("epochs")
         return is_last or (epoch + 1) % self.every == 0
 
-    def _predict_function(self):
-        # One tf.function per model: it follows the weights as they train, so it is traced
-        # once for the whole fit instead of once per evaluation.
-        if self._predict is None or self._predict_model is not self.model:
-            self._predict = evaluation._make_predict_function(self.model)
-            self._predict_model = self.model
-        return self._predict
+    def _feature_extractor(self):
+        # One traced function per model: it follows the weights as they train, so it is
+        # traced once for the whole fit instead of once per evaluation.
+        if self._extractor is None or self._extractor.model is not self.model:
+            self._extractor = evaluation.FeatureExtractor(self.model, self.input_scale)
+        return self._extractor
 
     def evaluate(self) -> float:
         """Returns the kNN accuracy of `self.model` with its current weights.
@@ -123,9 +127,8 @@ class KNNMonitor(keras.callbacks.Callback):
         Returns:
             The top-1 accuracy on `query_data`, in [0, 1].
         """
-        return evaluation._knn_accuracy_with(
-            self._predict_function(),
-            self.model,
+        return evaluation.knn_accuracy(
+            self._feature_extractor(),
             self.memory_data,
             self.query_data,
             k=self.k,
