@@ -19,22 +19,14 @@ Modules (one protocol each), re-exported here:
       `nearest_neighbors`.
 """
 
-# The underscored names are the private helpers keras_siamese.callbacks imported before
-# the public ones existed (check_data, FeatureExtractor, check_knn_arguments, knn_accuracy);
-# they go once it uses those.
-from keras_siamese.evaluation.features import (  # noqa: F401
+from keras_siamese.evaluation.features import (
     Data,
     FeatureExtractor,
-    _check_batch_size,
-    _check_data,
-    _make_predict_function,
     check_data,
     extract_features,
 )
 from keras_siamese.evaluation.fine_tune import fine_tune
-from keras_siamese.evaluation.knn import (  # noqa: F401
-    _check_knn_arguments,
-    _knn_accuracy_with,
+from keras_siamese.evaluation.knn import (
     check_knn_arguments,
     knn_accuracy,
     knn_predict,

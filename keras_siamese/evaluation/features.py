@@ -330,11 +330,3 @@ def extract_features(
     validation.check_integer("batch_size", batch_size)
     check_data(data)
     return FeatureExtractor(model, input_scale)(data, batch_size, progress)
-
-
-# The private names keras_siamese.callbacks imported; aliases until it uses the public ones.
-_check_data = check_data
-
-
-def _check_batch_size(batch_size: int) -> None:
-    validation.check_integer("batch_size", batch_size)

@@ -15,7 +15,6 @@ from keras_siamese import validation
 from keras_siamese.evaluation.features import (
     Data,
     FeatureExtractor,
-    _extract_with,
     check_data,
 )
 
@@ -242,36 +241,6 @@ def knn_accuracy(
         extractor = FeatureExtractor(model, input_scale)
     memory_features, memory_labels = extractor(memory, batch_size, progress)
     query_features, query_labels = extractor(queries, batch_size, progress)
-    predictions = knn_predict(
-        memory_features,
-        memory_labels,
-        query_features,
-        k=k,
-        temperature=temperature,
-        num_classes=num_classes,
-        chunk_size=chunk_size,
-    )
-    return float(np.mean(predictions == query_labels))
-
-
-# The private names keras_siamese.callbacks imported; aliases until it uses the public ones.
-_check_knn_arguments = check_knn_arguments
-
-
-def _knn_accuracy_with(
-    predict: Callable,
-    encoder: Callable,
-    memory: Data,
-    queries: Data,
-    k: int,
-    temperature: float,
-    batch_size: int,
-    num_classes: int | None,
-    chunk_size: int,
-    progress: bool,
-) -> float:
-    memory_features, memory_labels = _extract_with(predict, encoder, memory, batch_size, progress)
-    query_features, query_labels = _extract_with(predict, encoder, queries, batch_size, progress)
     predictions = knn_predict(
         memory_features,
         memory_labels,
