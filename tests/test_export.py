@@ -414,7 +414,7 @@ def test_load_for_inference_bad_input(exported, tmp_path):
     message = r"\(N,\) \+ \(16, 16, 1\).*Received: images.shape=\(16, 16, 1\)"
     with pytest.raises(ValueError, match=message):
         model.embed(images[0])
-    with pytest.raises(ValueError, match=r"at least 1.*Received: batch_size=0"):
+    with pytest.raises(ValueError, match=r"integer >= 1.*Received: batch_size=0"):
         model.embed(images, batch_size=0)
     with pytest.raises(TypeError, match=r"`batch_size` must be an integer"):
         model.embed(images, batch_size=2.5)

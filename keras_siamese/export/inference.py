@@ -8,12 +8,12 @@ through the signatures and returns NumPy outputs.
 from __future__ import annotations
 
 import json
-import numbers
 import os
 
 import numpy as np
 import tensorflow as tf
 
+from keras_siamese import validation
 from keras_siamese.export import module as module_lib
 from keras_siamese.export.writer import numeric_versions
 
@@ -34,14 +34,6 @@ def _saved_model_dir(path: str) -> str:
         "with numeric version sub-directories, as written by `export_for_serving`. "
         f"Received: path={path!r}"
     )
-
-
-def _check_batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError(f"`batch_size` must be an integer. Received: batch_size={batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be at least 1. Received: batch_size={batch_size}")
-    return int(batch_size)
 
 
 class InferenceModel:
@@ -127,7 +119,7 @@ class InferenceModel:
     @staticmethod
     def _run(signature, inputs: dict, batch_size: int, empty: dict) -> dict:
         """Runs `signature` on chunks of the (equally long) `inputs`; concatenates outputs."""
-        batch_size = _check_batch_size(batch_size)
+        batch_size = validation.check_integer("batch_size", batch_size)
         count = len(next(iter(inputs.values())))
         chunks = [
             {
