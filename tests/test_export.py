@@ -13,42 +13,32 @@ import tensorflow as tf
 from conftest import random_images, tiny_encoder
 
 from keras_siamese.export import InferenceModel, export_for_serving, load_for_inference
+from keras_siamese.models import RepresentationModel
 
 IMAGE_SHAPE = (16, 16, 1)
 
 
-class StandInTrainer(keras.Model):
-    """Stands in for SimCLR/SimSiam: an encoder, a projection head, and `embedding_model()`.
+class StandInTrainer(RepresentationModel):
+    """Stands in for SimCLR/SimSiam: an encoder, a projection head, and the shared base.
 
-    `call` returns the representation (as the real models' `predict` does); the head is used
-    only by `train_step`, so after `fit` the trainer has head weights and optimizer slots that
-    must not reach the export.
+    `call` returns the representation; the head is used only by the training step, so after
+    `fit` the trainer has head weights and optimizer slots that must not reach the export.
     """
 
     def __init__(self, image_shape=IMAGE_SHAPE, **kwargs):
-        super().__init__(**kwargs)
-        self.image_shape = tuple(image_shape)
-        self.rescaling = keras.layers.Rescaling(1 / 255)
-        self.encoder = tiny_encoder(self.image_shape)
+        super().__init__(tiny_encoder(tuple(image_shape)), **kwargs)
         self.head = keras.layers.Dense(4)
+        self.head.build((None, self.feature_dim))
 
-    def build(self, input_shape):
-        self.head.build((None, self.encoder.output_shape[-1]))
+    def prepare_batch(self, data, training):
+        return self.preprocess(data)
 
-    def call(self, images, training=False):
-        return self.encoder(self.rescaling(images), training=training)
+    def loss_on_batch(self, images, training):
+        projections = self.head(self.embed(images, training=training))
+        return tf.reduce_mean(tf.square(projections - 1.0)), {}
 
-    def train_step(self, images):
-        with tf.GradientTape() as tape:
-            projections = self.head(self(images, training=True))
-            loss = tf.reduce_mean(tf.square(projections - 1.0))
-        gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
-        return {"loss": loss}
-
-    def embedding_model(self):
-        inputs = keras.Input(self.image_shape)
-        return keras.Model(inputs, self.encoder(self.rescaling(inputs)), name="embedding")
+    def _check_inputs(self, x, y, batch_size, validation_data=None):
+        pass
 
 
 def trained_stand_in():

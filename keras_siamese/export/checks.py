@@ -62,7 +62,14 @@ def resolve_embedding_model(model: keras.Model) -> keras.Model:
         )
     if not isinstance(model, RepresentationModel):
         return model
-    return model.embedding_model()
+    embedding_model = model.embedding_model()
+    if not isinstance(embedding_model, keras.Model):
+        raise TypeError(
+            "`model.embedding_model()` must return a `keras.Model`. "
+            f"Received: embedding_model={embedding_model!r} of type "
+            f"{type(embedding_model).__name__}"
+        )
+    return embedding_model
 
 
 def model_distance(model: keras.Model) -> tuple[str, bool]:
