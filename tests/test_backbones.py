@@ -242,3 +242,48 @@ def test_resnet_takes_any_channel_count_and_round_trips(channels, tmp_path):
     np.testing.assert_allclose(
         reload(encoder, tmp_path)(images, training=False).numpy(), features, atol=1e-6
     )
+
+
+# ----------------------------------------------------------------------------- in a model
+
+
+def hub_encoder():
+    keras_hub = pytest.importorskip("keras_hub")
+    converter = keras_hub.layers.ImageConverter(scale=1 / 127.5, offset=-1.0)
+    return encoders.from_keras_hub(tiny_hub_backbone(keras_hub), converter)
+
+
+def applications_encoder():
+    return encoders.from_keras_applications("ResNet50V2", input_shape=(32, 32, 3))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [hub_encoder, pytest.param(applications_encoder, marks=pytest.mark.slow)],
+    ids=["keras_hub", "ResNet50V2"],
+)
+def test_backbone_trains_a_simclr_step_reloads_and_serves_the_same_embedding(build, tmp_path):
+    import tensorflow as tf
+
+    import keras_siamese as ks
+
+    encoder = build()
+    shape = encoder.input_shape[1:]
+    images = np.random.default_rng(0).integers(0, 256, (8, *shape)).astype("uint8")
+    model = ks.SimCLR(encoder, projection_dims=(32, 16), temperature=0.5)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    before = [weight.numpy().copy() for weight in encoder.trainable_weights]
+    history = model.fit(tf.data.Dataset.from_tensors(images), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    changed = [not np.allclose(b, w.numpy()) for b, w in zip(before, encoder.trainable_weights,
+                                                                strict=True)]
+    assert sum(changed) > len(changed) // 2
+
+    features = np.asarray(model(images, training=False))
+    reloaded = reload(model, tmp_path, "simclr.keras")
+    np.testing.assert_allclose(np.asarray(reloaded(images, training=False)), features, atol=1e-5)
+    version_dir = ks.export.export_for_serving(model, tmp_path / "export")
+    serving = tf.saved_model.load(version_dir).signatures["serving_default"]
+    served = serving(images=tf.constant(images))["embedding"].numpy()
+    expected = features / np.linalg.norm(features, axis=-1, keepdims=True)
+    np.testing.assert_allclose(served, expected, atol=1e-5)
