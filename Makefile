@@ -6,13 +6,16 @@ DATA_DIR := /usr/share/datasets/fashion-mnist
 
 .PHONY: demo test install data clean
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[cpu,dev]"
 	# TF Serving's protos for the warm-up file; --no-deps because the package
 	# declares the full `tensorflow`, which would install a second TensorFlow.
 	$(PY) -m pip install --quiet --no-deps tensorflow-serving-api
+	# KerasHub backbones (encoders.from_keras_hub); --no-deps because keras-hub's
+	# tensorflow-text dependency would also install the full `tensorflow`.
+	$(PY) -m pip install --quiet --no-deps keras-hub tokenizers sentencepiece
 	touch $@
 
 install: $(VENV)/.installed
