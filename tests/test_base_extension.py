@@ -1,7 +1,7 @@
 """A third two-view method in one short class: the base needs nothing more than this.
 
-`BarlowTwins` below (Zbontar et al. 2021, https://arxiv.org/abs/2103.03230) is the whole
-method: its metric names, its head, its loss and its config. Views, the single encoder
+`MinimalBarlowTwins` below (Zbontar et al. 2021, https://arxiv.org/abs/2103.03230) is the
+whole method: its metric names, its head, its loss and its config. Views, the single encoder
 pass, train/test steps, trackers, input checks, `call`, export and `.keras` saving all
 come from `keras_siamese.models.base.TwoViewModel`.
 """
@@ -18,8 +18,8 @@ from keras_siamese.models.base import TwoViewModel, normalized_std
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese_tests")
-class BarlowTwins(TwoViewModel):
-    """Barlow Twins: the cross-correlation of the two views' projections pushed to identity.
+class MinimalBarlowTwins(TwoViewModel):
+    """Barlow Twins in a few lines (the package's own is `keras_siamese.models.BarlowTwins`).
 
     Loss: `sum_i (1 - C_ii)^2 + redundancy_weight * sum_{i != j} C_ij^2`, where `C` is
     the cross-correlation matrix of the batch-standardised projections of the two views.
@@ -80,12 +80,12 @@ def numpy_barlow_twins(z_a, z_b, redundancy_weight):
 
 
 def test_the_method_defines_only_its_heads_loss_and_config():
-    defined = {name for name in vars(BarlowTwins) if not name.startswith("__")}
+    defined = {name for name in vars(MinimalBarlowTwins) if not name.startswith("__")}
     assert defined == {"metric_names", "loss_on_features", "get_config"}
 
 
 def test_barlow_twins_loss_matches_numpy():
-    model = BarlowTwins(tiny_encoder(), projection_dims=(8, 6))
+    model = MinimalBarlowTwins(tiny_encoder(), projection_dims=(8, 6))
     rng = np.random.default_rng(0)
     features_a, features_b = rng.normal(size=(2, 16, model.feature_dim)).astype("float32")
     loss, values = model.loss_on_features(features_a, features_b, training=False)
@@ -96,7 +96,7 @@ def test_barlow_twins_loss_matches_numpy():
 
 
 def test_barlow_twins_trains_a_step_and_round_trips_through_keras_file(tmp_path):
-    model = BarlowTwins(tiny_encoder(), projection_dims=(16, 8))
+    model = MinimalBarlowTwins(tiny_encoder(), projection_dims=(16, 8))
     # Every head variable exists before fit, so the optimizer is built on all of them.
     assert len(model.projector.trainable_variables) == 5
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
@@ -115,7 +115,7 @@ def test_barlow_twins_trains_a_step_and_round_trips_through_keras_file(tmp_path)
     path = str(tmp_path / "barlow_twins.keras")
     model.save(path)
     restored = keras.saving.load_model(path)  # no custom_objects: the class is registered
-    assert isinstance(restored, BarlowTwins)
+    assert isinstance(restored, MinimalBarlowTwins)
     assert json.dumps(restored.get_config(), sort_keys=True) == json.dumps(
         model.get_config(), sort_keys=True
     )
