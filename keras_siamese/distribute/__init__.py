@@ -13,11 +13,16 @@ Modules, re-exported here:
     - `strategies`: `get_strategy`.
     - `precision`: `set_mixed_precision`.
     - `workers`: `is_chief`, `worker_directory`, `collective_safe`, `step_logs`.
-    - `batch_norm`: `batch_norm_layers`, `convert_to_sync_batch_norm`.
+    - `batch_norm`: `batch_norm_layers`, `convert_to_sync_batch_norm`,
+      `resolve_sync_batch_norm`.
     - `report`: `global_batch_size`, `DistributionReport`, `distribution_report`.
 """
 
-from keras_siamese.distribute.batch_norm import batch_norm_layers, convert_to_sync_batch_norm
+from keras_siamese.distribute.batch_norm import (
+    batch_norm_layers,
+    convert_to_sync_batch_norm,
+    resolve_sync_batch_norm,
+)
 from keras_siamese.distribute.precision import MIXED_PRECISION_NAMES, set_mixed_precision
 from keras_siamese.distribute.replicas import (
     all_gather,
@@ -59,6 +64,7 @@ __all__ = [
     "num_replicas",
     "replica_id",
     "replica_seed",
+    "resolve_sync_batch_norm",
     "scale_for_replicas",
     "set_mixed_precision",
     "step_logs",

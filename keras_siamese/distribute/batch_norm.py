@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 
 def _named_layers(layer: keras.layers.Layer, prefix: str = ""):
@@ -65,3 +66,31 @@ def convert_to_sync_batch_norm(model: keras.layers.Layer) -> keras.layers.Layer:
     for layer in batch_norm_layers(model).values():
         layer.synchronized = True
     return model
+
+
+def resolve_sync_batch_norm(sync_batch_norm) -> bool:
+    """Whether BatchNorm is synchronised: `"auto"` means "when more than one replica is in sync".
+
+    Args:
+        sync_batch_norm: `"auto"`, True or False.
+
+    Returns:
+        True for global ("synchronised") BatchNorm.
+
+    Raises:
+        ValueError: for any other value.
+
+    Example:
+        >>> with keras_siamese.distribute.get_strategy("cpu:2").scope():
+        ...     resolve_sync_batch_norm("auto")
+        True
+    """
+    if sync_batch_norm == "auto":
+        return tf.distribute.get_strategy().num_replicas_in_sync > 1
+    if isinstance(sync_batch_norm, bool):
+        return sync_batch_norm
+    raise ValueError(
+        'Argument `sync_batch_norm` must be "auto" (synchronised when more than one replica '
+        "is in sync), True or False. "
+        f"Received: sync_batch_norm={sync_batch_norm!r}"
+    )

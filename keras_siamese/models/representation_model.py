@@ -32,34 +32,6 @@ from keras_siamese.similarity import check_distance, pair_distance, score_from_d
 _REFUSED_COMPILE_ARGUMENTS = ("loss", "metrics", "loss_weights", "weighted_metrics")
 
 
-def resolve_sync_batch_norm(sync_batch_norm) -> bool:
-    """Whether BatchNorm is synchronised: `"auto"` means "when more than one replica is in sync".
-
-    Args:
-        sync_batch_norm: `"auto"`, True or False.
-
-    Returns:
-        True for global ("synchronised") BatchNorm.
-
-    Raises:
-        ValueError: for any other value.
-
-    Example:
-        >>> with keras_siamese.distribute.get_strategy("cpu:2").scope():
-        ...     resolve_sync_batch_norm("auto")
-        True
-    """
-    if sync_batch_norm == "auto":
-        return tf.distribute.get_strategy().num_replicas_in_sync > 1
-    if isinstance(sync_batch_norm, bool):
-        return sync_batch_norm
-    raise ValueError(
-        'Argument `sync_batch_norm` must be "auto" (synchronised when more than one replica '
-        "is in sync), True or False. "
-        f"Received: sync_batch_norm={sync_batch_norm!r}"
-    )
-
-
 def _image_shape(encoder: keras.Model, image_size) -> tuple[int, int, int]:
     """The `(height, width, channels)` the model takes: the encoder's, or `image_size`'s."""
     encoder_shape = tuple(encoder.input_shape[1:])
@@ -146,7 +118,7 @@ class RepresentationModel(keras.Model):
     ):
         encoder = encoders.adapt_encoder(encoder)
         image_shape = _image_shape(encoder, image_size)
-        synchronized = resolve_sync_batch_norm(sync_batch_norm)
+        synchronized = distribute.resolve_sync_batch_norm(sync_batch_norm)
         augmenter = self._check_augmenter(augmenter, image_shape)
         super().__init__(**kwargs)
         self.encoder = encoder
