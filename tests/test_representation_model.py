@@ -190,3 +190,15 @@ def test_an_encoder_of_any_size_takes_image_size_and_sees_views_at_their_size(tm
     restored = keras.saving.load_model(path)
     assert restored.image_shape == (16, 16, 1)
     np.testing.assert_allclose(restored(random_images(2)), model(random_images(2)), rtol=1e-5)
+
+
+def test_fit_on_a_dataset_does_not_warn_about_shuffling():
+    import warnings
+
+    model = tiny_simclr()
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    dataset = tf.data.Dataset.from_tensor_slices(random_images(16)).batch(8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(dataset, epochs=1, verbose=0)
+    assert not [w for w in caught if "shuffle" in str(w.message)], [str(w.message) for w in caught]

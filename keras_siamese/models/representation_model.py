@@ -323,6 +323,9 @@ class RepresentationModel(keras.Model):
         self._global_batch_size = distribute.global_batch_size(x, batch_size)
         if kwargs.get("verbose", "auto") != 0:
             io_utils.print_msg(str(self.distribution_report()))
+        if isinstance(x, tf.data.Dataset):
+            # A dataset shuffles itself; Keras' default shuffle=True only warns about it.
+            kwargs.setdefault("shuffle", False)
         x = distribute.collective_safe(x, self.distribute_strategy)
         validation_data = distribute.collective_safe(validation_data, self.distribute_strategy)
         return super().fit(x, y, batch_size=batch_size, validation_data=validation_data, **kwargs)
