@@ -52,7 +52,7 @@ _SUBMODULES = (
     "optimizers",
     "sampling",
 )
-_MODELS = ("SiameseNetwork", "SimCLR", "SimSiam")
+_MODELS = ("BYOL", "DINO", "MoCo", "SiameseNetwork", "SimCLR", "SimSiam")
 __all__ = [*_MODELS, *_SUBMODULES]
 _loaded = False
 

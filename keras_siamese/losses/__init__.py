@@ -13,10 +13,14 @@ Modules, re-exported here:
     - `negative_cosine` (SimSiam): `negative_cosine`, `NegativeCosine`.
     - `contrastive` (Siamese pairs): `contrastive_margin`, `ContrastiveMargin`.
     - `triplet` (Siamese triplets, online mining): `triplet_loss`, `TripletLoss`.
+    - `info_nce` (MoCo v2 with a queue, v3 in-batch): `info_nce`, `InfoNCE`.
+    - `dino` (DINO's self-distillation): `dino`, `DINOLoss`.
     - `_checks`: the shape checks they share (argument values: `keras_siamese.validation`).
 """
 
 from keras_siamese.losses.contrastive import ContrastiveMargin, contrastive_margin
+from keras_siamese.losses.dino import DINOLoss, dino
+from keras_siamese.losses.info_nce import InfoNCE, info_nce
 from keras_siamese.losses.negative_cosine import NegativeCosine, negative_cosine
 from keras_siamese.losses.nt_xent import LARGE_NEGATIVE, NTXent, nt_xent
 from keras_siamese.losses.triplet import MINING_MODES, TripletLoss, triplet_loss
@@ -25,10 +29,14 @@ __all__ = [
     "LARGE_NEGATIVE",
     "MINING_MODES",
     "ContrastiveMargin",
+    "DINOLoss",
+    "InfoNCE",
     "NTXent",
     "NegativeCosine",
     "TripletLoss",
     "contrastive_margin",
+    "dino",
+    "info_nce",
     "negative_cosine",
     "nt_xent",
     "triplet_loss",

@@ -2,12 +2,30 @@
 
 - `RepresentationModel` (representation_model.py): what every model shares.
 - `TwoViewModel` (base.py): the multi-view base of the self-supervised methods.
+- `MomentumModel` (momentum.py): the base of BYOL, MoCo and DINO (a moving-average target).
 """
 
 from keras_siamese.models.base import TwoViewModel
+from keras_siamese.models.byol import BYOL
+from keras_siamese.models.dino import DINO, DINOHead
+from keras_siamese.models.moco import MoCo, MoCoProjectionHead
+from keras_siamese.models.momentum import MomentumModel, MomentumUpdate
 from keras_siamese.models.representation_model import RepresentationModel
 from keras_siamese.models.siamese import SiameseNetwork
 from keras_siamese.models.simclr import SimCLR
 from keras_siamese.models.simsiam import SimSiam
 
-__all__ = ["RepresentationModel", "SiameseNetwork", "SimCLR", "SimSiam", "TwoViewModel"]
+__all__ = [
+    "BYOL",
+    "DINO",
+    "DINOHead",
+    "MoCo",
+    "MoCoProjectionHead",
+    "MomentumModel",
+    "MomentumUpdate",
+    "RepresentationModel",
+    "SiameseNetwork",
+    "SimCLR",
+    "SimSiam",
+    "TwoViewModel",
+]
