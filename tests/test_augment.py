@@ -1,6 +1,7 @@
-"""Tests of keras_siamese.augment: value range, per-image randomness, crop statistics against
-the analytic Inception-crop distribution, probabilities, blur against scipy, config, errors and
-per-replica randomness under MirroredStrategy."""
+"""Tests of `SimCLRAugmenter` and the crop: value range, per-image randomness, crop statistics
+against the analytic Inception-crop distribution, probabilities, blur against scipy, config,
+errors and per-replica randomness under MirroredStrategy. The operations alone are tested in
+test_augment_ops.py, the recipes in test_augment_recipes.py."""
 
 import json
 import math
@@ -16,7 +17,7 @@ import tensorflow as tf
 from conftest import random_images
 
 from keras_siamese import augment
-from keras_siamese.augment import SimCLRAugmenter
+from keras_siamese.augment import SimCLRAugmenter, random_resized_crop
 
 LOG_ASPECT = (math.log(3 / 4), math.log(4 / 3))
 # Switches every random operation off except the ones a test turns back on.
@@ -67,12 +68,37 @@ def analytic_inception_crop_mean_area(area, log_aspect, tries=10):
     return (1.0 - p_fallback) * mean_area_given_fit + p_fallback * 1.0
 
 
+def analytic_inception_crop_cdfs(area, log_aspect, tries=10):
+    """The Inception crop on a square image, analytically: (P(fallback), area CDF, log-aspect CDF).
+
+    Given that a try fits, its area has density proportional to P(fit | a) (uniform prior)
+    and its log aspect density proportional to P(fit | l) = P(a <= exp(-|l|)). The CDFs are
+    of the kept box given that some try fitted (the fallback keeps the whole image).
+    """
+    low, high = log_aspect
+    grid_a = np.linspace(area[0], area[1], 100_001)
+    bound = -np.log(grid_a)
+    fit_given_a = np.clip(np.minimum(bound, high) - np.maximum(-bound, low), 0.0, None) / (
+        high - low
+    )
+    p_fit = fit_given_a.mean()
+    area_cdf = np.cumsum(fit_given_a) / fit_given_a.sum()
+    grid_l = np.linspace(low, high, 100_001)
+    fit_given_l = np.clip((np.exp(-np.abs(grid_l)) - area[0]) / (area[1] - area[0]), 0.0, 1.0)
+    aspect_cdf = np.cumsum(fit_given_l) / fit_given_l.sum()
+    return (
+        (1.0 - p_fit) ** tries,
+        lambda x: np.interp(x, grid_a, area_cdf),
+        lambda x: np.interp(x, grid_l, aspect_cdf),
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # Output format and value range
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("channels", [1, 3, 4])
 @pytest.mark.parametrize("blur", [False, True])
 def test_output_dtype_range_and_shape(channels, blur):
     layer = SimCLRAugmenter((12, 10), channels=channels, blur=blur, blur_probability=1.0, seed=1)
@@ -189,6 +215,26 @@ def test_crop_boxes_mean_area_matches_the_inception_crop_distribution():
     assert abs(area.mean() - expected) < 5 * standard_error
 
 
+def test_crop_boxes_area_and_aspect_follow_the_analytic_distribution():
+    """Kolmogorov-Smirnov tests of the kept boxes against the analytic Inception crop."""
+    stats = pytest.importorskip("scipy.stats")
+    area_range = (0.5, 1.0)  # large areas: many rejected tries and some fallbacks
+    boxes = augment.crop_boxes(tf.constant([7, 8]), 20_000, area_range, LOG_ASPECT).numpy()
+    y0, x0, y1, x1 = boxes.T.astype("float64")
+    height, width = y1 - y0, x1 - x0
+    whole = (height > 1 - 1e-6) & (width > 1 - 1e-6)
+    p_fallback, area_cdf, aspect_cdf = analytic_inception_crop_cdfs(area_range, LOG_ASPECT)
+    # A box fitting exactly (area 1, aspect 1) has probability 0: "whole" means fallback.
+    assert abs(whole.mean() - p_fallback) < 5 * math.sqrt(p_fallback * (1 - p_fallback) / 20_000)
+    kept_area = (height * width)[~whole]
+    kept_log_aspect = np.log(width / height)[~whole]
+    assert stats.kstest(kept_area, area_cdf).pvalue > 1e-3
+    assert stats.kstest(kept_log_aspect, aspect_cdf).pvalue > 1e-3
+    # Control: the untruncated uniform area is rejected.
+    uniform = stats.uniform(area_range[0], area_range[1] - area_range[0]).cdf
+    assert stats.kstest(kept_area, uniform).pvalue < 1e-6
+
+
 def test_crop_boxes_fall_back_to_the_whole_image():
     # Area 1 fits only for aspect ratio exactly 1: every try fails.
     boxes = augment.crop_boxes(tf.constant([0, 1]), 64, (1.0, 1.0), LOG_ASPECT).numpy()
@@ -297,6 +343,9 @@ def test_gaussian_blur_matches_scipy():
     sigma = np.array([0.3, 1.0, 1.7, 2.0], "float32")
     kernel_size = 5
     blurred = augment.gaussian_blur(tf.constant(images), tf.constant(sigma), kernel_size).numpy()
+    # Under XLA the same sums are written as shifted copies.
+    compiled = tf.function(lambda x, s: augment.gaussian_blur(x, s, kernel_size), jit_compile=True)
+    blurred_xla = compiled(tf.constant(images), tf.constant(sigma)).numpy()
     expected = np.empty_like(images, dtype="float64")
     for index, image in enumerate(images.astype("float64")):
         # Zero padding ('SAME' convolution), a window of radius 2, normalised over the window.
@@ -307,6 +356,7 @@ def test_gaussian_blur_matches_scipy():
             rows, sigma[index], axis=1, mode="constant", radius=kernel_size // 2
         )
     np.testing.assert_allclose(blurred, expected, atol=1e-5)
+    np.testing.assert_allclose(blurred_xla, expected, atol=1e-5)
 
 
 def test_blur_probability():
@@ -357,6 +407,8 @@ def test_get_config_round_trip():
         jitter_probability=0.7,
         grayscale_probability=0.1,
         blur_probability=0.25,
+        solarize_probability=0.3,
+        color_jitter=(0.4, 0.4, 0.2, 0.1),
         seed=11,
         name="views",
     )
@@ -371,6 +423,8 @@ def test_get_config_round_trip():
         "jitter_probability": 0.7,
         "grayscale_probability": 0.1,
         "blur_probability": 0.25,
+        "solarize_probability": 0.3,
+        "color_jitter": (0.4, 0.4, 0.2, 0.1),
         "seed": 11,
         "name": "views",
     }.items():
@@ -394,6 +448,9 @@ def test_factories():
     assert (simsiam.image_size, simsiam.channels) == ((24, 24), 1)
     assert (simsiam.crop_area, simsiam.strength) == ((0.2, 1.0), 0.5)
     assert augment.simsiam_augmenter(24, crop_area=(0.5, 1.0)).crop_area == (0.5, 1.0)
+    # The old keywords still reach the layer.
+    old = augment.simclr_augmenter(28, channels=1, strength=0.3, blur=True, crop_area=(0.25, 1.0))
+    assert (old.strength, old.blur, old.crop_area) == (0.3, True, (0.25, 1.0))
 
 
 # ---------------------------------------------------------------------------------------
@@ -402,32 +459,37 @@ def test_factories():
 
 
 @pytest.mark.parametrize(
-    "arguments, match",
+    "arguments, error, match",
     [
-        ({"channels": 2}, r"`channels` must be 1 or 3.*Received: channels=2"),
-        ({"crop_area": (0.9, 0.2)}, r"`crop_area`.*Received: crop_area=\(0\.9, 0\.2\)"),
-        ({"crop_area": (0.0, 1.0)}, r"`crop_area`"),
-        ({"crop_area": (0.5, 1.5)}, r"`crop_area`"),
-        ({"jitter_probability": 1.5}, r"`jitter_probability`.*Received: jitter_probability=1.5"),
-        ({"grayscale_probability": -0.1}, r"`grayscale_probability`.*Received"),
-        ({"blur_probability": 2}, r"`blur_probability`.*Received: blur_probability=2"),
-        ({"strength": 2.0}, r"`strength`.*Received: strength=2.0"),
-        ({"image_size": 0}, r"`image_size`.*Received: image_size=\(0, 0\)"),
-        ({"image_size": (16,)}, r"`image_size`.*Received"),
-        ({"image_size": (16.0, 16)}, r"`image_size`.*Received"),
-        ({"image_size": None}, r"`image_size`.*Received: image_size=None"),
-        ({"image_size": True}, r"`image_size`.*Received: image_size=True"),
-        ({"channels": True}, r"`channels`.*Received: channels=True"),
-        ({"crop_area": 0.5}, r"`crop_area`.*Received: crop_area=0.5"),
-        ({"crop_area": ("a", 1.0)}, r"`crop_area`.*Received: crop_area=\('a', 1.0\)"),
-        ({"jitter_probability": "high"}, r"`jitter_probability`.*Received"),
-        ({"jitter_probability": None}, r"`jitter_probability`.*Received"),
-        ({"strength": "strong"}, r"`strength`.*Received: strength='strong'"),
+        ({"channels": 0}, ValueError, r"`channels` must be an integer >= 1.*Received: channels=0"),
+        ({"channels": True}, TypeError, r"`channels`.*Received: channels=True"),
+        ({"crop_area": (0.9, 0.2)}, ValueError, r"`crop_area`.*Received: crop_area=\(0\.9, 0\.2\)"),
+        ({"crop_area": (0.0, 1.0)}, ValueError, r"`crop_area`"),
+        ({"crop_area": (0.5, 1.5)}, ValueError, r"`crop_area`"),
+        ({"crop_area": 0.5}, ValueError, r"`crop_area`.*Received: crop_area=0.5"),
+        ({"crop_area": ("a", 1.0)}, TypeError, r"`crop_area` must be a number.*Received"),
+        ({"jitter_probability": 1.5}, ValueError, r"`jitter_probability`.*Received: jitter_prob"),
+        ({"grayscale_probability": -0.1}, ValueError, r"`grayscale_probability`.*Received"),
+        ({"blur_probability": 2}, ValueError, r"`blur_probability`.*Received: blur_probability=2"),
+        ({"solarize_probability": 1.1}, ValueError, r"`solarize_probability`.*Received"),
+        ({"jitter_probability": "high"}, TypeError, r"`jitter_probability`.*Received"),
+        ({"jitter_probability": None}, TypeError, r"`jitter_probability`.*Received"),
+        ({"strength": 2.0}, ValueError, r"`strength`.*Received: strength=2.0"),
+        ({"strength": "strong"}, TypeError, r"`strength`.*Received: strength='strong'"),
+        ({"color_jitter": (0.4, 0.4)}, ValueError, r"`color_jitter` must be 4 amounts.*Received"),
+        ({"color_jitter": (0.4, 0.4, 0.4, 0.6)}, ValueError, r"hue amount.*Received"),
+        ({"image_size": 0}, ValueError, r"`image_size`.*Received: image_size=0"),
+        ({"image_size": (16,)}, ValueError, r"`image_size`.*Received"),
+        ({"image_size": (16.0, 16)}, ValueError, r"`image_size`.*Received"),
+        ({"image_size": None}, ValueError, r"`image_size`.*Received: image_size=None"),
+        ({"image_size": True}, ValueError, r"`image_size`.*Received: image_size=True"),
+        ({"blur": "yes"}, TypeError, r"`blur` must be a bool.*Received: blur='yes'"),
+        ({"seed": -1}, ValueError, r"`seed`.*Received: seed=-1"),
     ],
 )
-def test_bad_arguments_raise(arguments, match):
+def test_bad_arguments_raise(arguments, error, match):
     arguments = {"image_size": 16, **arguments}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         SimCLRAugmenter(**arguments)
 
 
@@ -435,7 +497,7 @@ def test_bad_images_raise():
     layer = SimCLRAugmenter(16, channels=3)
     with pytest.raises(ValueError, match=r"3 channels.*images.shape=\(2, 16, 16, 1\)"):
         layer(random_images(2, (16, 16, 1)))
-    with pytest.raises(ValueError, match=r"\(batch, height, width, channels\).*\(16, 16, 3\)"):
+    with pytest.raises(ValueError, match=r"batch.*images.shape=\(16, 16, 3\)"):
         layer(random_images(1, (16, 16, 3))[0])
     with pytest.raises(TypeError, match=r"uint8 or float.*images.dtype=string"):
         layer(random_images(2, (16, 16, 3)).astype(str))
@@ -471,12 +533,21 @@ REPLICA_SCRIPT = textwrap.dedent(
         first, second = strategy.experimental_local_results(step(images))
         return float(np.abs(first.numpy() - second.numpy()).max()), first.shape
 
+    def replica_views_array():
+        with strategy.scope():
+            layer = SimCLRAugmenter(16, channels=3, seed=3)
+        step = tf.function(lambda x: strategy.run(lambda y: layer(y, training=True), args=(x,)))
+        return np.stack([v.numpy() for v in strategy.experimental_local_results(step(images))])
+
     difference, shape = replica_views()
+    # The same seed gives the same views on each replica.
+    reproduced = float(np.abs(replica_views_array() - replica_views_array()).max())
     # Control: without the replica fold-in both replicas draw the same views.
     distribute.replica_seed = lambda seed: tf.cast(seed, tf.int32)
     control, _ = replica_views()
     print(json.dumps({"replicas": strategy.num_replicas_in_sync, "shape": list(shape),
-                      "difference": difference, "control": control}))
+                      "difference": difference, "control": control,
+                      "reproduced": reproduced}))
     """
 )
 
@@ -495,13 +566,15 @@ def test_replicas_draw_different_views_of_the_same_images():
     assert report["replicas"] == 2
     assert report["shape"] == [4, 16, 16, 3]
     assert report["difference"] > 0.1
+    assert report["reproduced"] == 0.0
     assert report["control"] == 0.0
 
 
+@pytest.mark.parametrize("source", [(12, 10), (80, 70)], ids=["matmul", "gather"])
 @pytest.mark.parametrize("size", [(16, 16), (7, 5), (1, 3)])
-def test_crop_and_resize_equals_tensorflow_kernel(size):
+def test_crop_and_resize_xla_formulations_equal_the_tensorflow_kernel(source, size):
     rng = np.random.default_rng(3)
-    images = tf.constant(rng.uniform(0, 1, (5, 12, 10, 3)).astype("float32"))
+    images = tf.constant(rng.uniform(0, 1, (5, *source, 3)).astype("float32"))
     corners = rng.uniform(0, 1, (5, 4)).astype("float32")
     boxes = np.concatenate(
         [np.minimum(corners[:, :2], corners[:, 2:]), np.maximum(corners[:, :2], corners[:, 2:])],
@@ -509,8 +582,13 @@ def test_crop_and_resize_equals_tensorflow_kernel(size):
     )
     boxes[0] = [0.0, 0.0, 1.0, 1.0]
     expected = tf.image.crop_and_resize(images, boxes, tf.range(5), size)
-    actual = augment.crop_and_resize(images, tf.constant(boxes), size)
-    np.testing.assert_allclose(actual.numpy(), expected.numpy(), atol=1e-5)
+    formulation = random_resized_crop._crop_and_resize_xla(images, tf.constant(boxes), size)
+    np.testing.assert_allclose(formulation.numpy(), expected.numpy(), atol=1e-5)
+    # Under XLA the public function takes that path and compiles.
+    compiled = tf.function(lambda x, b: augment.crop_and_resize(x, b, size), jit_compile=True)
+    # XLA fuses multiply-adds: a few ulps more than the kernel, far below 1/255.
+    np.testing.assert_allclose(compiled(images, boxes).numpy(), expected.numpy(), atol=1e-4)
+    np.testing.assert_array_equal(augment.crop_and_resize(images, boxes, size), expected)
 
 
 def test_augmenter_compiles_under_xla():
