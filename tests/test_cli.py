@@ -115,7 +115,10 @@ def test_help_command_form(capsys):
         (["train", "--learning_rate=fast"], "--learning_rate must be 'auto' or a number"),
         (["train", "--weight_decay=-1"], "--weight_decay must be 'auto' or a number >= 0"),
         (["train", "--min_crop_area=0"], r"--min_crop_area must be finite and > 0 and <= 1"),
-        (["train", "--color_strength=nan"], r"--color_strength must be finite and >= 0 and <= 1.25"),
+        (
+            ["train", "--color_strength=nan"],
+            r"--color_strength must be finite and >= 0 and <= 1.25",
+        ),
         (["train", "--temperature=inf"], "--temperature must be finite and > 0"),
         (["train", "--siamese_margin=inf"], "--siamese_margin must be finite and >= 0"),
         (["train", "--projection_dims=512,x"], "--projection_dims must be positive integers"),
@@ -176,7 +179,6 @@ def test_a_run_resumes_only_with_the_same_flags(capsys, tmp_path):
     os.makedirs(model_dir)
     values = train_flag_values(f"--model_dir={model_dir}", "--epochs=3", "--strategy=default")
     config = {name: values[name].value for name in values}
-    config["encoder_depth"] = int(config["encoder_depth"])
     run_dir.write_json(str(model_dir / run_dir.CONFIG), config)
     run_dir.write_json(str(model_dir / run_dir.TRAIN_RESULT), {"epochs": 3})
     # Changing the schedule is refused; changing only the strategy is a resumption.
@@ -192,7 +194,6 @@ def test_a_run_resumes_only_with_the_same_flags(capsys, tmp_path):
 def resolved_config(method, *arguments, examples=128):
     values = train_flag_values(f"--method={method}", "--model_dir=unused", *TINY, *arguments)
     config = {name: values[name].value for name in values}
-    config["encoder_depth"] = int(config["encoder_depth"])
     info = data.DatasetInfo("fashion_mnist", (28, 28, 1), 10, None, examples)
     return train_command._resolve(config, info)
 

@@ -4,6 +4,9 @@
 python -m keras_siamese train --method=simclr --dataset=fashion_mnist --model_dir=runs/simclr
 python -m keras_siamese evaluate --model_dir=runs/simclr
 python -m keras_siamese export --model_dir=runs/simclr --export_dir=saved_models/simclr
+python -m keras_siamese train --data_dir=photos --eval_data_dir=test_photos --model_dir=runs/own
+python -m keras_siamese train --encoder=keras.applications:ConvNeXtTiny --image_size=64 ...
+python -m keras_siamese export --model_dir=runs/own --gallery_dir=catalogue
 python -m keras_siamese train --help
 ```
 

@@ -1,7 +1,8 @@
-"""Datasets for the command line: probe a dataset before training, then read it.
+"""Datasets for the command line: probe a named dataset before training, then read it.
 
 Every failure of `keras_siamese.datasets` (unknown name or split, files missing, TFDS data
 not prepared) becomes one `absl.app.UsageError` line here, raised before any training.
+Folders and TFRecord files are read by `keras_siamese.cli.source_data`.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ class DatasetInfo:
     num_examples: int
 
 
-def _usage_error(error: Exception) -> app.UsageError:
+def usage_error(error: Exception, flag: str = "") -> app.UsageError:
+    """The library's message as one usage error, after the flag that named the data."""
     message = str(error).strip() or type(error).__name__
-    return app.UsageError(message)
+    return app.UsageError(f"{flag}: {message}" if flag else message)
 
 
 def class_names(name: str, num_classes: int | None) -> list[str] | None:
@@ -63,7 +65,7 @@ def probe(name: str, split: str) -> DatasetInfo:
     try:
         images = datasets.load(name, split, as_supervised=False)
     except (ValueError, TypeError, FileNotFoundError) as error:
-        raise _usage_error(error) from error
+        raise usage_error(error) from error
     try:
         num_classes = datasets.num_classes(name)
     except ValueError:
@@ -103,7 +105,7 @@ def load(
             channels=image_shape[2],
         )
     except (ValueError, TypeError, FileNotFoundError) as error:
-        raise _usage_error(error) from error
+        raise usage_error(error) from error
     return dataset.take(limit) if limit else dataset
 
 

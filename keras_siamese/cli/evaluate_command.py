@@ -5,6 +5,10 @@ computed once; the weighted kNN classifier (`keras_siamese.evaluation.knn_predic
 linear probe (`linear_probe_on_features`) and leave-one-out retrieval on the test split
 (`retrieval_metrics`: recall@k, mAP@R) all run on them. Pictures go to DIR/plots/
 (training curves, retrieval grid, t-SNE map) and the Embedding Projector files to DIR/logs/.
+
+A run on a named dataset is evaluated on its --train_split (memory) and --test_split
+(queries); a run on a folder on the class sub-folders of its --data_dir (memory) and of
+--eval_data_dir (queries, the run's own unless given here), matched by class name.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import numpy as np
 from absl import app, flags
 
 import keras_siamese as ks
-from keras_siamese.cli import flag_checks, run_dir
+from keras_siamese.cli import flag_checks, run_dir, sources
 
-USAGE = "evaluate --model_dir=DIR [flags]"
+USAGE = "evaluate --model_dir=DIR [--eval_data_dir=DIR] [flags]"
 SUMMARY = "Evaluate a run (kNN, linear probe, retrieval); write eval.json and plots."
 
 
@@ -26,18 +30,25 @@ def define_flags(values: flags.FlagValues) -> None:
     """Defines the flags of `evaluate` in `values`."""
     define = {"flag_values": values}
     flags.DEFINE_string("model_dir", "", "Run directory written by `train` (required).", **define)
+    flags.DEFINE_string(
+        "eval_data_dir",
+        "",
+        "For a run on --data_dir: the labelled folder of queries, with the class sub-folders "
+        "of the training folder (empty: the run's --eval_data_dir).",
+        **define,
+    )
     flags.DEFINE_integer(
         "memory_examples",
         0,
         "Training examples used as the labelled memory / probe training "
-        "set (0: the whole train split).",
+        "set (0: the whole train split; folders: spread over all classes).",
         lower_bound=0,
         **define,
     )
     flags.DEFINE_integer(
         "test_examples",
         0,
-        "Test examples evaluated (0: the whole test split).",
+        "Test examples evaluated (0: the whole test split; folders: spread over all classes).",
         lower_bound=0,
         **define,
     )
@@ -106,27 +117,28 @@ def run(values: flags.FlagValues) -> int:
     flag_checks.positive("knn_temperature", options["knn_temperature"])
     config = run_dir.read_config(model_dir)
     resolved = config["resolved"]
-    if resolved.get("num_classes") is None:
+    source = sources.from_run(config, options["eval_data_dir"])
+    if source.kind == sources.NAMED and resolved.get("num_classes") is None:
         raise app.UsageError(
             f"Dataset {config['dataset']!r} of the run has no class labels, which kNN, the "
             f"linear probe and retrieval all need. Received: --model_dir={model_dir}"
         )
     from keras_siamese import plots
-    from keras_siamese.cli import data
+    from keras_siamese.cli import data, source_data
 
+    memory, test, class_names = source_data.labelled_sets(
+        source,
+        config,
+        resolved["image_shape"],
+        options["memory_examples"],
+        options["test_examples"],
+    )
     model = run_dir.load_model(model_dir)
-    image_shape = resolved["image_shape"]
-    memory = data.load(
-        config["dataset"], config["train_split"], image_shape, True, options["memory_examples"]
-    )
-    test = data.load(
-        config["dataset"], config["test_split"], image_shape, True, options["test_examples"]
-    )
     started = time.perf_counter()
     extract = {"batch_size": options["batch_size"], "progress": options["progress"]}
     memory_features, memory_labels = ks.evaluation.extract_features(model, memory, **extract)
     test_features, test_labels = ks.evaluation.extract_features(model, test, **extract)
-    num_classes = resolved["num_classes"]
+    num_classes = len(class_names)
     predictions = ks.evaluation.knn_predict(
         memory_features,
         memory_labels,
@@ -137,7 +149,8 @@ def run(values: flags.FlagValues) -> int:
     )
     results = {
         "method": config["method"],
-        "dataset": config["dataset"],
+        "data": source.describe(),
+        "queries": source.eval_dir or config["test_split"],
         "memory_examples": len(memory_labels),
         "test_examples": len(test_labels),
         "knn": {
@@ -181,8 +194,7 @@ def run(values: flags.FlagValues) -> int:
 
     if options["plots"]:
         plots_dir = run_dir.path(model_dir, run_dir.PLOTS)
-        title = f"{config['method']} on {config['dataset']}"
-        class_names = resolved.get("class_names")
+        title = f"{config['method']} on {source.title()}"
         points = min(options["plot_points"], len(test_labels))
         test_images, _ = data.to_arrays(test.take(points))
         written = [

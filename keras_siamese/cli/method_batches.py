@@ -50,16 +50,18 @@ def class_balanced(config: dict, num_classes: int | None) -> dict:
 
 
 def images(config: dict, dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """Shuffled batches of images for the two-view methods (`dataset` yields images)."""
+    """Shuffled batches of images for the two-view methods (`dataset` yields images).
+
+    Folders and TFRecords arrive shuffled (`resolved["files_shuffled"]`): no second buffer
+    of decoded images.
+    """
     import tensorflow as tf
 
-    return (
-        dataset.shuffle(
+    if not config["resolved"].get("files_shuffled", False):
+        dataset = dataset.shuffle(
             config["shuffle_buffer"], seed=config["seed"], reshuffle_each_iteration=True
         )
-        .batch(config["batch_size"], drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    return dataset.batch(config["batch_size"], drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def pairs(config: dict, dataset: tf.data.Dataset) -> tf.data.Dataset:

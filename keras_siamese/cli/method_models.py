@@ -10,20 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import keras_siamese as ks
+from keras_siamese.cli import encoder_flag
 
 if TYPE_CHECKING:
     import keras
 
 
 def encoder(config: dict) -> keras.Model:
-    """The ResNet of `--encoder_depth`, `--encoder_width` and `--stem` at the view shape."""
-    resolved = config["resolved"]
-    return ks.encoders.resnet(
-        depth=config["encoder_depth"],
-        input_shape=tuple(resolved["view_shape"]),
-        small_images=resolved["stem"] == "small",
-        width=config["encoder_width"],
-    )
+    """The backbone of `--encoder` at the view shape (see `keras_siamese.cli.encoder_flag`)."""
+    return encoder_flag.build(config)
 
 
 def augmenter(config: dict) -> keras.layers.Layer:

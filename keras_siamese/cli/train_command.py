@@ -8,6 +8,7 @@ train_result.json. A directory whose training has finished is left as it is.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -15,10 +16,17 @@ import time
 
 from absl import app, flags
 
-from keras_siamese.cli import flag_checks, method_optimizers, methods, run_dir
+from keras_siamese.cli import (
+    encoder_flag,
+    flag_checks,
+    method_optimizers,
+    methods,
+    run_dir,
+    sources,
+)
 from keras_siamese.cli.train_flags import define_flags  # noqa: F401  (the command's flags)
 
-USAGE = "train --method=METHOD --dataset=NAME --model_dir=DIR [flags]"
+USAGE = "train --method=METHOD (--dataset=NAME | --data_dir=DIR) --model_dir=DIR [flags]"
 SUMMARY = "Pretrain a model (resumes when re-run with the same --model_dir)."
 # Flags that may change between a run and its resumption: they do not change the result.
 RESUMABLE_FLAGS = frozenset(
@@ -43,6 +51,7 @@ def _check_values(config: dict, method: methods.Method) -> None:
 
     Every method-specific flag is checked, whichever method reads it.
     """
+    encoder_flag.check_files(encoder_flag.parse(config["encoder"]), config["encoder_weights"])
     flag_checks.number("min_crop_area", config["min_crop_area"], 0.0, 1.0, open_minimum=True)
     flag_checks.number("color_strength", config["color_strength"], 0.0, 1.25)
     for flag, _ in methods.method_flags().values():
@@ -61,22 +70,36 @@ def _check_values(config: dict, method: methods.Method) -> None:
         )
 
 
-def _warn_unused(config: dict, values: flags.FlagValues) -> None:
+def _warn_unused(config: dict, values: flags.FlagValues, source: sources.Source) -> None:
     used = {flag.name for flag in methods.METHODS[config["method"]].flags}
     for name in sorted(set(methods.method_flags()) - used):
         if values[name].present:
             print(f"warning: --{name} is not used by --method={config['method']}", file=sys.stderr)
+    unused = []
+    if encoder_flag.parse(config["encoder"]).family != encoder_flag.RESNET:
+        unused += [(name, f"--encoder={config['encoder']}") for name in ("encoder_width", "stem")]
+    if source.kind != sources.NAMED:
+        unused += [(name, source.describe()) for name in ("train_split", "test_split")]
+    if source.kind != sources.TFRECORD:
+        unused += [("tfrecord_image_key", source.describe())]
+    for name, reader in unused:
+        if values[name].present:
+            print(f"warning: --{name} is not used with {reader}", file=sys.stderr)
 
 
-def _resolve(config: dict, info) -> dict:
-    """Derives image shapes, steps and rates from the flags and the dataset."""
+def _resolve(config: dict, info, source: sources.Source | None = None) -> dict:
+    """Derives image shapes, steps and rates from the flags and the dataset.
+
+    `source` is where `info` was read (default: the named `--dataset`).
+    """
     method = methods.METHODS[config["method"]]
+    source = source or sources.Source(sources.NAMED, config["dataset"])
     height, width, channels = info.image_shape
     if config["image_size"]:
         height = width = config["image_size"]
     if height is None or width is None:
         raise app.UsageError(
-            f"Dataset {config['dataset']!r} has images of varying size: pass --image_size. "
+            f"The images of {source.describe()} are of different sizes: pass --image_size. "
             "Received: --image_size=0"
         )
     if config["channels"] != "auto":
@@ -87,18 +110,25 @@ def _resolve(config: dict, info) -> dict:
             f"--image_size ({height}x{width}) is smaller than --crop_size ({crop}): views are "
             f"cropped from the images. Received: --crop_size={crop}"
         )
-    stem = config["stem"] if config["stem"] != "auto" else ("small" if crop <= 64 else "imagenet")
-    smallest = 8 if stem == "small" else 32
-    if crop < smallest:
-        raise app.UsageError(
-            f"The {stem} ResNet stem needs views of at least {smallest} pixels. "
-            f"Received: --crop_size={crop} (--image_size={height})"
-        )
+    stem = None  # keras.applications and KerasHub backbones bring their own stem.
+    if encoder_flag.parse(config["encoder"]).family == encoder_flag.RESNET:
+        stem = config["stem"]
+        if stem == "auto":
+            stem = "small" if crop <= 64 else "imagenet"
+        smallest = 8 if stem == "small" else 32
+        if crop < smallest:
+            raise app.UsageError(
+                f"The {stem} ResNet stem needs views of at least {smallest} pixels. "
+                f"Received: --crop_size={crop} (--image_size={height})"
+            )
     if method.needs_labels and info.num_classes is None:
+        hint = ""
+        if source.kind == sources.FOLDER:
+            hint = " (one sub-folder per class, --labels=inferred)"
         raise app.UsageError(
-            f"--method={method.name} trains on labelled pairs or triplets, but dataset "
-            f"{config['dataset']!r} has no class label. Use simclr or simsiam. "
-            f"Received: --method={method.name}, --dataset={config['dataset']}"
+            f"--method={method.name} trains on labelled pairs or triplets, but "
+            f"{source.describe()} has no class label{hint}. Use simclr or simsiam. "
+            f"Received: --method={method.name}, {source.describe()}"
         )
     examples = info.num_examples
     if config["train_examples"]:
@@ -112,8 +142,12 @@ def _resolve(config: dict, info) -> dict:
             f"examples. Received: --batch_size={config['batch_size']}"
         )
     total_steps = steps_per_epoch * config["epochs"]
-    knn = config["knn_monitor"] and info.num_classes is not None
+    has_queries = source.kind == sources.NAMED or source.eval_dir is not None
+    knn = config["knn_monitor"] and info.num_classes is not None and has_queries
     resolved = {
+        "source": dataclasses.asdict(source),
+        # Folders and TFRecords shuffle as they read (all files; shards and records).
+        "files_shuffled": source.kind != sources.NAMED,
         "image_shape": [height, width, channels],
         "view_shape": [crop, crop, channels],
         "stem": stem,
@@ -156,7 +190,7 @@ def _check_resumable(model_dir: str, config: dict) -> None:
         )
 
 
-def _callbacks(config: dict, model_dir: str, data_module) -> list:
+def _callbacks(config: dict, model_dir: str, data_module, source: sources.Source) -> list:
     """KNNMonitor first (so later callbacks see `val_knn_accuracy`), then checkpoints and logs."""
     import keras
 
@@ -165,16 +199,13 @@ def _callbacks(config: dict, model_dir: str, data_module) -> list:
     resolved = config["resolved"]
     callbacks = []
     if resolved["knn_monitor"]:
-        image_shape = resolved["image_shape"]
-        memory = data_module.load(
-            config["dataset"],
-            config["train_split"],
-            image_shape,
-            True,
+        memory, queries, _ = data_module.labelled_sets(
+            source,
+            config,
+            resolved["image_shape"],
             config["knn_memory_examples"],
-        )
-        queries = data_module.load(
-            config["dataset"], config["test_split"], image_shape, True, config["knn_query_examples"]
+            config["knn_query_examples"],
+            ordered=False,
         )
         callbacks.append(
             ks.callbacks.KNNMonitor(
@@ -197,15 +228,15 @@ def run(values: flags.FlagValues) -> int:
     """Runs `train` with parsed flags; returns the exit code."""
     config = {name: values[name].value for name in values}
     model_dir = run_dir.require_model_dir(config["model_dir"])
-    config["encoder_depth"] = int(config["encoder_depth"])
     method = methods.check_available(config["method"])
     _check_values(config, method)
-    _warn_unused(config, values)
+    source = sources.from_config(config, dataset_given=values["dataset"].present)
+    _warn_unused(config, values, source)
     _check_resumable(model_dir, config)
     # Everything above answers without TensorFlow; `plots` needs only numpy and matplotlib.
     from keras_siamese import plots
 
-    title = f"{config['method']} on {config['dataset']}"
+    title = f"{config['method']} on {source.title()}"
     history_path = run_dir.path(model_dir, run_dir.HISTORY)
     curves_path = run_dir.path(model_dir, run_dir.CURVES)
     if os.path.isfile(run_dir.path(model_dir, run_dir.TRAIN_RESULT)):
@@ -218,31 +249,32 @@ def run(values: flags.FlagValues) -> int:
     import tensorflow as tf
 
     import keras_siamese as ks
-    from keras_siamese.cli import data
+    from keras_siamese.cli import source_data
 
     try:
         strategy = ks.distribute.get_strategy(config["strategy"])
     except ValueError as error:
         raise app.UsageError(f"{error}") from error
-    info = data.probe(config["dataset"], config["train_split"])
-    config = _resolve(config, info)
+    encoder_flag.check_application_name(encoder_flag.parse(config["encoder"]))
+    info = source_data.probe_source(source, config)
+    config = _resolve(config, info, source)
     resolved = config["resolved"]
-    train = data.load(
-        config["dataset"],
-        config["train_split"],
-        resolved["image_shape"],
-        method.needs_labels,
-        config["train_examples"],
-    )
+    train = source_data.training_data(source, config, resolved["image_shape"], method.needs_labels)
     train = method.build_batches(config, train)
-    callbacks = _callbacks(config, model_dir, data)
+    callbacks = _callbacks(config, model_dir, source_data, source)
 
     previous_policy = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(config["precision"])
     try:
         keras.utils.set_random_seed(config["seed"])
         with strategy.scope():
-            model = method.build_model(config)
+            try:
+                model = method.build_model(config)
+            except (ValueError, TypeError) as error:  # e.g. an encoder refusing the views.
+                raise app.UsageError(
+                    f"--method={method.name} with --encoder={config['encoder']} cannot be built "
+                    f"for views of shape {tuple(resolved['view_shape'])}: {error}"
+                ) from error
             model.compile(
                 optimizer=method.build_optimizer(config), jit_compile=config["jit_compile"]
             )

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from absl import flags
 
-from keras_siamese.cli import methods
+from keras_siamese.cli import encoder_flag, methods, sources
 
-ENCODER_DEPTHS = (10, 18, 34, 50)
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
@@ -26,17 +25,65 @@ def define_flags(values: flags.FlagValues) -> None:
     flags.DEFINE_string(
         "dataset",
         "fashion_mnist",
-        "fashion_mnist (local IDX files) or a prepared TFDS name.",
+        "fashion_mnist (local IDX files), a prepared TFDS name, or tfrecord:PATTERN (TFRecord "
+        "files of encoded images, see --tfrecord_image_key). Not with --data_dir.",
+        **define,
+    )
+    flags.DEFINE_string(
+        "data_dir",
+        "",
+        "Train on a folder of PNG/JPEG/BMP/GIF files instead of --dataset: one sub-folder per "
+        "class, or any layout unlabelled (see --labels).",
+        **define,
+    )
+    flags.DEFINE_enum(
+        "labels",
+        "auto",
+        list(sources.LABELS),
+        "Labels of --data_dir: inferred (its sub-folders are the classes), none, or auto "
+        "(inferred when it has two or more sub-folders and no image directly inside).",
+        **define,
+    )
+    flags.DEFINE_string(
+        "eval_data_dir",
+        "",
+        "Labelled folder with the class sub-folders of --data_dir: the queries of the kNN "
+        "monitor and of `evaluate` (empty: no kNN monitor).",
+        **define,
+    )
+    flags.DEFINE_enum(
+        "on_error",
+        "raise",
+        ["raise", "skip"],
+        "Unreadable image files or records: raise (naming them) or skip (counted in one warning).",
+        **define,
+    )
+    flags.DEFINE_string(
+        "tfrecord_image_key", "image", "Image feature of --dataset=tfrecord:...", **define
+    )
+    flags.DEFINE_string(
+        "tfrecord_label_key",
+        "",
+        "Int64 label feature of --dataset=tfrecord:... (empty: unlabelled).",
         **define,
     )
     flags.DEFINE_string("model_dir", "", "Run directory (required); re-running resumes.", **define)
     flags.DEFINE_string("train_split", "train", "Split to train on (TFDS syntax).", **define)
     flags.DEFINE_string("test_split", "test", "Split of the kNN monitor's queries.", **define)
     flags.DEFINE_integer(
-        "train_examples", 0, "Train on the first N examples only (0: all).", lower_bound=0, **define
+        "train_examples",
+        0,
+        "Train on the first N examples only (0: all); folders and TFRecords: N random "
+        "examples per epoch.",
+        lower_bound=0,
+        **define,
     )
     flags.DEFINE_integer(
-        "image_size", 0, "Side images are resized to (0: the dataset's).", lower_bound=0, **define
+        "image_size",
+        0,
+        "Side images are resized to (0: the dataset's, which must then be one size).",
+        lower_bound=0,
+        **define,
     )
     flags.DEFINE_integer(
         "crop_size",
@@ -46,10 +93,27 @@ def define_flags(values: flags.FlagValues) -> None:
         **define,
     )
     flags.DEFINE_enum(
-        "channels", "auto", ["auto", "1", "3"], "Image channels (auto: the dataset's).", **define
+        "channels",
+        "auto",
+        ["auto", "1", "3", "4"],
+        "Image channels (auto: the dataset's; for a folder 1 if every file is grayscale, 4 if "
+        "any has alpha, else 3).",
+        **define,
     )
-    flags.DEFINE_enum(
-        "encoder_depth", "10", [str(depth) for depth in ENCODER_DEPTHS], "ResNet depth.", **define
+    flags.DEFINE_string(
+        "encoder",
+        "resnet10",
+        f"Backbone: {', '.join(encoder_flag.RESNETS)} (see --encoder_width, --stem), "
+        "keras.applications:NAME (e.g. keras.applications:EfficientNetV2B0, its preprocessing "
+        "built in) or keras_hub:PRESET_DIR (a local KerasHub preset).",
+        **define,
+    )
+    flags.DEFINE_string(
+        "encoder_weights",
+        "",
+        "Local weights file (no top) of a keras.applications encoder (empty: random init; "
+        "nothing is downloaded).",
+        **define,
     )
     flags.DEFINE_integer(
         "encoder_width",
@@ -127,7 +191,12 @@ def define_flags(values: flags.FlagValues) -> None:
     )
     flags.DEFINE_bool("blur", False, "Gaussian blur on the views (paper: ImageNet only).", **define)
     flags.DEFINE_integer(
-        "shuffle_buffer", 10000, "Shuffle buffer (examples).", lower_bound=1, **define
+        "shuffle_buffer",
+        10000,
+        "Shuffle buffer (examples; TFRecords: records). Folders reshuffle all their files "
+        "every epoch instead.",
+        lower_bound=1,
+        **define,
     )
     flags.DEFINE_string(
         "strategy", "auto", "auto, default, mirrored, multi_worker, tpu or cpu:N.", **define
@@ -145,14 +214,14 @@ def define_flags(values: flags.FlagValues) -> None:
     flags.DEFINE_integer(
         "knn_memory_examples",
         10000,
-        "Training examples in the kNN memory.",
+        "Training examples in the kNN memory (folders: a random N at each evaluation).",
         lower_bound=1,
         **define,
     )
     flags.DEFINE_integer(
         "knn_query_examples",
         2000,
-        "Test examples classified by the kNN monitor.",
+        "Test examples classified by the kNN monitor (folders: a random N each time).",
         lower_bound=1,
         **define,
     )

@@ -1,0 +1,172 @@
+"""`train --encoder`: which backbone, parsed and checked before TensorFlow, built after it.
+
+- `resnet10`, `resnet18`, `resnet34`, `resnet50`: `keras_siamese.encoders.resnet`, with
+  `--encoder_width` and `--stem`, for any channel count.
+- `keras.applications:NAME` (e.g. `keras.applications:EfficientNetV2B0`):
+  `encoders.from_keras_applications`, with the family's preprocessing inside the encoder;
+  random initialisation, or `--encoder_weights`, a local `*_notop` weights file.
+- `keras_hub:PRESET_DIR`: a local KerasHub preset directory (`encoders.from_keras_hub`),
+  rebuilt at the view size when its config has an `image_shape`.
+
+`parse` and `check_files` need no TensorFlow; `check_application_name` imports Keras (the
+names are `keras.applications`' own); `build` runs inside the strategy scope.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.util
+import json
+import os
+from typing import TYPE_CHECKING
+
+from absl import app
+
+if TYPE_CHECKING:
+    import keras
+
+RESNET_DEPTHS = (10, 18, 34, 50)
+RESNETS = tuple(f"resnet{depth}" for depth in RESNET_DEPTHS)
+RESNET = "resnet"
+APPLICATIONS = "keras.applications"
+KERAS_HUB = "keras_hub"
+CHOICES = (*RESNETS, f"{APPLICATIONS}:NAME", f"{KERAS_HUB}:PRESET_DIR")
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderChoice:
+    """A parsed `--encoder`.
+
+    Attributes:
+        family: `RESNET`, `APPLICATIONS` or `KERAS_HUB`.
+        name: the ResNet (`resnet18`), the `keras.applications` constructor or the preset
+            directory.
+        depth: the ResNet's depth, else None.
+    """
+
+    family: str
+    name: str
+    depth: int | None = None
+
+
+def parse(text: str) -> EncoderChoice:
+    """Parses `--encoder`; raises UsageError naming the valid forms.
+
+    Example:
+        >>> parse("keras.applications:MobileNetV3Small")
+        EncoderChoice(family='keras.applications', name='MobileNetV3Small', depth=None)
+    """
+    value = text.strip()
+    if value.lower() in RESNETS:
+        return EncoderChoice(RESNET, value.lower(), int(value[len(RESNET) :]))
+    family, separator, name = value.partition(":")
+    if separator and family in (APPLICATIONS, KERAS_HUB) and name.strip():
+        return EncoderChoice(family, name.strip())
+    close = difflib.get_close_matches(value, [*RESNETS, f"{APPLICATIONS}:", f"{KERAS_HUB}:"], 1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise app.UsageError(
+        f"--encoder must be one of {', '.join(CHOICES)} (e.g. "
+        f"{APPLICATIONS}:EfficientNetV2B0).{hint} Received: --encoder={text}"
+    )
+
+
+def check_files(choice: EncoderChoice, weights: str) -> None:
+    """Checks `--encoder_weights` and a KerasHub preset directory, without TensorFlow.
+
+    Raises:
+        absl.app.UsageError: for weights with a family that does not take them, a weights
+            file or preset directory that does not exist, or KerasHub not installed.
+    """
+    if weights:
+        if choice.family != APPLICATIONS:
+            raise app.UsageError(
+                "--encoder_weights loads a keras.applications weights file; a ResNet starts "
+                "from random weights and a KerasHub preset carries its own. "
+                f"Received: --encoder_weights={weights} with --encoder={choice.name}"
+            )
+        if not os.path.isfile(os.path.expanduser(weights)):
+            raise app.UsageError(
+                "--encoder_weights must be a local weights file without the top (e.g. "
+                "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5); nothing is "
+                f"downloaded. Received: --encoder_weights={weights}"
+            )
+    if choice.family == KERAS_HUB:
+        if not os.path.isfile(os.path.join(os.path.expanduser(choice.name), "config.json")):
+            raise app.UsageError(
+                "--encoder=keras_hub:PRESET_DIR needs a local KerasHub preset directory (with "
+                "config.json, written by save_to_preset or fetched beforehand); preset names "
+                f"would be downloaded, which keras_siamese never does. "
+                f"Received: --encoder={KERAS_HUB}:{choice.name}"
+            )
+        if not os.path.isfile(
+            os.path.join(os.path.expanduser(choice.name), "image_converter.json")
+        ):
+            raise app.UsageError(
+                f"The KerasHub preset {choice.name} has no image_converter.json, so the range "
+                "its backbone expects is unknown: save its ImageConverter into the preset "
+                f"(converter.save_to_preset). Received: --encoder={KERAS_HUB}:{choice.name}"
+            )
+        if importlib.util.find_spec("keras_hub") is None:
+            raise app.UsageError(
+                "--encoder=keras_hub:... needs KerasHub: `pip install keras_siamese[hub]`, or "
+                "next to tensorflow-cpu `pip install --no-deps keras-hub tokenizers "
+                f"sentencepiece`. Received: --encoder={KERAS_HUB}:{choice.name}"
+            )
+
+
+def check_application_name(choice: EncoderChoice) -> None:
+    """Checks a `keras.applications` name against Keras' own list (imports Keras).
+
+    Raises:
+        absl.app.UsageError: naming the close matches, or every model when none is close.
+    """
+    if choice.family != APPLICATIONS:
+        return
+    import keras_siamese as ks
+
+    names = ks.encoders.application_names()
+    if choice.name in names:
+        return
+    close = difflib.get_close_matches(choice.name, names, n=5)
+    listed = f"Close matches: {', '.join(close)}" if close else f"Models: {', '.join(names)}"
+    raise app.UsageError(
+        f"--encoder={APPLICATIONS}:NAME must name a model of keras.applications. {listed}. "
+        f"Received: --encoder={APPLICATIONS}:{choice.name}"
+    )
+
+
+def build(config: dict) -> keras.Model:
+    """The encoder of `--encoder` at the resolved view shape (see the module docstring)."""
+    import keras_siamese as ks
+
+    choice = parse(config["encoder"])
+    resolved = config["resolved"]
+    view_shape = tuple(resolved["view_shape"])
+    if choice.family == RESNET:
+        return ks.encoders.resnet(
+            depth=choice.depth,
+            input_shape=view_shape,
+            small_images=resolved["stem"] == "small",
+            width=config["encoder_width"],
+        )
+    if choice.family == APPLICATIONS:
+        weights = config.get("encoder_weights") or None
+        return ks.encoders.from_keras_applications(
+            choice.name, view_shape, weights=weights and os.path.expanduser(weights)
+        )
+    return _keras_hub_encoder(os.path.expanduser(choice.name), view_shape)
+
+
+def _keras_hub_encoder(preset: str, view_shape: tuple[int, int, int]) -> keras.Model:
+    import keras_hub
+
+    import keras_siamese as ks
+
+    with open(os.path.join(preset, "config.json"), encoding="utf-8") as file:
+        backbone_config = json.load(file).get("config", {})
+    # Backbones built for any size carry image_shape=(None, None, C): fix it to the views.
+    overrides = {"image_shape": view_shape} if "image_shape" in backbone_config else {}
+    backbone = keras_hub.models.Backbone.from_preset(preset, **overrides)
+    converter = keras_hub.layers.ImageConverter.from_preset(preset)
+    return ks.encoders.from_keras_hub(backbone, converter)
