@@ -61,10 +61,6 @@ def _first_images(x, count: int = 8):
     return None
 
 
-def _is_multi_crop(augmenter) -> bool:
-    return isinstance(augmenter, getattr(augment, "MultiCrop", ()))  # until MultiCrop lands
-
-
 class TwoViewModel(RepresentationModel):
     """Base class of models trained on augmented views of each image.
 
@@ -108,7 +104,7 @@ class TwoViewModel(RepresentationModel):
     def _check_augmenter(self, augmenter, image_shape):
         if augmenter is None:
             return self.default_augmenter(image_shape)
-        if _is_multi_crop(augmenter):
+        if isinstance(augmenter, augment.MultiCrop):
             if not self.accepts_multi_crop:
                 raise TypeError(
                     f"{type(self).__name__} trains on two views; multi-crop views are for "
@@ -146,13 +142,13 @@ class TwoViewModel(RepresentationModel):
     @property
     def num_global_views(self) -> int:
         """How many of the views are global (full-size): the first ones of `make_views`."""
-        if _is_multi_crop(self.augmenter):
+        if isinstance(self.augmenter, augment.MultiCrop):
             return self.augmenter.global_views
         return 2
 
     def make_views(self, images) -> list:
         """The augmented views of `images` (a list, one tensor per view, global ones first)."""
-        if _is_multi_crop(self.augmenter):
+        if isinstance(self.augmenter, augment.MultiCrop):
             return list(self.augmenter(images, training=True))
         if isinstance(self.augmenter, tuple):
             return [layer(images, training=True) for layer in self.augmenter]
@@ -291,42 +287,18 @@ class TwoViewModel(RepresentationModel):
             validation.check_finite(x, argument)
 
     def _check_views(self, images):
-        """Runs the augmenter on a few images and checks its views: float, channels, [0, 1]."""
+        """Runs the augmenter on a few images; its views must be float, in [0, 1], with the
+        encoder's channels (`keras_siamese.augment.check_views` names the fix)."""
         if images is None or images.shape[0] == 0:
             return
         views = self.make_views(tf.convert_to_tensor(images))
-        names = (
-            [type(layer).__name__ for layer in self.augmenter]
+        producers = (
+            list(self.augmenter)
             if isinstance(self.augmenter, tuple)
-            else [type(self.augmenter).__name__] * len(views)
+            else [self.augmenter] * len(views)
         )
-        if _is_multi_crop(self.augmenter):
-            names = [
-                f"MultiCrop ({'global' if i < self.num_global_views else 'local'})"
-                for i in range(len(views))
-            ]
-        for index, (view, name) in enumerate(zip(views, names, strict=True)):
-            view_name = f"view {index} from augmenter {name}"
-            dtype = tf.as_dtype(view.dtype)
-            if not dtype.is_floating or len(view.shape) != 4:
-                raise ValueError(
-                    f"The augmenter must return float images (batch, height, width, "
-                    f"channels) in [0, 1]. Received: {view_name} of dtype {dtype.name} and "
-                    f"shape {tuple(view.shape)}"
-                )
-            if view.shape[-1] != self.image_shape[-1]:
-                raise ValueError(
-                    f"The augmenter must keep the encoder's {self.image_shape[-1]} channels. "
-                    f"Received: {view_name} of shape {tuple(view.shape)}"
-                )
-            low, high = float(tf.reduce_min(view)), float(tf.reduce_max(view))
-            if low < -1e-3 or high > 1.0 + 1e-3:
-                raise ValueError(
-                    "The augmenter must return views in [0, 1] (the encoder's input range, "
-                    "which the export also serves); end the pipeline with "
-                    "`keras.layers.Rescaling(1 / 255)` if it works on [0, 255]. "
-                    f"Received: {view_name} with values in [{low:.4g}, {high:.4g}]"
-                )
+        for view, producer in zip(views, producers, strict=True):
+            augment.check_views(view, producer, (None, None, self.image_shape[-1]))
 
     def _check_inputs(self, x, y, batch_size, validation_data=None):
         self._check_data(x, batch_size)
