@@ -61,6 +61,20 @@ def _first_images(x, count: int = 8):
     return None
 
 
+def _augment(layer, images):
+    """`layer(images, training=True)`, with AutoGraph when traced.
+
+    Keras 3 traces its train step without AutoGraph, and Keras 3 layers do not convert their
+    `call` (Keras 2 did). keras-cv layers branch on tensors in Python (`if tensor:` in
+    `Equalization`, used by `RandAugment`, and in `RandomApply`), which then fails with
+    "Using a symbolic tf.Tensor as a Python bool". A nested `tf.function` (AutoGraph on)
+    converts them; our own layers need no conversion and trace the same either way.
+    """
+    if tf.executing_eagerly():
+        return layer(images, training=True)
+    return tf.function(lambda batch: layer(batch, training=True))(images)
+
+
 class TwoViewModel(RepresentationModel):
     """Base class of models trained on augmented views of each image.
 
@@ -149,10 +163,10 @@ class TwoViewModel(RepresentationModel):
     def make_views(self, images) -> list:
         """The augmented views of `images` (a list, one tensor per view, global ones first)."""
         if isinstance(self.augmenter, augment.MultiCrop):
-            return list(self.augmenter(images, training=True))
+            return list(_augment(self.augmenter, images))
         if isinstance(self.augmenter, tuple):
-            return [layer(images, training=True) for layer in self.augmenter]
-        views = self.augmenter(tf.concat([images, images], axis=0), training=True)
+            return [_augment(layer, images) for layer in self.augmenter]
+        views = _augment(self.augmenter, tf.concat([images, images], axis=0))
         return list(tf.split(views, 2, axis=0))
 
     def two_views(self, images):
