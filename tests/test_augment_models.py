@@ -106,3 +106,51 @@ def test_the_default_recipe_trains_under_xla():
     model.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=True)
     history = model.fit(random_images(16), batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+def deterministic_pair():
+    return (
+        keras.layers.Rescaling(1 / 255, name="identity_view"),
+        keras.layers.Rescaling(-1 / 255, offset=1.0, name="inverted_view"),
+    )
+
+
+def test_views_made_in_tf_data_train_exactly_like_views_made_in_the_step():
+    import tensorflow as tf
+
+    images = random_images(16)
+    weights = []
+    for in_dataset in (False, True):
+        keras.utils.set_random_seed(3)
+        model = ks.SimCLR(tiny_encoder(), augmenter=deterministic_pair(), projection_dims=(8, 4))
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        dataset = tf.data.Dataset.from_tensor_slices(images).batch(8)
+        if in_dataset:
+            dataset = ks.augment.views_in_dataset(dataset, model.augmenter)
+            assert (
+                set(dataset.element_spec) == {"views"} and len(dataset.element_spec["views"]) == 2
+            )
+        model.fit(dataset, epochs=1, verbose=0)
+        weights.append([w.numpy() for w in model.trainable_weights])
+    for in_step, in_data in zip(*weights, strict=True):
+        np.testing.assert_allclose(in_step, in_data, rtol=1e-5, atol=1e-6)
+
+
+def test_views_in_dataset_keeps_labels_and_checks_the_view_count():
+    import tensorflow as tf
+
+    labelled = tf.data.Dataset.from_tensor_slices((random_images(8), np.arange(8))).batch(4)
+    augmenter = ks.augment.simclr_augmenter(16, channels=1, seed=0)
+    views, labels = next(iter(ks.augment.views_in_dataset(labelled, augmenter)))
+    assert [tuple(v.shape) for v in views["views"]] == [(4, 16, 16, 1)] * 2
+    np.testing.assert_array_equal(labels, np.arange(4))
+    assert not np.allclose(views["views"][0], views["views"][1])  # two independent draws
+
+    model = ks.SimCLR(tiny_encoder(), augmenter=augmenter, projection_dims=(8, 4))
+    model.compile(optimizer="sgd")
+    multi_crop = ks.augment.multi_crop_augmenter(16, local_size=8, local_views=2, channels=1)
+    three = ks.augment.views_in_dataset(labelled, multi_crop)
+    with pytest.raises(ValueError, match=r"trains on 2 views per image.*Received: 4 views"):
+        model.fit(three, epochs=1, verbose=0)
+    with pytest.raises(TypeError, match=r"`augmenter` must be a layer, a pair"):
+        ks.augment.views_in_dataset(labelled, "simclr")

@@ -29,6 +29,7 @@ Composition and recipes:
     - `recipes`: `simclr_augmenter`, `simsiam_augmenter`, `byol_augmenters` (a pair),
       `multi_crop_augmenter`; each paper's ImageNet defaults.
     - `view_checks`: `check_views`, what a model checks on its first batch of views.
+    - `placement`: `views_in_dataset`, the views made in `tf.data` instead of the train step.
 
 Channels: every operation takes any channel count. Saturation, hue and grayscale need RGB: they
 apply to 3-channel images; for any other count (1, 2, 4, 13, ...) the colour jitter is brightness
@@ -39,6 +40,7 @@ from keras_siamese.augment.base import AugmentationLayer, RandomAugmentationLaye
 from keras_siamese.augment.grayscale import Grayscale
 from keras_siamese.augment.multi_crop import MultiCrop
 from keras_siamese.augment.pipeline import Pipeline
+from keras_siamese.augment.placement import views_in_dataset
 from keras_siamese.augment.random_apply import RandomApply
 from keras_siamese.augment.random_color_jitter import (
     RandomColorJitter,
@@ -91,6 +93,7 @@ __all__ = [
     "blur_kernel_size",
     "byol_augmenters",
     "check_views",
+    "views_in_dataset",
     "crop_and_resize",
     "crop_boxes",
     "default_blur",

@@ -48,9 +48,16 @@ def normalized_std(outputs):
     return tf.reduce_mean(tf.math.reduce_std(outputs, axis=0)) * tf.sqrt(dims)
 
 
+def _has_views(x) -> bool:
+    """Whether a batch (or a dataset's element spec) holds views made in tf.data."""
+    return isinstance(x, dict) and "views" in x
+
+
 def _first_images(x, count: int = 8):
     """A few images of `x` (array, tensor or dataset) for checking the augmenter's output."""
     if isinstance(x, tf.data.Dataset):
+        if _has_views(images_from(x.element_spec)):
+            return None  # views made in tf.data: their specs are checked instead
         for batch in x.take(1):
             return images_from(batch)[:count]
         return None
@@ -229,6 +236,9 @@ class TwoViewModel(RepresentationModel):
 
     def prepare_batch(self, data, training: bool):
         images = images_from(data)
+        if _has_views(images):  # made in tf.data by augment.views_in_dataset
+            self._check_view_specs(images["views"])
+            return list(images["views"])
         validation.check_image_batch(images, self.image_shape, "images")
         self._check_batch(images)
         return self.make_views(images)
@@ -270,7 +280,9 @@ class TwoViewModel(RepresentationModel):
             spec = x.element_spec
             if isinstance(spec, (tuple, list)):
                 spec = spec[0]
-            if isinstance(spec, tf.TensorSpec):
+            if _has_views(spec):
+                self._check_view_specs(spec["views"], argument)
+            elif isinstance(spec, tf.TensorSpec):
                 if spec.shape.rank == 3:
                     raise ValueError(
                         f"Argument `{argument}` is a dataset of single images {spec.shape}; "
@@ -299,6 +311,19 @@ class TwoViewModel(RepresentationModel):
                     f"{tuple(x.shape)}, batch_size={batch_size}"
                 )
             validation.check_finite(x, argument)
+
+    def _check_view_specs(self, views, argument: str = "x"):
+        """Views made in tf.data: as many as the augmenter makes, float, rank 4, C channels."""
+        expected = self.augmenter.num_views if isinstance(self.augmenter, augment.MultiCrop) else 2
+        if not isinstance(views, (tuple, list)) or len(views) != expected:
+            raise ValueError(
+                f"Argument `{argument}` holds views made in tf.data; {type(self).__name__} with "
+                f"its augmenter trains on {expected} views per image. Make them with "
+                "`keras_siamese.augment.views_in_dataset(dataset, model.augmenter)`. "
+                f"Received: {len(views) if isinstance(views, (tuple, list)) else views!r} views"
+            )
+        for view in views:
+            augment.check_views(view, self.augmenter, (None, None, self.image_shape[-1]))
 
     def _check_views(self, images):
         """Runs the augmenter on a few images; its views must be float, in [0, 1], with the
