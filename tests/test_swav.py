@@ -238,6 +238,8 @@ class RescaleAndMirror(Rescale):
 
 
 def tiny_swav(**kwargs):
+    """Two views (the default multi-crop makes eight: slower, and tested on its own)."""
+    kwargs.setdefault("augmenter", ks.augment.simclr_augmenter(16, channels=1, seed=0))
     kwargs.setdefault("projection_dims", (16, 8))
     kwargs.setdefault("num_prototypes", 10)
     return SwAV(tiny_encoder(), **kwargs)
@@ -260,7 +262,7 @@ def test_defaults_follow_the_paper():
     assert defaults["num_prototypes"] == 3000 and defaults["projection_dims"] == (2048, 128)
     assert (defaults["temperature"], defaults["epsilon"]) == (0.1, 0.05)
     assert defaults["sinkhorn_iterations"] == 3 and defaults["queue_size"] == 0
-    model = tiny_swav()
+    model = tiny_swav(augmenter=(Rescale(), RescaleAndMirror()))
     assert (model.metric_names, model.collapse_metric) == (("output_std",), "output_std")
     assert model.queue is None and model.num_global_views == 2
 
@@ -376,7 +378,12 @@ def test_export_serves_the_encoder_representation(tmp_path):
 
 def test_collapse_monitor_watches_output_std():
     monitor = CollapseMonitor(threshold=0.1, patience=1)
-    collapsed = SwAV(constant_encoder(), projection_dims=(16, 8), num_prototypes=10)
+    collapsed = SwAV(
+        constant_encoder(),
+        ks.augment.simclr_augmenter(16, channels=1, seed=0),
+        projection_dims=(16, 8),
+        num_prototypes=10,
+    )
     collapsed.compile(optimizer=keras.optimizers.SGD(0.0))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -386,6 +393,55 @@ def test_collapse_monitor_watches_output_std():
     assert history.history["output_std"][0] < 1e-3
     assert monitor.collapsed_epoch == 0
     assert any("output_std" in str(warning.message) for warning in caught)
+
+
+class SmallRescale(Rescale):
+    """A deterministic local view: the images in [0, 1] at 8x8."""
+
+    def call(self, images, training=None):
+        return tf.image.resize(super().call(images), (8, 8), antialias=True)
+
+
+def multi_crop(global_views=2, local_views=3):
+    return ks.augment.MultiCrop(Rescale(), SmallRescale(), global_views, local_views)
+
+
+def test_multi_crop_codes_come_from_the_global_views_and_every_view_predicts():
+    model = tiny_swav(augmenter=multi_crop(2, 3), temperature=0.2)
+    assert model.num_global_views == 2 and model.accepts_multi_crop
+    rng = np.random.default_rng(9)
+    features = list(rng.normal(size=(5, 8, model.feature_dim)).astype("float32"))
+    loss, _ = model.loss_on_view_features(features, training=False)
+    z = model.projector(np.concatenate(features), training=False).numpy()
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    scores = np.split(z @ model.prototypes.kernel.numpy(), 5)
+    np.testing.assert_allclose(float(loss), lightly_swav(scores[:2], scores[2:], 0.2), rtol=1e-4)
+
+
+@pytest.mark.parametrize("encoder_shape", [(16, 16, 1), (None, None, 1)])
+def test_multi_crop_trains_with_a_fixed_size_encoder_and_one_of_any_size(encoder_shape):
+    """A fixed-size encoder sees the 8x8 local views resized; any size: a pass of their own."""
+    size = {"image_size": (16, 16)} if None in encoder_shape else {}
+    model = SwAV(
+        tiny_encoder(encoder_shape),
+        multi_crop(3, 2),
+        num_prototypes=10,
+        projection_dims=(16, 8),
+        queue_size=8,
+        **size,
+    )
+    assert tuple(model.queue.shape) == (3, 8, 8)  # one queue per global view
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    history = model.fit(random_images(16), batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert int(model.queue_filled.numpy()) == 8
+
+
+def test_the_default_augmenter_is_multi_crop():
+    model = SwAV(tiny_encoder(), num_prototypes=10, projection_dims=(16, 8))
+    assert isinstance(model.augmenter, ks.augment.MultiCrop)
+    assert (model.augmenter.global_views, model.augmenter.local_views) == (2, 6)
+    assert model.num_global_views == 2
 
 
 def test_trains_with_an_encoder_of_any_size():
@@ -436,6 +492,11 @@ def test_two_steps_with_the_queue_on_2_and_4_replicas_equal_one_device():
     # whose float32 noise (sums in another order) two steps carry to ~3e-5.
     results = redundancy_replicas.run("swav_queue")
     check_replicas_equal_one_device(results, weights_tolerance=1e-4)
+
+
+@pytest.mark.slow
+def test_multi_crop_step_on_2_and_4_replicas_equals_one_device():
+    check_replicas_equal_one_device(redundancy_replicas.run("swav_multi_crop"))
 
 
 @pytest.mark.slow

@@ -32,8 +32,9 @@ class BarlowTwins(TwoViewModel):
 
     Args:
         encoder: `keras.Model` from float images in [0, 1] to features.
-        augmenter: view augmentation; SimCLR's augmentation of the encoder's input size when
-            None (colour strength 0.5 without blur up to 64 px, 1.0 with blur above).
+        augmenter: view augmentation; when None, BYOL's asymmetric pair
+            (`keras_siamese.augment.byol_augmenters`, blur only above 64 px), as the paper
+            does.
         projection_dims: sizes of the projector layers, the last one the output (paper:
             three of 8192).
         lambda_: weight of the redundancy-reduction term (paper: 0.0051).
@@ -79,10 +80,8 @@ class BarlowTwins(TwoViewModel):
 
     @classmethod
     def default_augmenter(cls, image_shape):
-        large = min(image_shape[:2]) > 64
-        return augment.simclr_augmenter(
-            image_shape[:2], channels=image_shape[-1], strength=1.0 if large else 0.5, blur=large
-        )
+        """BYOL's asymmetric pair of views, which the paper uses."""
+        return augment.byol_augmenters(image_shape[:2], channels=image_shape[-1])
 
     def loss_on_features(self, features_a, features_b, training):
         # One projector pass per view, as the authors' code does: the projector's BatchNorm

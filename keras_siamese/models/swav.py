@@ -101,8 +101,10 @@ class SwAV(TwoViewModel):
 
     Args:
         encoder: `keras.Model` from float images in [0, 1] to features.
-        augmenter: view augmentation: a `MultiCrop`, one layer, a pair of layers, or None for
-            SimCLR's augmentation of the encoder's input size (two global views).
+        augmenter: view augmentation: a `MultiCrop`, one layer or a pair of layers (two
+            global views). None: SwAV's multi-crop (`augment.multi_crop_augmenter`: 2 global
+            views and 6 local ones; a fixed-size encoder sees the local ones resized up, which
+            makes the step about 4 times as long as with two views).
         num_prototypes: K (paper: 3000 on ImageNet).
         projection_dims: sizes of the projection head, the last one the projection (paper:
             a 2048 hidden layer and 128 outputs).
@@ -194,10 +196,8 @@ class SwAV(TwoViewModel):
 
     @classmethod
     def default_augmenter(cls, image_shape):
-        large = min(image_shape[:2]) > 64
-        return augment.simclr_augmenter(
-            image_shape[:2], channels=image_shape[-1], strength=1.0 if large else 0.5, blur=large
-        )
+        """SwAV's multi-crop: 2 global views and 6 local ones of 96/224 of the image size."""
+        return augment.multi_crop_augmenter(image_shape[:2], channels=image_shape[-1])
 
     def build(self, input_shape=None):
         """Creates the head and prototype weights (no statistic moves). Idempotent."""

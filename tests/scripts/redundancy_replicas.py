@@ -3,15 +3,16 @@
 Run in its own process by tests/test_barlow_twins.py, test_vicreg.py and test_swav.py (logical
 devices must be configured before TensorFlow initialises). From the same weights and the same
 global batches, with a deterministic augmenter, the model trains one step (two for
-`swav_queue`, whose second step uses the queue) on one device and on 2 and 4 replicas. Prints
-one JSON line `REPLICAS {...}` with the differences in loss, weights (all of them: the SwAV
-queue and BatchNorm statistics too) and the step's update; the tests assert on them.
+`swav_queue`, whose second step uses the queue; `swav_multi_crop` has two global and two local
+views) on one device and on 2 and 4 replicas. Prints one JSON line `REPLICAS {...}` with the
+differences in loss, weights (all of them: the SwAV queue and BatchNorm statistics too) and
+the step's update; the tests assert on them.
 
 The control computes each replica's loss on its own share (`distribute.all_gather` replaced by
 the identity): statistics, codes and loss of a quarter or half batch, which must differ.
 
 Usage: python redundancy_replicas.py MODEL [REPLICAS ...]
-    MODEL: barlow_twins, vicreg, swav or swav_queue; REPLICAS: 2 4 by default.
+    MODEL: barlow_twins, vicreg, swav, swav_queue or swav_multi_crop; REPLICAS: 2 4 by default.
 """
 
 import json
@@ -20,12 +21,18 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODELS = ("barlow_twins", "vicreg", "swav", "swav_queue")
+MODELS = ("barlow_twins", "vicreg", "swav", "swav_queue", "swav_multi_crop")
 GLOBAL_BATCH = 16
 # SGD rates giving steps that move the weights by a few percent: large enough to show in the
 # comparison, small enough that float32 noise (global BatchNorm's statistics are summed in
 # another order across replicas) does not grow with the step.
-LEARNING_RATES = {"barlow_twins": 0.01, "vicreg": 0.01, "swav": 0.05, "swav_queue": 0.05}
+LEARNING_RATES = {
+    "barlow_twins": 0.01,
+    "vicreg": 0.01,
+    "swav": 0.05,
+    "swav_queue": 0.05,
+    "swav_multi_crop": 0.05,
+}
 
 
 def run(model: str, counts=(2, 4), timeout: int = 600) -> dict:
@@ -63,6 +70,7 @@ def main(kind: str, counts: list[int]) -> None:
     from conftest import random_images, tiny_encoder
 
     from keras_siamese import distribute
+    from keras_siamese.augment import MultiCrop
     from keras_siamese.models.barlow_twins import BarlowTwins
     from keras_siamese.models.swav import SwAV
     from keras_siamese.models.vicreg import VICReg
@@ -75,14 +83,25 @@ def main(kind: str, counts: list[int]) -> None:
             first, second = tf.split(images, 2, axis=0)
             return tf.concat([first, tf.reverse(second, axis=[2])], axis=0)
 
+    class SmallFlipSecondHalf(FlipSecondHalf):
+        """Deterministic local views: the same at 8x8."""
+
+        def call(self, images, training=None):
+            return tf.image.resize(super().call(images), (8, 8), antialias=True)
+
     def build(sync_batch_norm: bool):
         common = dict(augmenter=FlipSecondHalf(), sync_batch_norm=sync_batch_norm)
         if kind == "barlow_twins":
             return BarlowTwins(tiny_encoder(), projection_dims=(16, 8), **common)
         if kind == "vicreg":
             return VICReg(tiny_encoder(), projection_dims=(16, 8), **common)
+        if kind == "swav_multi_crop":  # 2 global views of 16x16, 2 local ones of 8x8
+            common["augmenter"] = MultiCrop(FlipSecondHalf(), SmallFlipSecondHalf(), 2, 2)
+            encoder, common["image_size"] = tiny_encoder((None, None, 1)), (16, 16)
+        else:
+            encoder = tiny_encoder()
         queue = dict(queue_size=24, freeze_prototypes_steps=1) if kind == "swav_queue" else {}
-        return SwAV(tiny_encoder(), num_prototypes=10, projection_dims=(16, 8), **queue, **common)
+        return SwAV(encoder, num_prototypes=10, projection_dims=(16, 8), **queue, **common)
 
     steps = 2 if kind == "swav_queue" else 1
     images = random_images(GLOBAL_BATCH * steps, (16, 16, 1), seed=1)
