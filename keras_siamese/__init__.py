@@ -52,7 +52,17 @@ _SUBMODULES = (
     "optimizers",
     "sampling",
 )
-_MODELS = ("BYOL", "DINO", "MoCo", "SiameseNetwork", "SimCLR", "SimSiam")
+_MODELS = (
+    "BYOL",
+    "BarlowTwins",
+    "DINO",
+    "MoCo",
+    "SiameseNetwork",
+    "SimCLR",
+    "SimSiam",
+    "SwAV",
+    "VICReg",
+)
 __all__ = [*_MODELS, *_SUBMODULES]
 _loaded = False
 

@@ -15,29 +15,44 @@ Modules, re-exported here:
     - `triplet` (Siamese triplets, online mining): `triplet_loss`, `TripletLoss`.
     - `info_nce` (MoCo v2 with a queue, v3 in-batch): `info_nce`, `InfoNCE`.
     - `dino` (DINO's self-distillation): `dino`, `DINOLoss`.
+    - `barlow_twins`, `vicreg` (redundancy reduction): `barlow_twins`, `BarlowTwinsLoss`,
+      `vicreg`, `VICRegLoss`; `swav` (swapped prediction): `swav`, `SwAVLoss`, and
+      `sinkhorn` (its codes). Under `tf.distribute` these gather the global batch and return
+      its loss on every replica (`scale_for_replicas` then sums to one device's gradients).
     - `_checks`: the shape checks they share (argument values: `keras_siamese.validation`).
 """
 
+from keras_siamese.losses.barlow_twins import BarlowTwinsLoss, barlow_twins
 from keras_siamese.losses.contrastive import ContrastiveMargin, contrastive_margin
 from keras_siamese.losses.dino import DINOLoss, dino
 from keras_siamese.losses.info_nce import InfoNCE, info_nce
 from keras_siamese.losses.negative_cosine import NegativeCosine, negative_cosine
 from keras_siamese.losses.nt_xent import LARGE_NEGATIVE, NTXent, nt_xent
+from keras_siamese.losses.sinkhorn import sinkhorn
+from keras_siamese.losses.swav import SwAVLoss, swav
 from keras_siamese.losses.triplet import MINING_MODES, TripletLoss, triplet_loss
+from keras_siamese.losses.vicreg import VICRegLoss, vicreg
 
 __all__ = [
     "LARGE_NEGATIVE",
     "MINING_MODES",
+    "BarlowTwinsLoss",
     "ContrastiveMargin",
     "DINOLoss",
     "InfoNCE",
     "NTXent",
     "NegativeCosine",
+    "SwAVLoss",
     "TripletLoss",
+    "VICRegLoss",
+    "barlow_twins",
     "contrastive_margin",
     "dino",
     "info_nce",
     "negative_cosine",
     "nt_xent",
+    "sinkhorn",
+    "swav",
     "triplet_loss",
+    "vicreg",
 ]

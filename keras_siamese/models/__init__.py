@@ -5,6 +5,7 @@
 - `MomentumModel` (momentum.py): the base of BYOL, MoCo and DINO (a moving-average target).
 """
 
+from keras_siamese.models.barlow_twins import BarlowTwins
 from keras_siamese.models.base import TwoViewModel
 from keras_siamese.models.byol import BYOL
 from keras_siamese.models.dino import DINO, DINOHead
@@ -14,9 +15,12 @@ from keras_siamese.models.representation_model import RepresentationModel
 from keras_siamese.models.siamese import SiameseNetwork
 from keras_siamese.models.simclr import SimCLR
 from keras_siamese.models.simsiam import SimSiam
+from keras_siamese.models.swav import SwAV, SwAVPrototypes
+from keras_siamese.models.vicreg import VICReg
 
 __all__ = [
     "BYOL",
+    "BarlowTwins",
     "DINO",
     "DINOHead",
     "MoCo",
@@ -27,5 +31,8 @@ __all__ = [
     "SiameseNetwork",
     "SimCLR",
     "SimSiam",
+    "SwAV",
+    "SwAVPrototypes",
     "TwoViewModel",
+    "VICReg",
 ]
