@@ -13,7 +13,10 @@ Scaled down from the paper (Zbontar et al. 2021, ImageNet: ResNet-50, 1000 epoch
 2048, projector 3x8192, LARS 0.2 x B / 256, lambda 0.0051, BYOL's augmentations): 4
 epochs, projector 3x512, the SimCLR demo's 25-100% crops and colour strength 0.5,
 SGD+momentum with a warmup and cosine decay (LARS' trust ratio mainly helps batches in the
-thousands).
+thousands) at 0.01: the loss sums d^2 terms, so its gradients are large; in 2-epoch runs on
+16,384 images (random init kNN 0.707), 0.01 ended at 0.717, 0.05 at 0.672 and 0.2 at 0.546.
+The full run (12 minutes on a busy 2-core machine): kNN 0.754 -> 0.809, `output_std`
+0.85-0.90 throughout. The SimSiam demo's run: 0.754 -> 0.791; SimCLR's: 0.754 -> 0.820.
 
 Run: `python examples/barlow_twins_fashion_mnist.py --epochs=4` (about 10 minutes on 2 cores).
 """
