@@ -108,7 +108,7 @@ def test_help_command_form(capsys):
     "arguments, match",
     [
         (["trian"], "unknown command 'trian'.*Did you mean 'train'"),
-        (["train", "--method=byol"], "--method=byol: value should be one of"),
+        (["train", "--method=bogus"], "--method=bogus: value should be one of"),
         (["train", "--bogus=1"], "Unknown command line flag 'bogus'"),
         (["train", "--epochs=0"], "--epochs=0"),
         (["train", "extra"], "unexpected arguments"),

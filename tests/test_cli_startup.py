@@ -54,7 +54,7 @@ def heavy_imports(modules):
         (["train", "--help"], 0, "--temperature: (simclr) NT-Xent temperature."),
         (["evaluate", "--help"], 0, "--knn_temperature"),
         (["export", "--help"], 0, "--export_dir"),
-        (["train", "--method=byol", "--model_dir=unused"], 2, "--method=byol: value should"),
+        (["train", "--method=bogus", "--model_dir=unused"], 2, "--method=bogus: value should"),
         (["train", "--epochs=0", "--model_dir=unused"], 2, "--epochs=0"),
         (["train", "--temperature=0", "--model_dir=unused"], 2, "--temperature must be"),
         (["train", "--learning_rate=fast", "--model_dir=unused"], 2, "--learning_rate must"),
