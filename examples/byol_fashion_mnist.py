@@ -5,8 +5,6 @@ Pretrains the SimCLR demo's encoder (ResNet-10 of width 16 on 28x28x1) with BYOL
 accuracy of the encoder on the test split before and after training, `output_std` per
 epoch (about 1 is healthy, near 0 is collapse), the target's momentum at the end, images/s,
 and exports the online encoder as a SavedModel to `saved_models/byol_fashion_mnist/<n>/`.
-Each step runs the online network on both views and the target network on both views
-again, so a step costs about 1.5 SimCLR steps.
 
 Scaled down from the paper (Grill et al. 2020, ImageNet: ResNet-50, 1000 epochs, batch
 4096, projector and predictor 4096 -> 256, LARS 0.2*B/256 with weight decay 1.5e-6, target
@@ -16,8 +14,12 @@ a rate of 0.8*B/256 with a 1-epoch warmup and cosine decay, and a base momentum 
 25-100% crops and colour strength 0.5. At 28 px there is no blur or solarisation, so the
 two views differ only by their random draws. In the tests' 512-step run of a two-layer
 encoder on 2,048 images, the base momentum 0.96 beat 0.99 (kNN 0.628 against 0.566).
+Measured: `--epochs=2 --train_examples=16384` (128 steps) took 159 s at 206 images/s on
+2 busy cores and moved the kNN accuracy from 0.707 (random init) to 0.719, loss 1.70 ->
+1.09, output_std 0.85 -> 0.82; SimSiam's example reports 0.724 for that budget. The full
+run was not measured; at that rate its 4 epochs take about 20 minutes.
 
-Run: `python examples/byol_fashion_mnist.py --epochs=4` (about 15 minutes on 2 cores).
+Run: `python examples/byol_fashion_mnist.py --epochs=4`.
 """
 
 import json
@@ -138,14 +140,9 @@ def main(argv):
     # ---- evaluation and export (the online encoder; the target and heads are dropped)
     trained_knn = ks.evaluation.knn_accuracy(model, memory, queries, k=FLAGS.knn_k)
     print(f"kNN top-1 on the test split: random init {random_knn:.4f} -> BYOL {trained_knn:.4f}")
-    results = dict(
-        knn_random_init=random_knn,
-        knn_byol=trained_knn,
-        train_seconds=seconds,
-        images_per_second=images_per_second,
-        final_momentum=momentum,
-        history=history.history,
-    )
+    results = {"knn_random_init": random_knn, "knn_byol": trained_knn, "train_seconds": seconds}
+    results.update(images_per_second=images_per_second, final_momentum=momentum)
+    results["history"] = history.history
     with open(os.path.join(FLAGS.model_dir, "results.json"), "w") as file:
         json.dump(results, file, indent=2, default=float)
     version_dir = ks.export.export_for_serving(model, FLAGS.export_dir)

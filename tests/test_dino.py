@@ -105,6 +105,40 @@ def test_local_views_of_another_size_reach_the_student_only():
         np.testing.assert_allclose(float(loss), expected, rtol=1e-5, err_msg=f"{any_size=}")
 
 
+def test_multi_crop_views_train_with_any_size_and_fixed_size_encoders():
+    default = tiny_dino()
+    assert isinstance(default.augmenter, ks.augment.MultiCrop)
+    assert (default.augmenter.global_views, default.augmenter.local_views) == (2, 8)
+    assert default.num_global_views == 2
+    for any_size in (True, False):
+        keras.utils.set_random_seed(0)
+        crops = ks.augment.multi_crop_augmenter(16, 8, local_views=2, channels=1, seed=0)
+        model = DINO(
+            tiny_encoder((None, None, 1) if any_size else (16, 16, 1)), crops, output_dim=32,
+            hidden_dim=16, bottleneck_dim=8, image_size=(16, 16) if any_size else None,
+        )
+        views = model.make_views(tf.constant(random_images(4)))
+        assert [tuple(view.shape[1:3]) for view in views] == [(16, 16)] * 2 + [(8, 8)] * 2
+        loss, _ = model.loss_on_views(views, training=False)
+        students = [
+            model.head(
+                model.encoder(view if any_size else tf.image.resize(view, (16, 16), antialias=True))
+            ).numpy()
+            for view in views
+        ]
+        teacher = [model.target_head(model.target_encoder(view)).numpy() for view in views[:2]]
+        expected = lightly_dino_loss(teacher, students, np.zeros(32), 0.04, 0.1)
+        np.testing.assert_allclose(float(loss), expected, rtol=1e-5, err_msg=f"{any_size=}")
+        model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+        before = [w.numpy().copy() for w in model.encoder.trainable_weights]
+        history = model.fit(random_images(16), batch_size=8, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        assert all(
+            not np.allclose(a, b.numpy())
+            for a, b in zip(before, model.encoder.trainable_weights, strict=True)
+        )
+
+
 def test_training_moves_the_center_to_the_global_teacher_mean():
     model = tiny_dino(center_momentum=0.8)
     views = [images_in_unit_range(6, seed) for seed in (1, 2)]

@@ -30,6 +30,7 @@ so `--help` and flag errors are answered in a fraction of a second.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ from keras_siamese.cli import (
     method_batches,
     method_models,
     method_optimizers,
+    momentum_models,
     redundancy_models,
 )
 
@@ -279,6 +281,91 @@ SWAV_FLAGS = (
     ),
 )
 
+TARGET_MOMENTUM = MethodFlag(
+    flags.DEFINE_float,
+    "target_momentum",
+    0.99,
+    "Base momentum of the moving-average target, raised to 1 by a cosine schedule over the "
+    "run (MoCo v2: constant). Papers: BYOL and DINO 0.996, MoCo v2 0.999, MoCo v3 0.99.",
+    check=functools.partial(flag_checks.number, minimum=0.0, maximum=1.0, open_maximum=True),
+)
+BYOL_FLAGS = (
+    MethodFlag(
+        flags.DEFINE_integer,
+        "byol_projection_dim",
+        128,
+        "Output of the projector and predictor (paper: 256).",
+        {"lower_bound": 1},
+    ),
+    MethodFlag(
+        flags.DEFINE_integer,
+        "byol_hidden_dim",
+        512,
+        "Hidden width of the projector and predictor (paper: 4096).",
+        {"lower_bound": 1},
+    ),
+)
+MOCO_FLAGS = (
+    MethodFlag(
+        flags.DEFINE_enum,
+        "moco_version",
+        "v2",
+        "v2: a queue of keys; v3: the batch's keys, a predictor, a cosine momentum.",
+        {"enum_values": ["v2", "v3"]},
+    ),
+    MethodFlag(
+        flags.DEFINE_integer,
+        "moco_queue_size",
+        4096,
+        "MoCo v2's queue of negative keys (at least --batch_size).",
+        {"lower_bound": 1},
+    ),
+    MethodFlag(
+        flags.DEFINE_float,
+        "moco_temperature",
+        0.2,
+        "InfoNCE temperature (v2 paper: 0.2).",
+        check=flag_checks.positive,
+    ),
+    MethodFlag(
+        flags.DEFINE_integer,
+        "moco_projection_dim",
+        128,
+        "Output of the heads (papers: 128 for v2, 256 for v3).",
+        {"lower_bound": 1},
+    ),
+    MethodFlag(
+        flags.DEFINE_integer,
+        "moco_hidden_dim",
+        512,
+        "Hidden width of the heads (papers: 2048 for v2, 4096 for v3).",
+        {"lower_bound": 1},
+    ),
+)
+DINO_FLAGS = (
+    MethodFlag(
+        flags.DEFINE_integer,
+        "dino_output_dim",
+        1024,
+        "Outputs (prototypes) of the DINO head (paper: 65536).",
+        {"lower_bound": 1},
+    ),
+    MethodFlag(
+        flags.DEFINE_float,
+        "dino_teacher_temperature",
+        0.07,
+        "Teacher temperature (paper: 0.04 to 0.07).",
+        check=flag_checks.positive,
+    ),
+    MethodFlag(
+        flags.DEFINE_bool,
+        "dino_head_batch_norm",
+        True,
+        "BatchNorm in the head's hidden layers (paper: off; without it a small encoder's "
+        "outputs collapsed to uniform in tests/test_dino.py).",
+    ),
+)
+
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
@@ -385,6 +472,56 @@ METHODS: dict[str, Method] = {
             weight_decay=1e-6,
             flags=SWAV_FLAGS,
             build_model=redundancy_models.swav,
+            batch_layout=method_batches.whole_batch,
+            build_batches=method_batches.images,
+            build_optimizer=method_optimizers.scheduled,
+            build_monitors=method_models.collapse_monitor,
+        ),
+        Method(
+            "byol",
+            "BYOL: online network predicts a moving-average target, no negatives "
+            "(Grill et al. 2020)",
+            model_class="BYOL",
+            needs_labels=False,
+            optimizer="sgd",
+            # tests/test_byol.py's 0.2 at batch 64; examples/byol_fashion_mnist.py at this rate,
+            # 2 epochs on 16,384 images with the demo's ResNet-10: kNN 0.707 -> 0.719.
+            learning_rate=0.8,
+            weight_decay=0.0,
+            flags=(TARGET_MOMENTUM, *BYOL_FLAGS),
+            build_model=momentum_models.byol,
+            batch_layout=method_batches.whole_batch,
+            build_batches=method_batches.images,
+            build_optimizer=method_optimizers.scheduled,
+            build_monitors=method_models.collapse_monitor,
+        ),
+        Method(
+            "moco",
+            "MoCo v2/v3: InfoNCE against momentum keys from a queue or the batch "
+            "(He et al. 2020, Chen et al. 2021)",
+            model_class="MoCo",
+            needs_labels=False,
+            optimizer="sgd",
+            learning_rate=0.8,  # tests/test_moco.py's kNN runs: 0.2 at batch 64
+            weight_decay=0.0,
+            flags=(TARGET_MOMENTUM, *MOCO_FLAGS),
+            build_model=momentum_models.moco,
+            batch_layout=method_batches.whole_batch,
+            build_batches=method_batches.images,
+            build_optimizer=method_optimizers.scheduled,
+            build_monitors=method_models.collapse_monitor,
+        ),
+        Method(
+            "dino",
+            "DINO: self-distillation from a momentum teacher, centred and sharpened "
+            "(Caron et al. 2021)",
+            model_class="DINO",
+            needs_labels=False,
+            optimizer="adam",
+            learning_rate=2e-3,  # the peak of tests/test_dino.py (AdamW, batch 64); paper: 5e-4
+            weight_decay=0.04,  # the paper's start value
+            flags=(TARGET_MOMENTUM, *DINO_FLAGS),
+            build_model=momentum_models.dino,
             batch_layout=method_batches.whole_batch,
             build_batches=method_batches.images,
             build_optimizer=method_optimizers.scheduled,

@@ -39,8 +39,9 @@ class BYOL(MomentumModel):
 
     Args:
         encoder: `keras.Model` from float images in [0, 1] to features.
-        augmenter: view augmentation; BYOL's asymmetric pair of augmenters for the
-            encoder's input size when None.
+        augmenter: view augmentation; BYOL's asymmetric pair for the model's image size when
+            None (`keras_siamese.augment.byol_augmenters`: blur 1.0 / 0.1, solarisation
+            0 / 0.2; no blur up to 64 px).
         projection_dim: output size of the projector and the predictor (paper: 256).
         hidden_dim: hidden width of the projector and the predictor (paper: 4096).
         momentum: the base momentum of the target (paper: 0.996 for batch 4096).
@@ -98,20 +99,8 @@ class BYOL(MomentumModel):
 
     @classmethod
     def default_augmenter(cls, image_shape):
-        """BYOL's asymmetric views (section 3.3, table 6): blur always on view a, rarely on b."""
-        if hasattr(augment, "byol_augmenters"):
-            return augment.byol_augmenters(image_shape[:2], channels=image_shape[-1])
-        large = min(image_shape[:2]) > 64
-        return tuple(
-            augment.simclr_augmenter(
-                image_shape[:2],
-                channels=image_shape[-1],
-                strength=1.0 if large else 0.5,
-                blur=large,
-                blur_probability=probability,
-            )
-            for probability in (1.0, 0.1)
-        )
+        """BYOL's asymmetric pair (`augment.byol_augmenters`; blur only above 64 px)."""
+        return augment.byol_augmenters(image_shape[:2], channels=image_shape[-1])
 
     def target_pairs(self):
         return [(self.encoder, self.target_encoder), (self.projector, self.target_projector)]

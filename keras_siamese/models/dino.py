@@ -9,7 +9,6 @@ from keras import ops
 from keras_siamese import augment, distribute, validation
 from keras_siamese.losses.dino import dino_cross_entropy
 from keras_siamese.models.base import normalized_std
-from keras_siamese.models.byol import BYOL
 from keras_siamese.models.momentum import MomentumModel, clone_layer
 
 
@@ -139,9 +138,10 @@ class DINO(MomentumModel):
     Views: with a `keras_siamese.augment.MultiCrop` augmenter, the first
     `num_global_views` views are global (teacher and student) and the rest local (student
     only); with a pair of augmenters (or one), the two views are both global. The default
-    is multi-crop when `keras_siamese.augment.multi_crop_augmenter` exists, else BYOL's
-    asymmetric pair (DINO's global views). Not included: freezing the last layer in the
-    first epoch and gradient clipping (use the optimizer's `clipnorm`).
+    is DINO's multi-crop (2 global + 8 local views). Local views reach an encoder of any size
+    (`input_shape=(None, None, C)` with `image_size=`) at their own size, a fixed-size
+    encoder resized to its input. Not included: freezing the last layer in the first epoch
+    and gradient clipping (use the optimizer's `clipnorm`).
 
     Metrics: `loss` and `representation_std` (per-dimension std of the L2-normalised
     features of the first view times sqrt(d): near 0 when collapsed).
@@ -243,9 +243,16 @@ class DINO(MomentumModel):
 
     @classmethod
     def default_augmenter(cls, image_shape):
-        if hasattr(augment, "multi_crop_augmenter"):
-            return augment.multi_crop_augmenter(image_shape[:2], channels=image_shape[-1])
-        return BYOL.default_augmenter(image_shape)
+        """DINO's multi-crop: 2 global views (40-100%) and 8 local ones (5-40%) of 96/224 of
+        the image size, with BYOL's colour jitter (`augment.multi_crop_augmenter`)."""
+        return augment.multi_crop_augmenter(
+            image_shape[:2],
+            channels=image_shape[-1],
+            local_views=8,
+            global_crop_area=(0.4, 1.0),
+            local_crop_area=(0.05, 0.4),
+            color_jitter=(0.4, 0.4, 0.2, 0.1),
+        )
 
     def target_pairs(self):
         return [(self.encoder, self.target_encoder), (self.head, self.target_head)]

@@ -181,8 +181,8 @@ class MoCo(MomentumModel):
 
     @classmethod
     def default_augmenter(cls, image_shape):
-        large = min(image_shape[:2]) > 64
-        return augment.simsiam_augmenter(image_shape[:2], channels=image_shape[-1], blur=large)
+        """MoCo v2's augmentation, which SimSiam reuses (`augment.simsiam_augmenter`)."""
+        return augment.simsiam_augmenter(image_shape[:2], channels=image_shape[-1])
 
     @property
     def cross_replica_loss(self) -> str:
