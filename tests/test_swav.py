@@ -504,12 +504,21 @@ def test_swav_on_fashion_mnist_beats_random_init_on_knn():  # ~20 s
     images, labels = ks.datasets.load_arrays("fashion_mnist", "train")
     test_images, test_labels = ks.datasets.load_arrays("fashion_mnist", "test")
     memory, queries = (images[:2048], labels[:2048]), (test_images[:1000], test_labels[:1000])
-    augmenter = ks.augment.simclr_augmenter(28, channels=1, strength=0.5, seed=0)
+    # The demo's 25-100% crops: with 8-100% crops of 28x28 images this run ends at 0.46.
+    augmenter = ks.augment.simclr_augmenter(
+        28, channels=1, strength=0.5, crop_area=(0.25, 1.0), seed=0
+    )
     # No queue: a batch of 64 already outnumbers 30 prototypes, and in 256 steps the queue's
-    # stale projections of a fast-changing tiny encoder cost accuracy (0.48 with 512).
-    model = SwAV(tiny_encoder((28, 28, 1)), augmenter, num_prototypes=30, projection_dims=(64, 32))
+    # stale projections of a fast-changing tiny encoder cost accuracy.
+    model = SwAV(
+        tiny_encoder((28, 28, 1)),
+        augmenter,
+        num_prototypes=30,
+        projection_dims=(64, 32),
+        temperature=0.2,
+    )
     random_init = ks.evaluation.knn_accuracy(model, memory, queries, k=20, progress=False)
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))  # 0.591 vs 0.543
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))  # 0.620 vs 0.543
     history = model.fit(memory[0], batch_size=64, epochs=8, verbose=0)
     trained_knn = ks.evaluation.knn_accuracy(model, memory, queries, k=20, progress=False)
     assert history.history["loss"][-1] < history.history["loss"][0]
