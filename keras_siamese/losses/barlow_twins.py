@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_siamese import distribute, validation
-from keras_siamese.losses._checks import _check_same_shape_pair, _static_shape
+from keras_siamese.losses._checks import _check_pair_of_batches, _split_stacked_views
 
 if TYPE_CHECKING:
     import numpy as np
@@ -17,17 +17,6 @@ if TYPE_CHECKING:
 # The epsilon of the per-dimension standardisation, added to the (biased) batch variance:
 # PyTorch's `batch_norm` default, which lightly's `BarlowTwinsLoss` uses.
 STANDARDIZATION_EPSILON = 1e-5
-
-
-def _check_pair_of_batches(z_a, z_b, loss_name: str, meaning: str):
-    """Rank-2 tensors of one shape, with at least 2 rows outside a multi-replica step."""
-    shapes = _check_same_shape_pair(z_a, z_b, ("z_a", "z_b"), "projection_dims", meaning)
-    batch_size = next((s[0] for s in shapes if s is not None and s[0] is not None), None)
-    if batch_size is not None and batch_size < 2 and not distribute.in_replica_context():
-        raise ValueError(
-            f"{loss_name} needs at least 2 examples per batch: its statistics are computed "
-            f"over the batch. Received: z_a.shape={shapes[0]}, z_b.shape={shapes[1]}"
-        )
 
 
 def _standardize(z):
@@ -157,21 +146,3 @@ class BarlowTwinsLoss(keras.losses.Loss):
         config = super().get_config()
         config.update({"lambda_": self.lambda_, "dtype": self._dtype_policy.name})
         return config
-
-
-def _split_stacked_views(y_pred, class_name: str):
-    """Splits `(2 * batch, d)` into the two views, checking rank and an even row count."""
-    shape = _static_shape(y_pred)
-    if shape is not None and len(shape) != 2:
-        raise ValueError(
-            f"Argument `y_pred` of {class_name} must have rank 2, the two views stacked as "
-            f"(2 * batch_size, projection_dims). Received: y_pred.shape={shape}"
-        )
-    if shape is not None and shape[0] is not None and shape[0] % 2:
-        raise ValueError(
-            f"Argument `y_pred` of {class_name} must have an even number of rows: the first "
-            f"half holds the first views, the second half the second views. "
-            f"Received: y_pred.shape={shape}"
-        )
-    z_a, z_b = ops.split(y_pred, 2, axis=0)
-    return z_a, z_b

@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_siamese import distribute, validation
-from keras_siamese.losses.barlow_twins import _check_pair_of_batches, _split_stacked_views
+from keras_siamese.losses._checks import _check_pair_of_batches, _split_stacked_views
 
 if TYPE_CHECKING:
     import numpy as np
