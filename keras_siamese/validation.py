@@ -209,7 +209,7 @@ def check_image_batch(value, image_shape: tuple | None, argument: str = "images"
             hint = (
                 " A rank-3 value is one image (add a batch axis with `image[None]`), images "
                 "without a channel axis (add one with `images[..., None]`) or a dataset of "
-                "single images (batch it, e.g. `dataset.batch(64, drop_remainder=True)`)."
+                "single images (batch them first, e.g. `dataset.batch(64, drop_remainder=True)`)."
             )
         raise ValueError(
             f"Argument `{argument}` must be a batch of images (batch, height, width, "

@@ -23,7 +23,7 @@ import tensorflow as tf
 from conftest import random_images, tiny_encoder
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from keras_siamese import similarity as similarity_lib
+import keras_siamese as ks
 from keras_siamese.datasets import _image_converter
 from keras_siamese.export import (
     INSTALL_COMMAND,
@@ -39,33 +39,13 @@ GRAY_SHAPE = (16, 16, 1)
 ALL_SIGNATURES = ["embed_bytes", "metadata", "search", "serving_default", "similarity", "verify"]
 
 
-class StandInSiamese(keras.Model):
-    """Stands in for `keras_siamese.models.SiameseNetwork`: the attributes export relies on.
-
-    `embedding_model()` maps float32 [0, 255] images to the embedding (L2-normalised when
-    `normalize`); `similarity(a, b)` is `score_from_distance(pair_distance(...))`.
-    """
-
-    def __init__(self, distance="euclidean", normalize=False, image_shape=RGB_SHAPE, **kwargs):
-        super().__init__(**kwargs)
-        self.distance = distance
-        self.normalize = normalize
-        self.image_shape = tuple(image_shape)
-        self.rescaling = keras.layers.Rescaling(1 / 255)
-        self.encoder = tiny_encoder(self.image_shape)
-        self.unit = keras.layers.UnitNormalization(axis=-1)
-
-    def call(self, images, training=False):
-        embedding = self.encoder(self.rescaling(images), training=training)
-        return self.unit(embedding) if self.normalize else embedding
-
-    def embedding_model(self):
-        inputs = keras.Input(self.image_shape)
-        return keras.Model(inputs, self(inputs), name="siamese_embedding")
-
-    def similarity(self, images_a, images_b):
-        distances = similarity_lib.pair_distance(self(images_a), self(images_b), self.distance)
-        return similarity_lib.score_from_distance(distances, self.distance)
+def make_siamese(distance="euclidean", normalize=False, image_shape=RGB_SHAPE):
+    """A `SiameseNetwork` on the tiny encoder: the export serves its `embedding_model()`
+    (float32 [0, 255] images -> the embedding, L2-normalised when `normalize`) and scores
+    pairs with its own `distance`."""
+    return ks.SiameseNetwork(
+        tiny_encoder(tuple(image_shape)), distance=distance, normalize=normalize
+    )
 
 
 def gray_model(seed=1):
@@ -141,7 +121,7 @@ def run_fresh(arguments, cwd):
 def siamese(tmp_path_factory):
     """A stand-in Siamese model exported with a string-id gallery and calibrated pairs."""
     keras.utils.set_random_seed(0)
-    model = StandInSiamese(distance="euclidean", normalize=False)
+    model = make_siamese(distance="euclidean", normalize=False)
     model(np.zeros((1, *RGB_SHAPE), "float32"))
     directory = tmp_path_factory.mktemp("siamese")
     gallery = model.predict(random_images(40, RGB_SHAPE, seed=11).astype("float32"), verbose=0)
@@ -651,7 +631,7 @@ def test_metadata_signature_and_asset(siamese):
 
 
 def test_cosine_siamese_with_given_threshold(tmp_path):
-    model = StandInSiamese(distance="cosine", normalize=True)
+    model = make_siamese(distance="cosine", normalize=True)
     version_dir = export_for_serving(model, tmp_path, threshold=0.25, warmup=False)
     served = load_for_inference(version_dir)
     assert sorted(served.signatures) == [
@@ -715,7 +695,7 @@ def test_real_siamese_network_is_served_like_its_keras_model(tmp_path):
 
 def test_siamese_without_threshold_warns_that_verify_is_left_out(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="keras_siamese.export.writer"):
-        version_dir = export_for_serving(StandInSiamese(), tmp_path, warmup=False)
+        version_dir = export_for_serving(make_siamese(), tmp_path, warmup=False)
     assert "No `verify` signature" in caplog.text and "calibration_pairs=" in caplog.text
     served = load_for_inference(version_dir)
     assert "verify" not in served.signatures and served.metadata["verify"] is None
