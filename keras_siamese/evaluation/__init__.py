@@ -10,6 +10,8 @@ Modules (one protocol each), re-exported here:
     - `knn`: `knn_predict`, `knn_accuracy` and `check_knn_arguments` (the KNNMonitor
       callback uses the same code).
     - `linear_probe`: `linear_probe` (frozen features) and `linear_probe_on_features`.
+    - `few_label_probe`: `few_label_linear_probe` (and `..._on_features`), the linear
+      classifier on frozen features trained on 1% / 10% of the labels.
     - `fine_tune`: `fine_tune`, SimCLR's few-label fine-tuning protocol.
     - `subsets`: `class_balanced_subset`, the deterministic 1%/10% label subsets.
     - `report`: `representation_report`, all of the above as one dict.
@@ -24,6 +26,11 @@ from keras_siamese.evaluation.features import (
     FeatureExtractor,
     check_data,
     extract_features,
+)
+from keras_siamese.evaluation.few_label_probe import (
+    default_few_label_epochs,
+    few_label_linear_probe,
+    few_label_linear_probe_on_features,
 )
 from keras_siamese.evaluation.fine_tune import fine_tune
 from keras_siamese.evaluation.knn import (
@@ -58,7 +65,10 @@ __all__ = [
     "check_knn_arguments",
     "check_scores",
     "class_balanced_subset",
+    "default_few_label_epochs",
     "extract_features",
+    "few_label_linear_probe",
+    "few_label_linear_probe_on_features",
     "fine_tune",
     "knn_accuracy",
     "knn_predict",

@@ -1,4 +1,4 @@
-"""`representation_report`: kNN, linear probe and few-label fine-tuning of an encoder, in a dict."""
+"""`representation_report`: kNN, linear probes and few-label fine-tuning of an encoder."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from keras_siamese import validation
 from keras_siamese.evaluation.features import Data, FeatureExtractor, check_data
+from keras_siamese.evaluation.few_label_probe import few_label_linear_probe_on_features
 from keras_siamese.evaluation.fine_tune import fine_tune
 from keras_siamese.evaluation.knn import check_knn_arguments, knn_predict
 from keras_siamese.evaluation.linear_probe import _check_seed, linear_probe_on_features
@@ -36,13 +37,16 @@ def representation_report(
     progress: bool = True,
     *,
     input_scale: float | None = None,
+    linear_label_fractions: Sequence[float] = (),
 ) -> dict:
     """Evaluates an encoder with the protocols of the self-supervised literature.
 
     The features of `train` and `test` are extracted once (`extract_features`) and used by
     both frozen-feature protocols: the weighted kNN of InstDisc/SimSiam (`train` is the
     memory, `test` the queries, see `knn_predict`) and the linear probe
-    (`linear_probe_on_features`). Then, for each fraction in `label_fractions`, a copy of
+    (`linear_probe_on_features`), and, for each fraction in `linear_label_fractions`, by the
+    linear classifier trained on that class-balanced fraction of the labels
+    (`few_label_linear_probe_on_features`). Then, for each fraction in `label_fractions`, a copy of
     the network is fine-tuned end to end on that class-balanced fraction of the training
     labels (`fine_tune`, SimCLR's semi-supervised protocol). Everything is evaluated on
     `test`. The result holds only numbers (models are dropped), so it can be written
@@ -68,15 +72,21 @@ def representation_report(
         progress: show progress bars.
         input_scale: the factor the stored images are multiplied by before a plain model
             (`1 / 255` for an encoder taking [0, 1]); see `extract_features`.
+        linear_label_fractions: fractions of the training labels for the few-label linear
+            probe on the frozen features (e.g. `(0.01, 0.1)`); `()` skips it. It shares
+            `linear_probe_options` except `epochs` (see `default_few_label_epochs`).
 
     Returns:
         A dict::
 
             {"knn": {"top1", "k", "temperature"},
              "linear_probe": {"top1", "top5"},
+             "few_label_linear": {"1%": {"top1", "top5", "labelled_examples"}, ...},
              "fine_tune": {"1%": {"top1", "top5", "labelled_examples"}, "10%": {...}},
-             "seconds": {"features", "knn", "linear_probe", "fine_tune_1%", ...},
+             "seconds": {"features", "knn", "linear_probe", "linear_1%", "fine_tune_1%", ...},
              "feature_dims": int}
+
+        (`few_label_linear` only when `linear_label_fractions` is not empty.)
 
     Raises:
         TypeError: if an argument has the wrong type (see the protocols).
@@ -97,6 +107,12 @@ def representation_report(
             f"Received: label_fractions={label_fractions!r}"
         )
     label_fractions = tuple(_check_fraction(fraction) for fraction in label_fractions)
+    if isinstance(linear_label_fractions, (int, float)):
+        raise TypeError(
+            "Argument `linear_label_fractions` must be a sequence of fractions such as "
+            f"(0.01, 0.1). Received: linear_label_fractions={linear_label_fractions!r}"
+        )
+    linear_label_fractions = tuple(_check_fraction(f) for f in linear_label_fractions)
     linear_probe_options = dict(linear_probe_options or {})
     fine_tune_options = dict(fine_tune_options or {})
     for refused in ("seed", "num_classes", "progress", "input_scale"):
@@ -141,6 +157,25 @@ def representation_report(
     )
     seconds["linear_probe"] = time.perf_counter() - started
 
+    few_label_options = {k: v for k, v in linear_probe_options.items() if k != "epochs"}
+    few_label = {}
+    for fraction in linear_label_fractions:
+        started = time.perf_counter()
+        result = few_label_linear_probe_on_features(
+            train_features,
+            train_labels,
+            test_features,
+            test_labels,
+            label_fraction=fraction,
+            num_classes=num_classes,
+            seed=seed,
+            progress=progress,
+            **few_label_options,
+        )
+        name = fraction_name(fraction)
+        few_label[name] = {key: result[key] for key in ("top1", "top5", "labelled_examples")}
+        seconds[f"linear_{name}"] = time.perf_counter() - started
+
     fine_tuned = {}
     for fraction in label_fractions:
         started = time.perf_counter()
@@ -159,9 +194,14 @@ def representation_report(
         fine_tuned[name] = {key: result[key] for key in ("top1", "top5", "labelled_examples")}
         seconds[f"fine_tune_{name}"] = time.perf_counter() - started
 
-    return {
+    report = {
         "knn": {"top1": knn_top1, "k": k, "temperature": float(temperature)},
         "linear_probe": {"top1": probe["top1"], "top5": probe["top5"]},
+    }
+    if linear_label_fractions:
+        report["few_label_linear"] = few_label
+    return {
+        **report,
         "fine_tune": fine_tuned,
         "seconds": seconds,
         "feature_dims": int(train_features.shape[1]),
