@@ -80,20 +80,56 @@ def build(config, steps, seed, seen=None):
             **size,
         )
     else:
-        model = siamese_model(config, encoder, seed)
+        model = siamese_model(config, encoder, seed, seen)
     model.compile(optimizer=parts.optimizer(config, steps))
     if config["method"] in ("simclr", "simsiam"):
-        train_images = ks.datasets.load_arrays("fashion_mnist", "train")[0]
+        train_images = ssl_images(config)
         dataset = parts.images_dataset(train_images, config["batch"], seed)
     else:
         dataset = siamese_batches(config, seen, seed)
     return model, dataset
 
 
-def siamese_model(config, encoder, seed):
+def ssl_images(config):
+    """The images a self-supervised run trains on: all, or those of the seen classes 0-6."""
     import recipe_parts as parts
 
     import keras_siamese as ks
+
+    train = ks.datasets.load_arrays("fashion_mnist", "train")
+    if config["train_on"] == "seen":
+        train, _ = ks.sampling.split_classes(train, parts.SEEN_CLASSES)
+    return train[0]
+
+
+def pretrain_simclr(config, encoder, images, seed):
+    """SimCLR (its recipe, the Siamese config's encoder and epochs) on `images`, in place."""
+    import recipe_parts as parts
+
+    import keras_siamese as ks
+
+    keys = ("widths", "blocks", "stem_stride", "pool", "view_size")
+    ssl = {**parts.RECIPES["simclr"], **{key: config[key] for key in keys}}
+    steps = max(10, round(config["pretrain_epochs"] * len(images) / ssl["batch"]))
+    model = ks.SimCLR(
+        encoder,
+        parts.augmenter(ssl, seed),
+        tuple(ssl["projection"]),
+        ssl["temperature"],
+        **parts.model_size_arguments(ssl),
+    )
+    model.compile(optimizer=parts.optimizer(ssl, steps))
+    dataset = parts.images_dataset(images, ssl["batch"], seed)
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=2)
+
+
+def siamese_model(config, encoder, seed, seen=None):
+    import recipe_parts as parts
+
+    import keras_siamese as ks
+
+    if config["pretrain_epochs"] and seen is not None:
+        pretrain_simclr(config, encoder, seen[0], seed)
 
     margin = {"margin": config["margin"]} if config["margin"] else {}
     if config["loss"] == "contrastive":
@@ -109,6 +145,7 @@ def siamese_model(config, encoder, seed):
         distance=config["distance"],
         embedding_dim=config["embedding"] or None,
         augmenter=augmenter,
+        **parts.model_size_arguments(config),
     )
 
 
@@ -129,7 +166,8 @@ def siamese_batches(config, seen, seed):
 
 def steps_per_epoch(config, seen_count):
     if config["method"] in ("simclr", "simsiam"):
-        return TRAIN_IMAGES // config["batch"]
+        images = seen_count if config["train_on"] == "seen" else TRAIN_IMAGES
+        return images // config["batch"]
     if config["loss"] == "contrastive":
         return seen_count // config["batch"]
     return seen_count // (config["classes_per_batch"] * config["samples_per_class"])
@@ -221,11 +259,8 @@ def train_and_evaluate(overrides, seed):
     config = parts.recipe(overrides)
     config, probe = resolve_precision(config, seed)
     load_before = parts.load_average()
-    seen = unseen = pairs = None
-    seen_count = 0
-    if config["method"] == "siamese":
-        seen, unseen, pairs = parts.siamese_data(seed, config["train_examples"])
-        seen_count = len(seen[1])
+    seen, unseen, pairs = parts.siamese_data(seed, config.get("train_examples", 0))
+    seen_count = len(seen[1])
     per_epoch = steps_per_epoch(config, seen_count)
     steps = max(10, round(config["epochs"] * per_epoch))
     if FLAGS.minutes:
@@ -234,7 +269,9 @@ def train_and_evaluate(overrides, seed):
         started = time.perf_counter()
         model.fit(dataset, epochs=1, steps_per_epoch=11, verbose=0, callbacks=[timer])
         steps = max(10, int(FLAGS.minutes * 60000 / steady_ms_per_step(timer.ends, started)))
+    build_started = time.perf_counter()
     model, dataset = build(config, steps, seed, seen)
+    build_seconds = time.perf_counter() - build_started  # with a Siamese run's SimCLR pretraining
     print(
         f"\n== {overrides} seed {seed}: {steps} steps ({steps / per_epoch:.2f} epochs)", flush=True
     )
@@ -259,7 +296,9 @@ def train_and_evaluate(overrides, seed):
             seed=seed,
             progress=False,
         )
+        unseen_scores = parts.unseen_class_report(model, unseen, pairs)
         scores = {
+            **{f"unseen_{key}": value for key, value in unseen_scores.items()},
             "knn_top1": report["knn"]["top1"],
             "linear_top1": report["linear_probe"]["top1"],
             "linear_1%_top1": report["few_label_linear"]["1%"]["top1"],
@@ -273,6 +312,7 @@ def train_and_evaluate(overrides, seed):
         "steps": steps,
         "epochs": round(steps / per_epoch, 2),
         "pretrain_seconds": round(seconds, 1),
+        "build_seconds": round(build_seconds, 1),
         "ms_per_step": round(steady_ms_per_step(timer.ends, started), 1),
         "encoder_parameters": int(model.encoder.count_params()),
         "precision_probe": probe,
@@ -302,6 +342,12 @@ def percent(row, key):
     return f"{100 * row[key]:.1f}" if key in row else "—"
 
 
+def unseen(row):
+    if "unseen_roc_auc" not in row:
+        return "—"
+    return f"{row['unseen_roc_auc']:.3f} / {row['unseen_recall@1']:.3f}"
+
+
 def write_table(path):
     """Rewrites `<path without .jsonl>.md`: one table per method, a row per run."""
     import recipe_parts as parts
@@ -329,9 +375,9 @@ def write_table(path):
                 "",
                 f"SimSiam base: `{json.dumps(parts.RECIPES['simsiam'])}`",
                 "",
-                "| Method | Changes from the base | Seed | Epochs | Steps | ms/step | Pretrain (s) "
-                "| kNN | Linear | Linear 1% | Features | Note | Load |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+                "| Method | Differences from the base | Seed | Epochs | Steps | ms/step | Train s "
+                "| kNN | Linear | Linear 1% | Features | Unseen 7-9 AUC / R@1 | Note | Load |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             ]
         else:
             lines += [
@@ -340,13 +386,18 @@ def write_table(path):
                 "",
                 f"Base: `{json.dumps(base)}`",
                 "",
-                "| Loss | Changes from the base | Seed | Epochs | Steps | ms/step | Pretrain (s) "
-                "| ROC AUC | EER | Recall@1 | mAP@R | Note | Load |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+                "| Loss | Differences from the base | Seed | Epochs | Steps | ms/step | Train s "
+                "| ROC AUC | EER | Recall@1 | mAP@R | Setup (s) | Note | Load |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             ]
         for row in selected:
             config = row["config"]
-            changes = {k: v for k, v in row["overrides"].items() if k != "method"}
+            base_of_row = parts.RECIPES["siamese" if method != "ssl" else config["method"]]
+            changes = {
+                key: value
+                for key, value in config.items()
+                if key in base_of_row and key != "method" and base_of_row[key] != value
+            }
             head = (
                 f"| {config['loss'] if method != 'ssl' else config['method']} "
                 f"| {json.dumps(changes) if changes else 'base'} | {row['seed']} "
@@ -357,11 +408,13 @@ def write_table(path):
                 cells = (
                     f"| {percent(row, 'knn_top1')} | {percent(row, 'linear_top1')} "
                     f"| {percent(row, 'linear_1%_top1')} | {row.get('feature_dims', '')} "
+                    f"| {unseen(row)} "
                 )
             else:
                 cells = (
                     f"| {row['roc_auc']:.4f} | {row['equal_error_rate']:.4f} "
                     f"| {row['recall@1']:.4f} | {row['map@r']:.4f} "
+                    f"| {row.get('build_seconds', '—')} "
                 )
             lines.append(
                 head + cells + f"| {row.get('note', '')} "

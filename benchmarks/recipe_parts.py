@@ -29,17 +29,18 @@ RECIPES = {
         "blocks": [1, 1, 1, 1],  # residual blocks per stage (ResNet-10)
         "widths": [16, 32, 64, 128],  # filters per stage
         "stem_stride": 1,  # 1: the CIFAR stem (3x3, stride 1, no pooling); 2: stride 2
-        "pool": "avg",  # encoder output: avg (global average), grid2 (2x2 average grid)
-        "view_size": 28,  # side of the augmented views (the model still takes 28x28)
+        "pool": "grid4",  # encoder output: avg (global average) or gridN (N x N average grid)
+        "view_size": 16,  # side of the augmented views (the model still takes 28x28)
+        "train_on": "all",  # all train images, or "seen": classes 0-6 only
         "batch": 256,
-        "epochs": 3.0,
+        "epochs": 4.0,
         "optimizer": "sgd",
         "learning_rate": 0.6,  # peak, for this batch (not rescaled)
         "weight_decay": 5e-4,
         "warmup": 0.1,  # fraction of the steps
         "temperature": 0.2,
         "min_crop": 0.25,
-        "strength": 0.5,
+        "strength": 1.0,
         "blur": False,
         "projection": [512, 128],
         "precision": "float32",  # float32, bfloat16 or auto (the faster, probed)
@@ -49,16 +50,17 @@ RECIPES = {
         "blocks": [1, 1, 1, 1],
         "widths": [16, 32, 64, 128],
         "stem_stride": 1,
-        "pool": "avg",
-        "view_size": 28,
+        "pool": "grid4",
+        "view_size": 16,
+        "train_on": "all",
         "batch": 256,
-        "epochs": 3.0,
+        "epochs": 4.0,
         "optimizer": "sgd",
         "learning_rate": 0.5,  # SGD: base rate x batch / 256 (simsiam_optimizer)
         "weight_decay": 5e-4,
         "warmup": 0.1,
         "min_crop": 0.25,
-        "strength": 0.5,
+        "strength": 1.0,
         "blur": False,
         "projection": [512, 512],  # projector: width x layers
         "predictor": 128,
@@ -82,6 +84,7 @@ RECIPES = {
         "embedding": 64,
         "distance": "euclidean",
         "augment": 0.0,  # 0: none; else SimCLR crops/flips/jitter of this strength
+        "pretrain_epochs": 0.0,  # SimCLR (its recipe) on the seen images first, 0: none
         "min_crop": 0.5,
         "optimizer": "adam",
         "learning_rate": 2e-3,
@@ -90,6 +93,91 @@ RECIPES = {
         "precision": "float32",
     },
 }
+
+# The other self-supervised methods train SimCLR's encoder on SimCLR's views and schedule
+# (these keys are read from RECIPES["simclr"]); their own keys are the CLI rows'
+# (`keras_siamese/cli/methods.py`: optimizer, peak rate for batch 256, decay; the flag defaults
+# for heads, momentum, queue, temperatures), which were measured on a 2-core CPU.
+SHARED_WITH_SIMCLR = (
+    "blocks", "widths", "stem_stride", "pool", "view_size", "train_on", "batch", "epochs",
+    "warmup", "min_crop", "strength", "blur", "precision",
+)  # fmt: skip
+
+
+def _like_simclr(method, **own):
+    return {"method": method, **{key: RECIPES["simclr"][key] for key in SHARED_WITH_SIMCLR}, **own}
+
+
+RECIPES.update(
+    {
+        "byol": _like_simclr(
+            "byol",
+            views="byol",  # BYOL's asymmetric pair (augment.byol_augmenters; blur off)
+            optimizer="sgd",
+            learning_rate=0.8,
+            weight_decay=0.0,
+            momentum=0.99,  # base, cosine to 1 over the run (paper: 0.996)
+            projection=[512, 128],  # hidden, output of projector and predictor (paper: 4096, 256)
+        ),
+        "moco": _like_simclr(
+            "moco",  # v2: a queue of keys, a constant momentum
+            views="simsiam",  # MoCo v2's augmentation (SimSiam reuses it)
+            optimizer="sgd",
+            learning_rate=0.8,
+            weight_decay=0.0,
+            momentum=0.99,  # constant (paper: 0.999)
+            queue=4096,  # 16 batches of 256 (paper: 65536)
+            temperature=0.2,
+            projection=[512, 128],  # hidden, output (paper: 2048, 128)
+        ),
+        "dino": _like_simclr(
+            "dino",
+            views="simclr",
+            local_views=0,  # 0: the two global views only; else multi-crop's local ones too
+            optimizer="adam",  # decoupled decay (the CLI's AdamW)
+            learning_rate=2e-3,
+            weight_decay=0.04,
+            momentum=0.99,  # base, cosine to 1 (paper: 0.996)
+            projection=[512, 128],  # hidden, bottleneck of the head (paper: 2048, 256)
+            output_dim=1024,  # paper: 65536
+            head_batch_norm=True,  # without it small encoders collapsed (tests/test_dino.py)
+            teacher_temperature=0.07,
+        ),
+        "barlow_twins": _like_simclr(
+            "barlow_twins",
+            views="byol",  # the paper's (BYOL's asymmetric pair)
+            optimizer="sgd",
+            learning_rate=0.01,  # the loss sums d^2 terms: large gradients
+            weight_decay=1.5e-6,
+            projection=[512, 512, 512],  # paper: 8192 x 3
+            lambda_=0.0051,
+        ),
+        "vicreg": _like_simclr(
+            "vicreg",
+            views="byol",  # the paper's (BYOL's asymmetric pair)
+            optimizer="sgd",
+            learning_rate=0.1,
+            weight_decay=1e-6,
+            projection=[512, 512, 512],  # the expander (paper: 8192 x 3)
+            weights=[25.0, 25.0, 1.0],  # invariance, variance, covariance (the paper's)
+        ),
+        "swav": _like_simclr(
+            "swav",
+            views="simclr",
+            local_views=0,  # 0: the two global views only; else multi-crop's local ones too
+            optimizer="sgd",
+            learning_rate=0.3,
+            weight_decay=1e-6,
+            projection=[512, 128],  # paper: 2048, 128
+            prototypes=100,  # 10 classes (paper: 3000 on ImageNet)
+            temperature=0.1,
+            epsilon=0.05,
+            sinkhorn_iterations=3,
+            queue=0,  # a batch of 256 already spreads over 100 prototypes (paper: 3840)
+            freeze_prototypes_steps=0,  # paper: one epoch
+        ),
+    }
+)
 
 
 def recipe(overrides):
@@ -175,6 +263,42 @@ def augmenter(config, seed, kind="simclr"):
     return build((size, size), **options)
 
 
+def views(config, seed):
+    """The augmenter of a recipe with a `views` key: a layer, a pair or a `MultiCrop`.
+
+    `views`: simclr or simsiam (`augmenter`), byol (BYOL's asymmetric pair). A `local_views`
+    above 0 gives multi-crop instead: two global views as the recipe's, plus that many local
+    ones of 96/224 of `view_size` (crop area 0.05 to `min_crop`), at least one pixel more
+    than the encoder's total stride: a grid pooling fails on a 1 x 1 last stage.
+    """
+    size, channels = (config["view_size"],) * 2, IMAGE_SHAPE[-1]
+    crop_area = (config["min_crop"], 1.0)
+    if config.get("local_views", 0):
+        stride = config["stem_stride"] * 2 ** (len(config["widths"]) - 1)
+        local = max(round(config["view_size"] * 96 / 224), stride + 1)
+        return ks.augment.multi_crop_augmenter(
+            size,
+            (local, local),
+            local_views=config["local_views"],
+            channels=channels,
+            global_crop_area=crop_area,
+            local_crop_area=(0.05, config["min_crop"]),
+            strength=config["strength"],
+            blur=config["blur"],
+            seed=seed,
+        )
+    if config["views"] == "byol":
+        return ks.augment.byol_augmenters(
+            size,
+            channels=channels,
+            strength=config["strength"],
+            blur=config["blur"],
+            crop_area=crop_area,
+            seed=seed,
+        )
+    return augmenter(config, seed, kind=config["views"])
+
+
 # --------------------------------------------------------------------------- optimizer
 
 
@@ -244,41 +368,13 @@ def set_precision(name):
     return ks.distribute.set_mixed_precision("bfloat16" if name == "bfloat16" else "none")
 
 
-def fastest_precision(build_step, repeats=5):
-    """Times `build_step()`'s step in float32 and in bfloat16, interleaved; the faster wins.
-
-    Args:
-        build_step: `() -> callable` run under the current policy; the callable runs one
-            training step. Built once per policy (first call traces it).
-        repeats: timed rounds; each runs one step of each policy, the medians are compared.
-
-    Returns:
-        `("float32" or "bfloat16", {"float32": seconds, "bfloat16": seconds})`.
-    """
-    steps = {}
-    for name in ("float32", "bfloat16"):
-        set_precision(name)
-        steps[name] = build_step()
-        steps[name]()  # traces
-        steps[name]()
-    set_precision("float32")
-    times = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            started = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - started)
-    medians = {name: float(np.median(values)) for name, values in times.items()}
-    return min(medians, key=medians.get), medians
-
-
 def precision_probe(config, seed=0):
     """Which precision trains `config`'s SimCLR step faster here (a ~20 s probe)."""
     batch = tf.constant(
         np.random.default_rng(seed).integers(0, 256, (config["batch"], 28, 28, 1), dtype=np.uint8)
     )
 
-    def build_step():
+    def build_model():
         keras.utils.set_random_seed(seed)
         model = ks.SimCLR(
             encoder(config),
@@ -288,11 +384,9 @@ def precision_probe(config, seed=0):
             **model_size_arguments(config),
         )
         model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
-        function = model.make_train_function()
-        iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
-        return lambda: function(iterator)["loss"].numpy()
+        return model
 
-    return fastest_precision(build_step)
+    return ks.distribute.fastest_precision(build_model, batch, ("float32", "bfloat16"))
 
 
 # --------------------------------------------------------------------------- Siamese

@@ -361,10 +361,15 @@ def test_train_resume_evaluate_export(capsys, tmp_path, monkeypatch):
     assert history_epochs(model_dir) == [0]
     config = json.loads((model_dir / run_dir.CONFIG).read_text())
     assert config["method"] == "simclr" and config["resolved"]["steps_per_epoch"] == 4
-    assert "Resolved configuration" in capsys.readouterr().out
+    # --precision=auto (the default) timed the step and recorded the faster precision.
+    precision = config["resolved"]["precision"]
+    assert config["precision"] == "auto" and precision in ("float32", "mixed_bfloat16")
+    output = capsys.readouterr().out
+    assert "Resolved configuration" in output and "median train step on one batch" in output
 
     monkeypatch.undo()
-    assert run_cli(*train) == 0  # Resumes at the second epoch.
+    assert run_cli(*train) == 0  # Resumes at the second epoch, in the recorded precision.
+    assert f"Precision: {precision} (recorded in config.json" in capsys.readouterr().out
     assert history_epochs(model_dir) == [0, 1]
     assert not os.path.exists(model_dir / run_dir.BACKUP)
     result = json.loads((model_dir / run_dir.TRAIN_RESULT).read_text())
@@ -389,7 +394,10 @@ def test_train_resume_evaluate_export(capsys, tmp_path, monkeypatch):
     assert Image.open(plots_dir / "retrieval_grid.png").size == plots.grid_figure_pixels(8, 8)
     assert Image.open(plots_dir / "embedding_map.png").size == (700, 600)
     tensors = np.loadtxt(model_dir / run_dir.LOGS / plots.PROJECTOR_TENSORS, delimiter="\t")
-    assert tensors.shape == (40, 32)  # 40 points of the resnet10 width-4 representation.
+    # 40 points of the resnet10 width-4 representation: 32 channels averaged over a 2x2 grid
+    # (--encoder_grid auto on 16x16 images: the whole last feature map; before the recipe
+    # defaults, global average pooling gave 32 features).
+    assert tensors.shape == (40, 128)
 
     export_dir = tmp_path / "saved_models" / "tiny"
     export = ["export", f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--warmup=false"]

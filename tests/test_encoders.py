@@ -115,15 +115,45 @@ def test_stem_downsampling(small_images, stem_size, final_size):
         ({"input_shape": (32, 32)}, r"`input_shape`.*Received: input_shape=\(32, 32\)"),
         ({"input_shape": (32, 0, 3)}, r"`input_shape`.*Received: input_shape=\(32, 0, 3\)"),
         ({"input_shape": (32, None, 3)}, r"`input_shape`.*Received"),
+        ({"input_shape": (None, 32, 3)}, r"`input_shape`.*Received"),
         ({"input_shape": None}, r"`input_shape`.*Received: input_shape=None"),
         ({"depth": 10.0}, r"`depth`.*Received: depth=10.0"),
         ({"depth": True}, r"`depth`.*Received: depth=True"),
         ({"width": True}, r"`width`.*Received: width=True"),
+        ({"input_shape": (None, None, None)}, r"`input_shape`.*\(or None, None, channels\)"),
+        ({"grid_size": 0}, r"`grid_size` must be None.*Received: grid_size=0"),
+        ({"grid_size": 2.0}, r"`grid_size`.*Received: grid_size=2.0"),
+        ({"grid_size": True}, r"`grid_size`.*Received: grid_size=True"),
     ],
 )
 def test_resnet_bad_arguments_raise(arguments, match):
     with pytest.raises(ValueError, match=match):
         encoders.resnet(**{"depth": 10, "input_shape": (32, 32, 3), "width": 4, **arguments})
+
+
+def test_resnet_grid_pooling_is_the_flattened_cell_average_of_the_last_map():
+    encoder = encoders.resnet(10, (None, None, 1), width=2, grid_size=2)
+    images = np.random.default_rng(0).uniform(size=(3, 16, 16, 1)).astype("float32")
+    last_map = keras.Model(encoder.input, encoder.get_layer("stage4_block1_out").output)
+    maps = np.asarray(last_map(images))  # (3, 2, 2, 16): each cell is one position
+    assert maps.shape == (3, 2, 2, 16)
+    np.testing.assert_allclose(np.asarray(encoder(images)), maps.reshape(3, -1), rtol=1e-5)
+    # 28x28 ends on a 4x4 map: 2x2 cells of 2x2 positions each.
+    images = np.random.default_rng(1).uniform(size=(2, 28, 28, 1)).astype("float32")
+    maps = np.asarray(last_map(images))
+    expected = maps.reshape(2, 2, 2, 2, 2, 16).mean(axis=(2, 4)).reshape(2, -1)
+    np.testing.assert_allclose(np.asarray(encoder(images)), expected, rtol=1e-5, atol=1e-6)
+    assert encoder.output_shape == (None, 64)
+
+
+def test_resnet_of_any_size_equals_the_fixed_size_one():
+    keras.utils.set_random_seed(0)
+    fixed = encoders.resnet(10, (28, 28, 1), width=2)
+    keras.utils.set_random_seed(0)
+    free = encoders.resnet(10, (None, None, 1), width=2)
+    images = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(np.asarray(free(images)), np.asarray(fixed(images)), rtol=1e-6)
+    assert free.input_shape == (None, None, None, 1)
 
 
 def test_resnet_accepts_numpy_integer_depth():

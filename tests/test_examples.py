@@ -1,4 +1,5 @@
-"""The examples that have no test of their own: cifar10_simclr.py and query_saved_model.py.
+"""The examples that have no test of their own: cifar10_simclr.py, query_saved_model.py and
+the Fashion-MNIST demos simclr_fashion_mnist.py and siamese_fashion_mnist.py.
 
 Each runs in a subprocess, as a user runs it: the examples define absl flags on the global
 `FLAGS`, which would clash between examples loaded into one pytest process.
@@ -114,3 +115,51 @@ def test_query_saved_model_without_an_export_fails_clearly(tmp_path):
     process = run_python([script, f"--export_dir={tmp_path / 'missing'}"], tmp_path)
     assert process.returncode == 1 and "Traceback" not in process.stderr
     assert "error: no export to load" in process.stderr
+
+
+def console_lines(process):
+    return [line for line in process.stdout.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_simclr_demo_prints_one_table_and_keeps_framework_messages_off_the_console(tmp_path):
+    model_dir, export_dir = tmp_path / "run", tmp_path / "export"
+    script = os.path.join(EXAMPLES, "simclr_fashion_mnist.py")
+    flags = ["--train_examples=512", "--epochs=1", "--probe_epochs=1", "--precision=float32"]
+    flags += [f"--model_dir={model_dir}", f"--export_dir={export_dir}"]
+    process = run_python([script, *flags], tmp_path)
+    assert process.returncode == 0, (model_dir / "stderr.log").read_text()[-3000:]
+    assert process.stderr == ""  # TensorFlow's C++ and absl lines go to stderr.log
+    lines = console_lines(process)
+    table = [line for line in lines if line.startswith("|")]
+    assert table[0] == "| Encoder | kNN | linear probe | linear probe, 1% of labels |"
+    assert [row.split("|")[1].strip() for row in table[2:]] == [
+        "raw pixels",
+        "random init",
+        "SimCLR",
+    ]
+    assert not any("oneDNN" in line or len(line) > 300 for line in lines)
+    results = json.loads((model_dir / "results.json").read_text())
+    assert set(results["results"]) == {"raw pixels", "random init", "SimCLR"}
+    served = ks.export.load_for_inference(str(export_dir / "1"))
+    assert served.image_shape == (28, 28, 1)
+
+
+@pytest.mark.slow
+def test_siamese_example_prints_raw_pixels_beside_both_losses(tmp_path):
+    model_dir, export_dir = tmp_path / "run", tmp_path / "export"
+    script = os.path.join(EXAMPLES, "siamese_fashion_mnist.py")
+    flags = ["--train_examples=700", "--epochs=0.5", "--samples_per_class=4", "--batch_size=16"]
+    flags += [f"--model_dir={model_dir}", f"--export_dir={export_dir}"]
+    process = run_python([script, *flags], tmp_path)
+    assert process.returncode == 0, (model_dir / "stderr.log").read_text()[-3000:]
+    assert process.stderr == ""
+    table = [line for line in console_lines(process) if line.startswith("|")]
+    assert [row.split("|")[1].strip() for row in table[2:]] == [
+        "raw pixels (cosine)",
+        "contrastive loss",
+        "triplet loss",
+    ]
+    for loss in ("contrastive", "triplet"):
+        assert os.path.isfile(model_dir / loss / "roc_curve.png")
+        assert os.path.isdir(export_dir / loss / "1")

@@ -99,6 +99,21 @@ def test_deterministic_for_a_seed():
     assert not np.array_equal(first[-2], other[-2])  # another shuffling order
 
 
+def test_probe_is_float32_under_a_mixed_precision_policy():
+    train_x, train_y, test_x, test_y = gaussian_problem()
+    reference = evaluation.linear_probe_on_features(train_x, train_y, test_x, test_y, epochs=3)
+    try:
+        ks.distribute.set_mixed_precision("bfloat16")
+        mixed = evaluation.linear_probe_on_features(train_x, train_y, test_x, test_y, epochs=3)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert all(layer.compute_dtype == "float32" for layer in mixed["classifier"].layers)
+    assert mixed["top1"] == reference["top1"]
+    weights = mixed["classifier"].get_weights(), reference["classifier"].get_weights()
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_top_k_accuracies_match_sklearn():
     from sklearn.metrics import top_k_accuracy_score
 

@@ -61,3 +61,103 @@ def test_float16_wraps_the_optimizer_in_loss_scaling(policy):
         not np.array_equal(a, b) for a, b in zip(model.encoder.get_weights(), before, strict=True)
     )
     assert all(np.all(np.isfinite(weight)) for weight in model.get_weights())
+
+
+def _sized_model(units):
+    """A compiled regression model; `units` sets how much work its step does."""
+    model = keras.Sequential(
+        [
+            keras.Input((256,)),
+            keras.layers.Dense(units),
+            keras.layers.Dense(units),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+@pytest.mark.parametrize("slow", ["float32", "bfloat16"])
+def test_fastest_precision_times_each_policy_and_picks_the_faster(slow):
+    built = []
+
+    def build_model():
+        policy = keras.mixed_precision.global_policy().name
+        built.append(policy)
+        # The slow candidate's step does ~1000x the work of the other one.
+        return _sized_model(2048 if policy.endswith(slow) else 8)
+
+    batch = (np.ones((512, 256), "float32"), np.zeros((512, 1), "float32"))
+    keras.mixed_precision.set_global_policy("float32")
+    name, seconds = distribute.fastest_precision(build_model, batch, ("float32", "bfloat16"), 3)
+    assert built == ["float32", "mixed_bfloat16"]  # each model built under its own policy
+    assert set(seconds) == {"float32", "bfloat16"}
+    assert name == ("bfloat16" if slow == "float32" else "float32")
+    assert seconds[slow] > seconds[name]
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+
+
+def test_fastest_precision_keeps_the_first_candidate_unless_another_wins_by_the_margin():
+    # Equal work in both policies: within timing noise, so float32 (the first) stays.
+    name, seconds = distribute.fastest_precision(
+        lambda: _sized_model(64),
+        (np.ones((64, 256), "float32"), np.zeros((64, 1), "float32")),
+        ("float32", "bfloat16"),
+        margin=0.9,
+    )
+    assert name == "float32" and set(seconds) == {"float32", "bfloat16"}
+
+
+def test_fastest_precision_restores_the_policy_when_the_build_fails():
+    keras.mixed_precision.set_global_policy("float32")
+
+    def build_model():
+        raise RuntimeError("no model")
+
+    with pytest.raises(RuntimeError, match="no model"):
+        distribute.fastest_precision(build_model, np.zeros((1, 2)), ("bfloat16",))
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+@pytest.mark.parametrize(
+    "arguments, match",
+    [
+        ({"candidates": ("float64",)}, r"`candidates`.*Received: candidates=\('float64',\)"),
+        ({"rounds": 0}, r"`rounds` must be a positive integer. Received: rounds=0"),
+        ({"margin": 1.0}, r"`margin` must be in \[0, 1\). Received: margin=1.0"),
+    ],
+)
+def test_fastest_precision_bad_arguments(arguments, match):
+    with pytest.raises(ValueError, match=match):
+        distribute.fastest_precision(lambda: _sized_model(2), np.zeros((1, 256)), **arguments)
+
+
+def test_precision_candidates_on_this_cpu():
+    assert distribute.precision_candidates() == ("float32", "bfloat16")
+
+
+METHODS = {
+    "SimCLR": lambda encoder: ks.SimCLR(encoder, projection_dims=(16, 8)),
+    "SimSiam": lambda encoder: ks.SimSiam(encoder, projection_dim=16, predictor_hidden_dim=8),
+    "BYOL": lambda encoder: ks.BYOL(encoder, projection_dim=8, hidden_dim=16),
+    "MoCo v2": lambda encoder: ks.MoCo(encoder, queue_size=16),
+    "MoCo v3": lambda encoder: ks.MoCo(encoder, version="v3"),
+    "DINO": lambda encoder: ks.DINO(encoder, output_dim=32, hidden_dim=16, bottleneck_dim=8),
+    "BarlowTwins": lambda encoder: ks.BarlowTwins(encoder, projection_dims=(16, 16)),
+    "VICReg": lambda encoder: ks.VICReg(encoder, projection_dims=(16, 16)),
+    "SwAV": lambda encoder: ks.SwAV(encoder, num_prototypes=8, projection_dims=(16, 8)),
+}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_trains_in_bfloat16_with_a_finite_loss(method):
+    try:
+        distribute.set_mixed_precision("bfloat16")
+        model = METHODS[method](tiny_encoder())
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+        images = tf.data.Dataset.from_tensor_slices(random_images(16, seed=3)).batch(8)
+        history = model.fit(images, epochs=1, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.encoder.layers[1].compute_dtype == "bfloat16"
+    assert np.all(np.isfinite(history.history["loss"]))

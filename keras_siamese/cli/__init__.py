@@ -20,16 +20,28 @@ status 2 before any training.
 The help, the flags and the checks that need no data never import TensorFlow (nor, through
 the lazily loading `keras_siamese` package, any module that does), so `--help` and flag errors
 answer in a fraction of a second; a command imports it once it runs.
+
+The console stays readable: the entry points (`keras-siamese`, `python -m keras_siamese`) set
+`TF_CPP_MIN_LOG_LEVEL=2` unless it is set (TensorFlow's C++ INFO and WARNING lines), and while
+a command runs absl logs warnings and errors only and TensorFlow's Python logger errors only
+(the export's INFO lines run to thousands of characters). `--verbosity=N` (`-v N`, absl's
+levels: 1 debug, 0 info, -1 warning, -2 error), before or after the command, sets absl's
+verbosity instead and leaves TensorFlow's logger alone; so does an absl `--verbosity` already
+parsed by a program that calls `main`. The levels are restored when `main` returns: library
+code never changes them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 from keras_siamese.cli import evaluate_command, export_command, methods, train_command
 
@@ -40,6 +52,11 @@ COMMANDS = {
 }
 HELP_ARGUMENTS = ("-h", "--help", "-help", "--helpfull", "--helpshort")
 USAGE_ERROR_STATUS = 2
+VERBOSITY_ARGUMENTS = ("--verbosity", "-v", "--v")
+VERBOSITY_HELP = (
+    "  -v,--verbosity: absl log verbosity: 1 debug, 0 info, -1 warning, -2 error (or the "
+    "names);\n    without it absl logs warnings and TensorFlow errors only."
+)
 
 
 def _program(argv0: str) -> str:
@@ -56,6 +73,7 @@ def main_help(program: str) -> str:
     lines += ["", "methods (train --method=...):"]
     lines += [f"  {method.name:<20} {method.summary}" for method in methods.METHODS.values()]
     lines += ["", f"`{program} COMMAND --help` lists the flags of a command with their defaults."]
+    lines += ["", "every command:", VERBOSITY_HELP]
     return "\n".join(lines)
 
 
@@ -68,13 +86,90 @@ def command_help(program: str, name: str, values: flags.FlagValues) -> str:
     header = [f"usage: {program} {module.USAGE}", "", module.SUMMARY]
     if module.__doc__:
         header += ["", module.__doc__.strip().split("\n\n")[-1].replace("\n", " ")]
-    return "\n".join(header + ["", "flags:", *flag_lines])
+    return "\n".join(header + ["", "flags:", *flag_lines, "", "every command:", VERBOSITY_HELP])
 
 
 def _fail(program: str, message: str, command: str | None = None) -> int:
     hint = f" (see `{program} {command} --help`)" if command else f" (see `{program} --help`)"
     print(f"error: {message}{hint}", file=sys.stderr)
     return USAGE_ERROR_STATUS
+
+
+def split_verbosity(arguments: Sequence[str]) -> tuple[list[str], str | None]:
+    """Takes `--verbosity=N`, `--verbosity N`, `-v N` or `-v=N` out of `arguments`.
+
+    Returns:
+        `(the other arguments, the last verbosity given or None)`.
+    """
+    rest, verbosity = [], None
+    arguments = list(arguments)
+    index = 0
+    while index < len(arguments):
+        argument = arguments[index]
+        name, separator, value = argument.partition("=")
+        if name in VERBOSITY_ARGUMENTS:
+            if not separator:
+                index += 1
+                value = arguments[index] if index < len(arguments) else ""
+            verbosity = value
+        else:
+            rest.append(argument)
+        index += 1
+    return rest, verbosity
+
+
+def parse_verbosity(text: str) -> int:
+    """absl's verbosity from `--verbosity`: an integer or debug/info/warning/error/fatal.
+
+    Raises:
+        absl.app.UsageError: for anything else.
+    """
+    names = {"debug": 1, "info": 0, "warning": -1, "warn": -1, "error": -2, "fatal": -3}
+    value = text.strip().lower()
+    if value in names:
+        return names[value]
+    try:
+        return int(value)
+    except ValueError:
+        raise app.UsageError(
+            "--verbosity must be an integer (1 debug, 0 info, -1 warning, -2 error) or one of "
+            f"{', '.join(names)}. Received: --verbosity={text}"
+        ) from None
+
+
+def _absl_verbosity_given() -> bool:
+    """Whether a program calling `main` parsed an absl `--verbosity` of its own."""
+    return flags.FLAGS.is_parsed() and bool(flags.FLAGS["verbosity"].present)
+
+
+@contextlib.contextmanager
+def console_logging(verbosity: int | None) -> Iterator[None]:
+    """absl at `verbosity`, or warnings only with TensorFlow's logger at errors; restored after.
+
+    Args:
+        verbosity: absl's verbosity given on the command line, or None for the quiet console
+            (unless the calling program parsed an absl `--verbosity`, which is kept).
+    """
+    absl_logger = logging.getLogger("absl")
+    tensorflow_logger = logging.getLogger("tensorflow")  # what `tf.get_logger()` returns
+    saved = (
+        absl_logging.get_verbosity(),
+        absl_logger.level,
+        tensorflow_logger.level,
+        logging.root.level,
+    )
+    if verbosity is not None:
+        absl_logging.set_verbosity(verbosity)
+    elif not _absl_verbosity_given():
+        absl_logging.set_verbosity(absl_logging.WARNING)
+        tensorflow_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(saved[0])  # also moves the levels: set them back after
+        absl_logger.setLevel(saved[1])
+        tensorflow_logger.setLevel(saved[2])
+        logging.root.setLevel(saved[3])
 
 
 def main(argv: Sequence[str]) -> int:
@@ -93,7 +188,13 @@ def main(argv: Sequence[str]) -> int:
     """
     argv = list(argv)
     program = _program(argv[0] if argv else "")
-    arguments = argv[1:]
+    arguments, verbosity_text = split_verbosity(argv[1:])
+    verbosity = None
+    if verbosity_text is not None:
+        try:
+            verbosity = parse_verbosity(verbosity_text)
+        except app.UsageError as error:
+            return _fail(program, str(error))
     if not arguments or arguments[0] in HELP_ARGUMENTS or arguments[0] == "help":
         if arguments[1:2] and arguments[0] == "help" and arguments[1] in COMMANDS:
             arguments = [arguments[1], "--help"]
@@ -120,11 +221,17 @@ def main(argv: Sequence[str]) -> int:
     if len(rest) > 1:
         return _fail(program, f"unexpected arguments {rest[1:]}; flags are --name=value.", name)
     try:
-        return COMMANDS[name].run(values) or 0
+        with console_logging(verbosity):
+            return COMMANDS[name].run(values) or 0
     except app.UsageError as error:
         return _fail(program, str(error), name)
 
 
 def run() -> None:
-    """The console script `keras-siamese`: `sys.exit(main(sys.argv))`."""
+    """The console script `keras-siamese` (and `python -m keras_siamese`): `main(sys.argv)`.
+
+    Sets `TF_CPP_MIN_LOG_LEVEL=2` unless the environment sets it: TensorFlow, imported later
+    by the command, then prints no C++ INFO or WARNING lines.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.exit(main(sys.argv))

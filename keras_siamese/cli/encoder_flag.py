@@ -1,7 +1,8 @@
 """`train --encoder`: which backbone, parsed and checked before TensorFlow, built after it.
 
 - `resnet10`, `resnet18`, `resnet34`, `resnet50`: `keras_siamese.encoders.resnet`, with
-  `--encoder_width` and `--stem`, for any channel count.
+  `--encoder_width`, `--stem` and `--encoder_grid`, for any channel count; of any input size
+  when the views are smaller than the images (see `keras_siamese.cli.view_recipe`).
 - `keras.applications:NAME` (e.g. `keras.applications:EfficientNetV2B0`):
   `encoders.from_keras_applications`, with the family's preprocessing inside the encoder;
   random initialisation, or `--encoder_weights`, a local `*_notop` weights file.
@@ -144,11 +145,15 @@ def build(config: dict) -> keras.Model:
     resolved = config["resolved"]
     view_shape = tuple(resolved["view_shape"])
     if choice.family == RESNET:
+        # Views smaller than the images: an encoder of any size (trained on the views, serving
+        # the images). `.get`: config.json files written before these keys trained neither.
+        any_size = resolved.get("any_size_encoder", False)
         return ks.encoders.resnet(
             depth=choice.depth,
-            input_shape=view_shape,
+            input_shape=(None, None, view_shape[2]) if any_size else view_shape,
             small_images=resolved["stem"] == "small",
             width=config["encoder_width"],
+            grid_size=resolved.get("encoder_grid"),
         )
     if choice.family == APPLICATIONS:
         weights = config.get("encoder_weights") or None

@@ -112,3 +112,38 @@ def auto_number(name: str, text: str, default: float, minimum: float, strict: bo
             f"--{name} must be 'auto' or a number {bound}. Received: --{name}={text}"
         )
     return value
+
+
+def auto_integer(name: str, value, minimum: int, expected: str) -> str | int:
+    """Parses a flag that is `auto` or an integer >= `minimum`; returns `"auto"` or the int.
+
+    Idempotent: an int (a value already parsed, or read back from config.json) is checked
+    and returned.
+
+    Args:
+        name: the flag's name, without dashes.
+        value: its text (or an int).
+        minimum: the smallest integer accepted.
+        expected: what the values mean, for the error (e.g. "1: global average pooling").
+
+    Raises:
+        absl.app.UsageError: for anything else, naming the flag, the value and `expected`.
+
+    Example:
+        >>> auto_integer("encoder_grid", "4", 1, "1: global average pooling")
+        4
+    """
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    text = str(value).strip()
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif text.isdigit():
+        number = int(text)
+    if number is None or number < minimum:
+        raise app.UsageError(
+            f"--{name} must be 'auto' or an integer >= {minimum} ({expected}). "
+            f"Received: --{name}={value}"
+        )
+    return number

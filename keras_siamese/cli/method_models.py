@@ -21,6 +21,15 @@ def encoder(config: dict) -> keras.Model:
     return encoder_flag.build(config)
 
 
+def model_options(config: dict) -> dict:
+    """`image_size=` for an encoder of any input size (views smaller than the images): the
+    model then takes and serves the images at their size. Empty for a fixed-size encoder."""
+    resolved = config["resolved"]
+    if not resolved.get("any_size_encoder", False):
+        return {}
+    return {"image_size": tuple(resolved["image_shape"][:2])}
+
+
 def augmenter(config: dict) -> keras.layers.Layer:
     """SimCLR's augmentation at the view size, from `--color_strength`, `--blur`, ..."""
     height, width, channels = config["resolved"]["view_shape"]
@@ -40,6 +49,7 @@ def simclr(config: dict) -> keras.Model:
         augmenter=augmenter(config),
         projection_dims=tuple(int(dims) for dims in config["projection_dims"]),
         temperature=config["temperature"],
+        **model_options(config),
     )
 
 
@@ -50,6 +60,7 @@ def simsiam(config: dict) -> keras.Model:
         projection_dim=config["simsiam_projection_dim"],
         projection_layers=config["simsiam_projection_layers"],
         predictor_hidden_dim=config["simsiam_predictor_hidden_dim"],
+        **model_options(config),
     )
 
 
@@ -60,6 +71,7 @@ def _siamese(config: dict, loss: keras.losses.Loss) -> keras.Model:
         distance=config["siamese_distance"],
         embedding_dim=config["siamese_embedding_dim"] or None,
         augmenter=augmenter(config) if config["siamese_augment"] else None,
+        **model_options(config),
     )
 
 

@@ -98,6 +98,10 @@ class Method:
             peak rate, weight decay and steps.
         build_monitors: `config -> list of keras.callbacks.Callback` particular to the method
             (the kNN monitor, checkpoints and logs are common to all methods).
+        view_recipe: whether `auto` `--crop_size` and `--encoder_grid` take the views recipe
+            measured on Fashion-MNIST (16x16 crops of 28x28 images, a ResNet's 4x4 grid of
+            averages). False for methods trained on whole labelled images (the siamese rows:
+            the image size, global average pooling, as their own measured recipe).
     """
 
     name: str
@@ -113,6 +117,7 @@ class Method:
     build_batches: Callable[[dict, tf.data.Dataset], tf.data.Dataset]
     build_optimizer: Callable[[dict], keras.optimizers.Optimizer]
     build_monitors: Callable[[dict], list[keras.callbacks.Callback]]
+    view_recipe: bool = True
 
 
 TEMPERATURE = MethodFlag(
@@ -413,6 +418,7 @@ METHODS: dict[str, Method] = {
             build_batches=method_batches.pairs,
             build_optimizer=method_optimizers.scheduled,
             build_monitors=method_models.no_monitors,
+            view_recipe=False,
         ),
         Method(
             "siamese-triplet",
@@ -428,6 +434,7 @@ METHODS: dict[str, Method] = {
             build_batches=method_batches.class_balanced_batches,
             build_optimizer=method_optimizers.scheduled,
             build_monitors=method_models.no_monitors,
+            view_recipe=False,
         ),
         # Rates: the best of 0.01/0.05/0.2 (Barlow Twins), 0.02/0.1 (VICReg) and
         # 0.01/0.05/0.3 (SwAV) in 2 epochs on 16,384 images with the demo's ResNet-10: kNN

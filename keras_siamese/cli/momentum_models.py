@@ -24,6 +24,7 @@ def byol(config: dict) -> keras.Model:
         hidden_dim=config["byol_hidden_dim"],
         momentum=config["target_momentum"],
         momentum_steps=config["resolved"]["total_steps"],
+        **method_models.model_options(config),
     )
 
 
@@ -39,6 +40,7 @@ def moco(config: dict) -> keras.Model:
         projection_dim=config["moco_projection_dim"],
         hidden_dim=config["moco_hidden_dim"],
         momentum_steps=config["resolved"]["total_steps"],
+        **method_models.model_options(config),
     )
 
 
@@ -52,4 +54,5 @@ def dino(config: dict) -> keras.Model:
         teacher_temperature=config["dino_teacher_temperature"],
         momentum=config["target_momentum"],
         momentum_steps=config["resolved"]["total_steps"],
+        **method_models.model_options(config),
     )

@@ -23,6 +23,8 @@ from keras_siamese.cli import (
     methods,
     run_dir,
     sources,
+    train_precision,
+    view_recipe,
 )
 from keras_siamese.cli.train_flags import define_flags  # noqa: F401  (the command's flags)
 
@@ -32,6 +34,9 @@ SUMMARY = "Pretrain a model (resumes when re-run with the same --model_dir)."
 RESUMABLE_FLAGS = frozenset(
     {"strategy", "jit_compile", "verbose", "plots", "log_every_steps", "knn_every"}
 )
+# Flags added after runs were written, with the value that reproduces those runs: a
+# config.json without the flag resumes only with that value (it trained that way).
+ADDED_FLAGS = {"encoder_grid": view_recipe.GLOBAL_POOLING}
 
 
 def format_config(config: dict, indent: str = "  ") -> str:
@@ -52,6 +57,7 @@ def _check_values(config: dict, method: methods.Method) -> None:
     Every method-specific flag is checked, whichever method reads it.
     """
     encoder_flag.check_files(encoder_flag.parse(config["encoder"]), config["encoder_weights"])
+    view_recipe.parse_flags(config)
     flag_checks.number("min_crop_area", config["min_crop_area"], 0.0, 1.0, open_minimum=True)
     flag_checks.number("color_strength", config["color_strength"], 0.0, 1.25)
     for flag, _ in methods.method_flags().values():
@@ -62,11 +68,12 @@ def _check_values(config: dict, method: methods.Method) -> None:
         ("weight_decay", method.weight_decay, False),
     ):
         flag_checks.auto_number(name, config[name], default, 0.0, strict=strict)
-    if config["crop_size"] and config["image_size"] and config["crop_size"] > config["image_size"]:
+    crop = view_recipe.parse_crop_size(config["crop_size"])
+    if crop != "auto" and crop and config["image_size"] and crop > config["image_size"]:
         raise app.UsageError(
             f"--image_size ({config['image_size']}) is smaller than --crop_size "
-            f"({config['crop_size']}): views are cropped from the images, so the crop must fit. "
-            f"Received: --image_size={config['image_size']}, --crop_size={config['crop_size']}"
+            f"({crop}): views are cropped from the images, so the crop must fit. "
+            f"Received: --image_size={config['image_size']}, --crop_size={crop}"
         )
 
 
@@ -77,7 +84,10 @@ def _warn_unused(config: dict, values: flags.FlagValues, source: sources.Source)
             print(f"warning: --{name} is not used by --method={config['method']}", file=sys.stderr)
     unused = []
     if encoder_flag.parse(config["encoder"]).family != encoder_flag.RESNET:
-        unused += [(name, f"--encoder={config['encoder']}") for name in ("encoder_width", "stem")]
+        unused += [
+            (name, f"--encoder={config['encoder']}")
+            for name in ("encoder_width", "stem", "encoder_grid")
+        ]
     if source.kind != sources.NAMED:
         unused += [(name, source.describe()) for name in ("train_split", "test_split")]
     if source.kind != sources.TFRECORD:
@@ -104,23 +114,20 @@ def _resolve(config: dict, info, source: sources.Source | None = None) -> dict:
         )
     if config["channels"] != "auto":
         channels = int(config["channels"])
-    crop = config["crop_size"] or min(height, width)
-    if crop > min(height, width):
-        raise app.UsageError(
-            f"--image_size ({height}x{width}) is smaller than --crop_size ({crop}): views are "
-            f"cropped from the images. Received: --crop_size={crop}"
-        )
+    crop = view_recipe.crop_size(config, method.view_recipe, height, width)
     stem = None  # keras.applications and KerasHub backbones bring their own stem.
     if encoder_flag.parse(config["encoder"]).family == encoder_flag.RESNET:
         stem = config["stem"]
         if stem == "auto":
             stem = "small" if crop <= 64 else "imagenet"
-        smallest = 8 if stem == "small" else 32
-        if crop < smallest:
-            raise app.UsageError(
-                f"The {stem} ResNet stem needs views of at least {smallest} pixels. "
-                f"Received: --crop_size={crop} (--image_size={height})"
-            )
+    grid = view_recipe.grid_size(config, method.view_recipe, stem, min(height, width))
+    if stem is not None and crop < view_recipe.smallest_view(stem, grid):
+        smallest = view_recipe.smallest_view(stem, grid)
+        pooling = "" if grid is None else f" with --encoder_grid={grid}"
+        raise app.UsageError(
+            f"The {stem} ResNet stem needs views of at least {smallest} pixels{pooling}. "
+            f"Received: --crop_size={crop} (--image_size={height})"
+        )
     if method.needs_labels and info.num_classes is None:
         hint = ""
         if source.kind == sources.FOLDER:
@@ -150,7 +157,10 @@ def _resolve(config: dict, info, source: sources.Source | None = None) -> dict:
         "files_shuffled": source.kind != sources.NAMED,
         "image_shape": [height, width, channels],
         "view_shape": [crop, crop, channels],
+        # Views smaller than the images: the encoder takes any size, the model the images'.
+        "any_size_encoder": [crop, crop] != [height, width],
         "stem": stem,
+        "encoder_grid": grid,  # None: global average pooling
         "num_classes": info.num_classes,
         "class_names": info.class_names,
         "train_examples": examples,
@@ -173,21 +183,64 @@ def _resolve(config: dict, info, source: sources.Source | None = None) -> dict:
     return config
 
 
-def _check_resumable(model_dir: str, config: dict) -> None:
+def _previous_config(model_dir: str) -> dict | None:
+    """The config.json of the run in `model_dir`, or None for a new run."""
     config_path = run_dir.path(model_dir, run_dir.CONFIG)
-    if not os.path.isfile(config_path):
+    return run_dir.read_json(config_path) if os.path.isfile(config_path) else None
+
+
+def _as_flag(name: str, value) -> str:
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no{name}"
+    if isinstance(value, list):
+        value = ",".join(str(item) for item in value)
+    return f"--{name}={value}"
+
+
+def _check_resumable(model_dir: str, config: dict, previous: dict | None) -> None:
+    """Refuses to resume a run with other flags than it was written with.
+
+    A flag missing from an older config.json counts as its `ADDED_FLAGS` value. `--precision
+    auto` resumes a run in whichever precision it recorded.
+
+    Raises:
+        absl.app.UsageError: listing the changed flags and the flags that resume the run.
+    """
+    if previous is None:
         return
-    previous = run_dir.read_json(config_path)
-    changed = [
-        f"--{name}: {previous.get(name)!r} -> {value!r}"
-        for name, value in config.items()
-        if name not in RESUMABLE_FLAGS and name != "resolved" and previous.get(name) != value
-    ]
+    changed = []
+    for name, value in config.items():
+        if name in RESUMABLE_FLAGS or name == "resolved":
+            continue
+        if name == "precision":
+            if value == train_precision.AUTO:
+                continue  # the recorded precision is used
+            before = train_precision.recorded(previous) or previous.get(name)
+        else:
+            before = previous.get(name, ADDED_FLAGS.get(name))
+        if before != value:
+            changed.append((name, before, value))
     if changed:
+        listed = "; ".join(f"--{name}: {before!r} -> {value!r}" for name, before, value in changed)
+        recorded_flags = " ".join(_as_flag(name, before) for name, before, _ in changed)
         raise app.UsageError(
-            f"--model_dir={model_dir} holds a run with other flags ({'; '.join(changed)}). "
-            "Re-run with the same flags to resume it, or use a new --model_dir."
+            f"--model_dir={model_dir} holds a run with other flags ({listed}); runs written "
+            "before a default changed keep their own. Re-run with the same flags to resume it "
+            f"({recorded_flags}), or use a new --model_dir."
         )
+
+
+def _build_model(method: methods.Method, config: dict):
+    """The method's model, compiled with its optimizer, under the current dtype policy."""
+    try:
+        model = method.build_model(config)
+    except (ValueError, TypeError) as error:  # e.g. an encoder refusing the views.
+        raise app.UsageError(
+            f"--method={method.name} with --encoder={config['encoder']} cannot be built "
+            f"for views of shape {tuple(config['resolved']['view_shape'])}: {error}"
+        ) from error
+    model.compile(optimizer=method.build_optimizer(config), jit_compile=config["jit_compile"])
+    return model
 
 
 def _callbacks(config: dict, model_dir: str, data_module, source: sources.Source) -> list:
@@ -230,9 +283,11 @@ def run(values: flags.FlagValues) -> int:
     model_dir = run_dir.require_model_dir(config["model_dir"])
     method = methods.check_available(config["method"])
     _check_values(config, method)
+    config = view_recipe.parse_flags(config)  # recorded as "auto" or an int
     source = sources.from_config(config, dataset_given=values["dataset"].present)
     _warn_unused(config, values, source)
-    _check_resumable(model_dir, config)
+    previous = _previous_config(model_dir)
+    _check_resumable(model_dir, config, previous)
     # Everything above answers without TensorFlow; `plots` needs only numpy and matplotlib.
     from keras_siamese import plots
 
@@ -263,22 +318,31 @@ def run(values: flags.FlagValues) -> int:
     train = method.build_batches(config, train)
     callbacks = _callbacks(config, model_dir, source_data, source)
 
+    def probe_batch():  # from a pipeline of its own: the training batches keep their order
+        images = source_data.training_data(
+            source, config, resolved["image_shape"], method.needs_labels
+        )
+        return next(iter(method.build_batches(config, images)))
+
+    # Before the real model and the seed: a timed probe leaves both as they would be.
+    precision, step_seconds, how = train_precision.resolve(
+        config["precision"], previous, lambda: _build_model(method, config), probe_batch
+    )
+    resolved["precision"] = precision
+    if step_seconds is not None:
+        resolved["precision_seconds_per_step"] = {
+            name: round(value, 4) for name, value in step_seconds.items()
+        }
+    print(train_precision.describe(precision, step_seconds, how))
+
     previous_policy = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy(config["precision"])
+    keras.mixed_precision.set_dtype_policy(precision)
     try:
         keras.utils.set_random_seed(config["seed"])
         with strategy.scope():
-            try:
-                model = method.build_model(config)
-            except (ValueError, TypeError) as error:  # e.g. an encoder refusing the views.
-                raise app.UsageError(
-                    f"--method={method.name} with --encoder={config['encoder']} cannot be built "
-                    f"for views of shape {tuple(resolved['view_shape'])}: {error}"
-                ) from error
-            model.compile(
-                optimizer=method.build_optimizer(config), jit_compile=config["jit_compile"]
-            )
+            model = _build_model(method, config)
         resolved["encoder_parameters"] = int(model.encoder.count_params())
+        resolved["encoder_features"] = int(model.feature_dim)
         resolved["replicas"] = int(strategy.num_replicas_in_sync)
         resolved["versions"] = {
             "keras_siamese": ks.__version__,

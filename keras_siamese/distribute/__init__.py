@@ -11,7 +11,7 @@ Modules, re-exported here:
     - `replicas`: `num_replicas`, `in_replica_context`, `replica_id`, `all_gather`,
       `scale_for_replicas`, `replica_seed`.
     - `strategies`: `get_strategy`.
-    - `precision`: `set_mixed_precision`.
+    - `precision`: `set_mixed_precision`, `fastest_precision`, `precision_candidates`.
     - `workers`: `is_chief`, `worker_directory`, `collective_safe`, `step_logs`.
     - `batch_norm`: `batch_norm_layers`, `convert_to_sync_batch_norm`,
       `resolve_sync_batch_norm`.
@@ -23,7 +23,12 @@ from keras_siamese.distribute.batch_norm import (
     convert_to_sync_batch_norm,
     resolve_sync_batch_norm,
 )
-from keras_siamese.distribute.precision import MIXED_PRECISION_NAMES, set_mixed_precision
+from keras_siamese.distribute.precision import (
+    MIXED_PRECISION_NAMES,
+    fastest_precision,
+    precision_candidates,
+    set_mixed_precision,
+)
 from keras_siamese.distribute.replicas import (
     all_gather,
     in_replica_context,
@@ -57,11 +62,13 @@ __all__ = [
     "collective_safe",
     "convert_to_sync_batch_norm",
     "distribution_report",
+    "fastest_precision",
     "get_strategy",
     "global_batch_size",
     "in_replica_context",
     "is_chief",
     "num_replicas",
+    "precision_candidates",
     "replica_id",
     "replica_seed",
     "resolve_sync_batch_norm",

@@ -7,18 +7,27 @@ import numbers
 POOLING = ("avg", "max")
 
 
-def check_input_shape(input_shape) -> tuple[int, int, int]:
-    """`(height, width, channels)` of positive Python or numpy integers, as a tuple of ints."""
+def _positive_integer(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 1
+
+
+def check_input_shape(input_shape, any_size: bool = False) -> tuple:
+    """`(height, width, channels)` of positive Python or numpy integers, as a tuple of ints.
+
+    With `any_size=True`, `(None, None, channels)` (images of any size) is accepted too.
+    """
     received = input_shape
     try:
         input_shape = tuple(input_shape)
     except TypeError:
         input_shape = ()
-    if len(input_shape) != 3 or any(
-        isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in input_shape
-    ):
+    any_size_shape = any_size and len(input_shape) == 3 and input_shape[:2] == (None, None)
+    if any_size_shape and _positive_integer(input_shape[2]):
+        return (None, None, int(input_shape[2]))
+    if len(input_shape) != 3 or not all(_positive_integer(d) for d in input_shape):
+        expected = "positive integers" + (" (or None, None, channels)" if any_size else "")
         raise ValueError(
-            "Argument `input_shape` must be (height, width, channels) of positive integers. "
+            f"Argument `input_shape` must be (height, width, channels) of {expected}. "
             f"Received: input_shape={received!r}"
         )
     return tuple(int(d) for d in input_shape)

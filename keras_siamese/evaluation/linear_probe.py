@@ -164,11 +164,17 @@ def linear_probe_on_features(
         )
 
     mean, variance = _standardisation(train_features)
+    # float32 whatever the global policy: the protocol must not change with the encoder's
+    # training precision.
     classifier = keras.Sequential(
         [
             keras.Input((train_features.shape[1],), name="features"),
-            keras.layers.Normalization(mean=mean, variance=variance, name="standardise"),
-            keras.layers.Dense(num_classes, kernel_initializer="zeros", name="logits"),
+            keras.layers.Normalization(
+                mean=mean, variance=variance, name="standardise", dtype="float32"
+            ),
+            keras.layers.Dense(
+                num_classes, kernel_initializer="zeros", name="logits", dtype="float32"
+            ),
         ],
         name="linear_probe",
     )

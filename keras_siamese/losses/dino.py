@@ -63,8 +63,11 @@ def _check_dino_shapes(teacher, student) -> None:
 def dino_cross_entropy(
     teacher_outputs, student_outputs, center, teacher_temperature, student_temperature
 ) -> tf.Tensor:
-    """The maths of `dino` without argument checks (temperatures may be tensors)."""
+    """The maths of `dino` without argument checks (temperatures may be tensors), in float32
+    whatever the outputs' dtype (bfloat16 heads under mixed precision)."""
     center = ops.reshape(ops.cast(center, "float32"), (1, -1))
+    teacher_outputs = [ops.cast(view, "float32") for view in teacher_outputs]
+    student_outputs = [ops.cast(view, "float32") for view in student_outputs]
     teacher = [
         ops.softmax((view - center) / teacher_temperature, axis=-1) for view in teacher_outputs
     ]

@@ -280,7 +280,7 @@ class DINO(MomentumModel):
         Args:
             teacher_outputs: this replica's teacher outputs, one `(n, K)` tensor per view.
         """
-        outputs = ops.concatenate(teacher_outputs, axis=0)
+        outputs = ops.cast(ops.concatenate(teacher_outputs, axis=0), "float32")
         sums = distribute.all_gather(ops.sum(outputs, axis=0, keepdims=True))
         counts = distribute.all_gather(ops.reshape(ops.shape(outputs)[0], (1,)))
         mean = ops.sum(sums, axis=0) / ops.cast(ops.sum(counts), "float32")

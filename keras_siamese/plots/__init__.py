@@ -7,9 +7,9 @@ matplotlib (with the non-interactive Agg backend), scikit-learn (t-SNE) and Pill
 imported inside the functions, so importing keras_siamese never needs them; install them with
 `pip install keras_siamese[plots]`.
 
-Modules, re-exported here: `figures` (the PNG figures, of fixed sizes in pixels), `curves`
-(training curves from a `CSVLogger` history file) and `projector` (the Embedding Projector
-files).
+Modules, re-exported here: `figures` (the PNG figures, of fixed sizes in pixels), `roc` (the
+ROC curve of verification scores), `curves` (training curves from a `CSVLogger` history file)
+and `projector` (the Embedding Projector files).
 """
 
 from keras_siamese.plots.curves import read_history, write_curves
@@ -33,6 +33,7 @@ from keras_siamese.plots.projector import (
     PROJECTOR_TENSORS,
     projector_files,
 )
+from keras_siamese.plots.roc import ROC_INCHES, roc_figure
 
 __all__ = [
     "CURVE_COLUMNS",
@@ -45,12 +46,14 @@ __all__ = [
     "PROJECTOR_METADATA",
     "PROJECTOR_SPRITE",
     "PROJECTOR_TENSORS",
+    "ROC_INCHES",
     "curve_figure_pixels",
     "embedding_map",
     "grid_figure_pixels",
     "projector_files",
     "read_history",
     "retrieval_grid",
+    "roc_figure",
     "training_curves",
     "write_curves",
 ]
