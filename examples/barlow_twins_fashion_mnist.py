@@ -1,148 +1,169 @@
-"""Barlow Twins on Fashion-MNIST, on the SimCLR demo's CPU budget: pretrain, kNN, export.
+"""Barlow Twins on Fashion-MNIST, with the SimCLR demo's encoder, views and budget.
 
-Pretrains the SimCLR demo's encoder (ResNet-10 of width 16 on 28x28x1) with Barlow Twins on
-the 60,000 Fashion-MNIST training images (labels unused), prints the weighted-kNN top-1
-accuracy of the encoder on the test split before and after training, the two loss terms
-and `output_std` per epoch (about 1 is healthy, near 0 is collapse), images/s, and exports
-a SavedModel to `saved_models/barlow_twins_fashion_mnist/<version>/`.
+Pretrains the SimCLR demo's encoder with Barlow Twins on the 60,000 Fashion-MNIST training
+images (labels unused) for as many epochs, prints the two loss terms and `output_std` per epoch
+(about 1 is healthy, near 0 is collapse) and the demo's table: the raw pixels, the encoder at
+random initialisation and the Barlow Twins encoder, each measured on the 10,000 test images
+with the weighted kNN (k=200, T=0.1), the linear probe (all labels) and the linear probe on 1%
+of the labels (600). The encoder is exported to
+`saved_models/barlow_twins_fashion_mnist/<version>/` for TF Serving.
 
 Barlow Twins needs no negatives, no predictor, no moving average and no large batch: the
 loss makes the cross-correlation of the two views' projections the identity.
 
+The encoder and views are the demo recipe `benchmarks/recipe.py` measured (README "The demo
+recipe"): a ResNet-10 of width 16 trained on 16x16 views (crops of 25-100% of the image,
+resized), whose representation is its whole 4x4x128 last feature map, no blur; bfloat16 only
+where a timed probe finds it faster. The views are BYOL's asymmetric pair, as in the paper
+(`ks.augment.byol_augmenters`, colour strength 1.0: its jitter of brightness and contrast 0.4;
+solarisation with p=0.2 on the second view only).
 Scaled down from the paper (Zbontar et al. 2021, ImageNet: ResNet-50, 1000 epochs, batch
-2048, projector 3x8192, LARS 0.2 x B / 256, lambda 0.0051, BYOL's augmentations): 4
-epochs, projector 3x512, the SimCLR demo's 25-100% crops and colour strength 0.5,
+2048, projector 3x8192, LARS 0.2 x B / 256, lambda 0.0051): 10 epochs, projector 3x512,
 SGD+momentum with a warmup and cosine decay (LARS' trust ratio mainly helps batches in the
-thousands) at 0.01: the loss sums d^2 terms, so its gradients are large; in 2-epoch runs on
-16,384 images (random init kNN 0.707), 0.01 ended at 0.717, 0.05 at 0.672 and 0.2 at 0.546.
-The full run (12 minutes on a busy 2-core machine): kNN 0.754 -> 0.809, `output_std`
-0.85-0.90 throughout. The SimSiam demo's run: 0.754 -> 0.791; SimCLR's: 0.754 -> 0.820.
+thousands) at 0.01: the loss sums d^2 terms, so its gradients are large (the rate was chosen
+among 0.01, 0.05 and 0.2 on the earlier 28x28-view recipe). Measured numbers are in
+benchmarks/results/.
 
-Run: `python examples/barlow_twins_fashion_mnist.py --epochs=4` (about 10 minutes on 2 cores).
+Run: `python examples/barlow_twins_fashion_mnist.py` (about as long as the SimCLR demo).
 """
 
 import json
 import os
 import time
 
-from absl import app, flags
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING lines
 
-flags.DEFINE_integer("epochs", 4, "Pretraining epochs over the train split.")
+import console  # examples/console.py
+import representation_table as table  # examples/representation_table.py
+from absl import app, flags
+from precision_choice import training_precision  # examples/precision_choice.py
+
+flags.DEFINE_integer("epochs", 10, "Pretraining epochs over the train split.")
 flags.DEFINE_integer("batch_size", 256, "Global batch size (images; each gives two views).")
-flags.DEFINE_integer("encoder_depth", 10, "ResNet depth: 10, 18, 34 or 50.")
-flags.DEFINE_integer("encoder_width", 16, "Filters of the ResNet's first stage.")
+flags.DEFINE_integer("encoder_width", 16, "Filters of the ResNet-10's first stage.")
+flags.DEFINE_integer("view_size", 16, "Side of the augmented training views.")
+flags.DEFINE_integer("grid", 4, "Features: the last map averaged over N x N cells (1: global).")
 flags.DEFINE_integer("projection_dim", 512, "Width of every projector layer (paper: 8192).")
 flags.DEFINE_integer("projection_layers", 3, "Projector layers (paper: 3).")
 flags.DEFINE_float("lambda_", 0.0051, "Weight of the redundancy-reduction term (paper: 0.0051).")
-flags.DEFINE_float("learning_rate", 0.01, "Peak learning rate (after warmup).")
+flags.DEFINE_float("learning_rate", 0.01, "Peak learning rate (after a 10% warmup).")
 flags.DEFINE_float("weight_decay", 1.5e-6, "Weight decay (paper: 1.5e-6).")
 flags.DEFINE_float("min_crop_area", 0.25, "Smallest random-crop area fraction (paper: 0.08).")
-flags.DEFINE_float("color_strength", 0.5, "Colour-jitter strength (brightness/contrast here).")
+flags.DEFINE_float("color_strength", 1.0, "Scales BYOL's colour jitter (brightness/contrast here).")
 flags.DEFINE_integer("train_examples", 0, "Use only the first N training images (0: all).")
-flags.DEFINE_integer("knn_k", 200, "Neighbours of the kNN evaluation.")
-flags.DEFINE_string("model_dir", "runs/barlow_twins_fashion_mnist", "Checkpoints, logs, flags.")
+flags.DEFINE_integer("probe_epochs", 20, "Epochs of the linear probe.")
+flags.DEFINE_string("model_dir", "runs/barlow_twins_fashion_mnist", "Backups, checkpoints, logs.")
 flags.DEFINE_string("export_dir", "saved_models/barlow_twins_fashion_mnist", "SavedModel base.")
 flags.DEFINE_string("strategy", "auto", "auto, default, mirrored, multi_worker, tpu or cpu:N.")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (slower on CPU).")
+flags.DEFINE_enum(
+    "precision",
+    "auto",
+    ["auto", "float32", "bfloat16"],
+    "Compute dtype; auto: bfloat16 if a timed probe finds it faster here.",
+)
 flags.DEFINE_integer("seed", 0, "Random seed.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
+    os.makedirs(FLAGS.model_dir, exist_ok=True)
+    with console.framework_messages_to(os.path.join(FLAGS.model_dir, "stderr.log")):
+        run()
+
+
+def run():
     import keras
     import tensorflow as tf
 
     import keras_siamese as ks
 
     strategy = ks.distribute.get_strategy(FLAGS.strategy)
-    keras.utils.set_random_seed(FLAGS.seed)
-    os.makedirs(FLAGS.model_dir, exist_ok=True)
     with open(os.path.join(FLAGS.model_dir, "flags.json"), "w") as file:
         json.dump(FLAGS.flag_values_dict(), file, indent=2, default=str)
 
-    # ---- data: uint8 images in [0, 255]; labels are used only for the kNN evaluation.
-    train_images, train_labels = ks.datasets.load_arrays("fashion_mnist", "train")
-    test_images, test_labels = ks.datasets.load_arrays("fashion_mnist", "test")
+    # ---- data: uint8 images in [0, 255]; labels only for the evaluation. Batches are gathers
+    # of shuffled indices from one in-memory tensor, prefetched: the step never waits.
+    train = ks.datasets.load_arrays("fashion_mnist", "train")
+    test = ks.datasets.load_arrays("fashion_mnist", "test")
     if FLAGS.train_examples:
-        train_images = train_images[: FLAGS.train_examples]
-        train_labels = train_labels[: FLAGS.train_examples]
-    steps_per_epoch = len(train_images) // FLAGS.batch_size
-    pretrain = (
-        tf.data.Dataset.from_tensor_slices(train_images)
-        .shuffle(len(train_images), seed=FLAGS.seed, reshuffle_each_iteration=True)
-        .batch(FLAGS.batch_size, drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+        train = (train[0][: FLAGS.train_examples], train[1][: FLAGS.train_examples])
+    steps_per_epoch = len(train[0]) // FLAGS.batch_size
+    steps = FLAGS.epochs * steps_per_epoch
+    pretrain = ks.datasets.shuffled_batches(train[0], FLAGS.batch_size, seed=FLAGS.seed)
 
-    # ---- model
-    total_steps = FLAGS.epochs * steps_per_epoch
-    with strategy.scope():
+    # ---- model: the demo's grid-pooled ResNet-10 on 16x16 views; it takes and serves 28x28.
+    def build_model():
+        keras.utils.set_random_seed(FLAGS.seed)
         encoder = ks.encoders.resnet(
-            depth=FLAGS.encoder_depth,
-            input_shape=train_images.shape[1:],
-            small_images=True,
-            width=FLAGS.encoder_width,
+            10, (None, None, 1), width=FLAGS.encoder_width, grid_size=FLAGS.grid or None
         )
-        augmenter = ks.augment.simclr_augmenter(
-            train_images.shape[1:3],
-            channels=train_images.shape[-1],
+        augmenters = ks.augment.byol_augmenters(  # view a, view b: own recipes and seeds
+            FLAGS.view_size,
+            channels=1,
             strength=FLAGS.color_strength,
+            blur=False,
             crop_area=(FLAGS.min_crop_area, 1.0),
             seed=FLAGS.seed,
         )
         model = ks.BarlowTwins(
             encoder,
-            augmenter=augmenter,
+            augmenters,
             projection_dims=(FLAGS.projection_dim,) * FLAGS.projection_layers,
             lambda_=FLAGS.lambda_,
+            image_size=(28, 28),
         )
-        schedule = ks.optimizers.WarmupCosine(
-            peak_learning_rate=FLAGS.learning_rate,
-            total_steps=total_steps,
-            warmup_steps=max(1, total_steps // 10),
-        )
+        schedule = ks.optimizers.WarmupCosine(FLAGS.learning_rate, steps, max(1, steps // 10))
         optimizer = keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=FLAGS.weight_decay)
         model.compile(optimizer=optimizer, jit_compile=FLAGS.jit_compile)
+        return model
+
+    batch = tf.constant(train[0][: FLAGS.batch_size])
+    precision = training_precision(FLAGS.precision, build_model, batch)
+    with strategy.scope():
+        model = build_model()
     print(
-        f"Encoder resnet{FLAGS.encoder_depth} width {FLAGS.encoder_width}: "
-        f"{encoder.count_params():,} parameters; {steps_per_epoch} steps per epoch, "
-        f"{strategy.num_replicas_in_sync} replica(s)."
+        f"Encoder: {model.encoder.count_params():,} parameters, {model.feature_dim} features; "
+        f"{steps} steps of {FLAGS.batch_size} images in {precision}."
     )
 
-    memory, queries = (train_images, train_labels), (test_images, test_labels)
-    random_knn = ks.evaluation.knn_accuracy(model, memory, queries, k=FLAGS.knn_k)
-    print(f"kNN top-1 of the encoder at random initialisation: {random_knn:.4f}")
+    def evaluate(network):
+        return table.evaluate(network, train, test, FLAGS.probe_epochs, FLAGS.seed)
+
+    rows = {"raw pixels": evaluate(table.raw_pixels(train[0].shape[1:]))}
+    rows["random init"] = evaluate(model)
 
     # ---- pretraining
     callbacks = [
         ks.callbacks.CollapseMonitor(threshold=0.1, patience=2),  # watches output_std
-        keras.callbacks.BackupAndRestore(os.path.join(FLAGS.model_dir, "backup")),
+        keras.callbacks.BackupAndRestore(
+            ks.distribute.worker_directory(os.path.join(FLAGS.model_dir, "backup"), strategy)
+        ),
         keras.callbacks.ModelCheckpoint(os.path.join(FLAGS.model_dir, "model.keras")),
         keras.callbacks.TensorBoard(os.path.join(FLAGS.model_dir, "logs"), update_freq=50),
     ]
     started = time.perf_counter()
-    history = model.fit(pretrain, epochs=FLAGS.epochs, callbacks=callbacks, verbose=2)
+    history = model.fit(
+        pretrain,
+        epochs=FLAGS.epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
+        verbose=2,
+    )
     seconds = time.perf_counter() - started
-    images_per_second = FLAGS.epochs * steps_per_epoch * FLAGS.batch_size / seconds
-    print(f"Pretraining: {seconds:.0f} s, {images_per_second:.0f} images/s (two views each).")
     for name in ("invariance", "redundancy", "output_std"):
         print(f"{name} per epoch: {[round(value, 4) for value in history.history[name]]}")
+    rows["Barlow Twins"] = evaluate(model)
 
-    # ---- evaluation and export
-    trained_knn = ks.evaluation.knn_accuracy(model, memory, queries, k=FLAGS.knn_k)
-    print(f"kNN top-1 on the test split: random init {random_knn:.4f} -> {trained_knn:.4f}")
-    results = dict(
-        knn_random_init=random_knn,
-        knn_barlow_twins=trained_knn,
-        train_seconds=seconds,
-        images_per_second=images_per_second,
-        history=history.history,
-    )
+    # ---- the table, results and export
+    table.print_table(rows, seconds)
+    results = {"results": rows, "train_seconds": seconds, "precision": precision}
+    results.update(images_per_second=steps * FLAGS.batch_size / seconds, history=history.history)
     with open(os.path.join(FLAGS.model_dir, "results.json"), "w") as file:
         json.dump(results, file, indent=2, default=float)
-    version_dir = ks.export.export_for_serving(model, FLAGS.export_dir)
-    print(f"SavedModel for TF Serving: {version_dir}")
+    if ks.distribute.is_chief(strategy):  # one export per job, written atomically
+        print(f"SavedModel for TF Serving: {ks.export.export_for_serving(model, FLAGS.export_dir)}")
 
 
 if __name__ == "__main__":

@@ -23,14 +23,14 @@ Inception/ResNet-50, 28x28 images, minutes of training.
 Run: `python examples/siamese_fashion_mnist.py` (`--losses=triplet` for one run).
 """
 
-import contextlib
 import json
 import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING lines
 
-from absl import app, flags, logging  # noqa: E402
+import console  # examples/console.py
+from absl import app, flags
 
 flags.DEFINE_list("losses", ["contrastive", "triplet"], "Losses to train: contrastive, triplet.")
 flags.DEFINE_float("pretrain_epochs", 3.0, "SimCLR epochs over the seen-class images (0: none).")
@@ -44,7 +44,8 @@ flags.DEFINE_float("triplet_margin", 0.2, "Margin of the triplet loss.")
 flags.DEFINE_integer("embedding_dim", 128, "Size of the L2-normalised embedding.")
 flags.DEFINE_integer("encoder_width", 16, "Filters of the ResNet-10's first stage.")
 flags.DEFINE_integer("grid", 4, "Features: the last map averaged over N x N cells (1: global).")
-flags.DEFINE_float("learning_rate", 2e-3, "Adam's peak learning rate (cosine decay to 0).")
+flags.DEFINE_float("contrastive_learning_rate", 5e-4, "Adam's peak rate (cosine decay to 0).")
+flags.DEFINE_float("triplet_learning_rate", 2e-3, "Adam's peak rate (cosine decay to 0).")
 flags.DEFINE_string("model_dir", "runs/siamese_fashion_mnist", "Models, figures and results.")
 flags.DEFINE_string("export_dir", "saved_models/siamese_fashion_mnist", "SavedModel base dir.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
@@ -53,25 +54,10 @@ FLAGS = flags.FLAGS
 SEEN_CLASSES = range(7)
 
 
-@contextlib.contextmanager
-def stderr_to(path):
-    """Sends file descriptor 2 to `path`: TensorFlow's C++ lines (oneDNN, ...) ignore the log
-    level, so the console keeps the table and Keras' progress; a crash's traceback still
-    reaches the console (the descriptor is restored first)."""
-    saved, log = os.dup(2), os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(log, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(log)
-        os.close(saved)
-
-
 def main(argv):
     del argv
     os.makedirs(FLAGS.model_dir, exist_ok=True)
-    with stderr_to(os.path.join(FLAGS.model_dir, "stderr.log")):
+    with console.framework_messages_to(os.path.join(FLAGS.model_dir, "stderr.log")):
         run()
 
 
@@ -83,8 +69,6 @@ def run():
     import keras_siamese as ks
     from keras_siamese import plots
 
-    logging.set_verbosity(logging.WARNING)  # the export's INFO lines, even in stderr.log
-    tf.get_logger().setLevel("ERROR")
     keras.utils.set_random_seed(FLAGS.seed)
     # ---- data: seen classes 0-6 of the train split for training, unseen 7-9 of the test split.
     train = ks.datasets.load_arrays("fashion_mnist", "train")
@@ -130,15 +114,7 @@ def run():
         )
         schedule = ks.optimizers.WarmupCosine(0.6, steps, steps // 10)
         simclr.compile(optimizer=keras.optimizers.SGD(schedule, 0.9, weight_decay=5e-4))
-        images = tf.constant(seen[0])
-        batches = (
-            tf.data.Dataset.range(len(seen[1]))
-            .shuffle(len(seen[1]), seed=FLAGS.seed)
-            .repeat()
-            .batch(256, drop_remainder=True)
-            .map(lambda indices: tf.gather(images, indices))
-            .prefetch(tf.data.AUTOTUNE)
-        )
+        batches = ks.datasets.shuffled_batches(seen[0], 256, seed=FLAGS.seed)
         print(f"SimCLR pretraining on the seen-class images: {steps} steps")
         simclr.fit(batches, epochs=1, steps_per_epoch=steps, verbose=2)
         pretrain_seconds = time.perf_counter() - started
@@ -173,7 +149,8 @@ def run():
         model = ks.SiameseNetwork(
             encoder, loss=loss, embedding_dim=FLAGS.embedding_dim, image_size=(28, 28)
         )
-        schedule = keras.optimizers.schedules.CosineDecay(FLAGS.learning_rate, max(1, steps))
+        rate = FLAGS[f"{loss_name}_learning_rate"].value
+        schedule = keras.optimizers.schedules.CosineDecay(rate, max(1, steps))
         model.compile(optimizer=keras.optimizers.Adam(schedule))
         model.fit(
             batches.repeat().prefetch(tf.data.AUTOTUNE),

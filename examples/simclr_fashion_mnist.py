@@ -17,14 +17,16 @@ warmup and cosine decay. bfloat16 only where a timed probe finds it faster than 
 Run: `python examples/simclr_fashion_mnist.py` (or `make demo`).
 """
 
-import contextlib
 import json
 import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING lines
 
-from absl import app, flags, logging  # noqa: E402
+import console  # examples/console.py
+import representation_table as table  # examples/representation_table.py
+from absl import app, flags
+from precision_choice import training_precision  # examples/precision_choice.py
 
 flags.DEFINE_integer("epochs", 10, "Pretraining epochs over the train split.")
 flags.DEFINE_integer("batch_size", 256, "Global batch size (images; each gives two views).")
@@ -58,25 +60,10 @@ flags.DEFINE_integer("seed", 0, "Random seed.")
 FLAGS = flags.FLAGS
 
 
-@contextlib.contextmanager
-def stderr_to(path):
-    """Sends file descriptor 2 to `path`: TensorFlow's C++ lines (oneDNN, ...) ignore the log
-    level, so the console keeps the table and Keras' progress; a crash's traceback still
-    reaches the console (the descriptor is restored first)."""
-    saved, log = os.dup(2), os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(log, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(log)
-        os.close(saved)
-
-
 def main(argv):
     del argv
     os.makedirs(FLAGS.model_dir, exist_ok=True)
-    with stderr_to(os.path.join(FLAGS.model_dir, "stderr.log")):
+    with console.framework_messages_to(os.path.join(FLAGS.model_dir, "stderr.log")):
         run()
 
 
@@ -86,8 +73,6 @@ def run():
 
     import keras_siamese as ks
 
-    logging.set_verbosity(logging.WARNING)  # the export's INFO lines, even in stderr.log
-    tf.get_logger().setLevel("ERROR")
     strategy = ks.distribute.get_strategy(FLAGS.strategy)
     with open(os.path.join(FLAGS.model_dir, "flags.json"), "w") as file:
         json.dump(FLAGS.flag_values_dict(), file, indent=2, default=str)
@@ -98,16 +83,8 @@ def run():
     test = ks.datasets.load_arrays("fashion_mnist", "test")
     if FLAGS.train_examples:
         train = (train[0][: FLAGS.train_examples], train[1][: FLAGS.train_examples])
-    images = tf.constant(train[0])
     steps_per_epoch = len(train[0]) // FLAGS.batch_size
-    pretrain = (
-        tf.data.Dataset.range(len(train[0]))
-        .shuffle(len(train[0]), seed=FLAGS.seed, reshuffle_each_iteration=True)
-        .repeat()
-        .batch(FLAGS.batch_size, drop_remainder=True)
-        .map(lambda indices: tf.gather(images, indices), num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    pretrain = ks.datasets.shuffled_batches(train[0], FLAGS.batch_size, seed=FLAGS.seed)
 
     # ---- encoder: a ResNet-10 of any input size whose last feature map is averaged over a
     # grid (4x4 on a 28x28 image: all of it) and flattened. The model takes and serves 28x28.
@@ -130,23 +107,13 @@ def run():
             build_encoder(), augmenter, (512, 128), FLAGS.temperature, image_size=(28, 28)
         )
 
-    precision = FLAGS.precision
-    if precision == "auto":  # one batch's training step, timed in each precision
+    def build_probe():
+        model = build_model()
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+        return model
 
-        def build_probe():
-            model = build_model()
-            model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
-            return model
-
-        precision, seconds = ks.distribute.fastest_precision(
-            build_probe, tf.constant(train[0][: FLAGS.batch_size])
-        )
-        print(
-            "Precision probe, ms per step: "
-            + ", ".join(f"{name} {1000 * value:.0f}" for name, value in seconds.items())
-            + f" -> {precision}"
-        )
-    ks.distribute.set_mixed_precision(precision)
+    batch = tf.constant(train[0][: FLAGS.batch_size])
+    precision = training_precision(FLAGS.precision, build_probe, batch)
 
     # ---- model
     with strategy.scope():
@@ -165,30 +132,10 @@ def run():
     )
 
     def evaluate(network):
-        report = ks.evaluation.representation_report(
-            network,
-            train,
-            test,
-            label_fractions=(),
-            linear_label_fractions=(0.01,),
-            linear_probe_options={"epochs": FLAGS.probe_epochs},
-            seed=FLAGS.seed,
-            progress=False,
-        )
-        return {
-            "kNN": report["knn"]["top1"],
-            "linear probe": report["linear_probe"]["top1"],
-            "linear probe, 1% of labels": report["few_label_linear"]["1%"]["top1"],
-        }
+        return table.evaluate(network, train, test, FLAGS.probe_epochs, FLAGS.seed)
 
-    pixels = keras.Sequential(  # float32 whatever the training precision
-        [
-            keras.Input(train[0].shape[1:]),
-            keras.layers.Rescaling(1 / 255, dtype="float32"),
-            keras.layers.Flatten(dtype="float32"),
-        ]
-    )
-    rows = {"raw pixels": evaluate(pixels), "random init": evaluate(model)}
+    rows = {"raw pixels": evaluate(table.raw_pixels(train[0].shape[1:]))}
+    rows["random init"] = evaluate(model)
 
     # ---- pretraining
     callbacks = [
@@ -214,17 +161,11 @@ def run():
     rows["SimCLR"] = evaluate(model)
 
     # ---- the table, results and export
-    columns = list(rows["SimCLR"])
-    print(f"\nFashion-MNIST test split, top-1 %, after {seconds / 60:.1f} min of pretraining:")
-    print("| Encoder | " + " | ".join(columns) + " |")
-    print("|---" * (len(columns) + 1) + "|")
-    for name, row in rows.items():
-        print(f"| {name} | " + " | ".join(f"{100 * row[c]:.1f}" for c in columns) + " |")
+    table.print_table(rows, seconds)
     with open(os.path.join(FLAGS.model_dir, "results.json"), "w") as file:
         json.dump({"results": rows, "train_seconds": seconds, "precision": precision}, file)
     if ks.distribute.is_chief(strategy):  # one export per job, written atomically
         print(f"SavedModel for TF Serving: {ks.export.export_for_serving(model, FLAGS.export_dir)}")
-    print(f"TensorFlow's own messages: {os.path.join(FLAGS.model_dir, 'stderr.log')}")
 
 
 if __name__ == "__main__":

@@ -110,8 +110,10 @@ def main(argv):
         warmup_steps=warmup_steps,
     )
     model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=5e-4))
-    print(f"{num_images} images, {steps_per_epoch} steps per epoch, {encoder.name}: "
-          f"{encoder.count_params():,} parameters.")
+    print(
+        f"{num_images} images, {steps_per_epoch} steps per epoch, {encoder.name}: "
+        f"{encoder.count_params():,} parameters."
+    )
 
     if memory is not None:
         before = ks.evaluation.knn_accuracy(model, memory, queries, k=FLAGS.knn_k)

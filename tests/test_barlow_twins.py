@@ -395,39 +395,3 @@ def test_barlow_twins_on_fashion_mnist_beats_random_init_on_knn():  # ~20 s
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert min(history.history["output_std"]) > 0.3
     assert trained_knn > random_init, (random_init, trained_knn)
-
-
-@pytest.mark.slow
-def test_fashion_mnist_example_runs_end_to_end(tmp_path):
-    example = os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        "examples",
-        "barlow_twins_fashion_mnist.py",
-    )
-    model_dir, export_dir = tmp_path / "run", tmp_path / "export"
-    flags = [
-        "--epochs=1",
-        "--batch_size=64",
-        "--train_examples=256",
-        "--encoder_width=4",
-        "--projection_dim=32",
-        "--knn_k=10",
-        "--strategy=default",
-        f"--model_dir={model_dir}",
-        f"--export_dir={export_dir}",
-    ]
-    process = subprocess.run(
-        [sys.executable, example, *flags],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""),
-        cwd=tmp_path,
-        timeout=600,
-    )
-    assert process.returncode == 0, process.stderr[-3000:]
-    assert "4 steps per epoch" in process.stdout and "output_std per epoch: [" in process.stdout
-    results = json.loads((model_dir / "results.json").read_text())
-    assert 0.0 <= results["knn_barlow_twins"] <= 1.0 and results["images_per_second"] > 0
-    assert set(results["history"]) == {"loss", "invariance", "redundancy", "output_std"}
-    served = ks.export.load_for_inference(str(export_dir / "1"))
-    assert served.embedding_dims == 32  # ResNet-10 of width 4: 8 * 4 features

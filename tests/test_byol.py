@@ -1,9 +1,6 @@
 """Tests of BYOL: its loss against numpy, the heads, fit, saving, export, 2 replicas, kNN."""
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -160,37 +157,3 @@ def test_byol_on_fashion_mnist_beats_random_init_on_knn():  # ~25 s on a quiet m
     assert history.history["loss"][-1] < history.history["loss"][0] - 0.5
     assert min(history.history["output_std"]) > 0.5
     assert trained > random_init + 0.03, (random_init, trained)
-
-
-@pytest.mark.slow
-def test_fashion_mnist_example_runs_end_to_end(tmp_path):
-    example = os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        "examples",
-        "byol_fashion_mnist.py",
-    )
-    model_dir, export_dir = tmp_path / "run", tmp_path / "export"
-    flags = [
-        "--epochs=1",
-        "--batch_size=64",
-        "--train_examples=256",
-        "--encoder_width=4",
-        "--projection_dim=16",
-        "--hidden_dim=32",
-        "--knn_k=10",
-        "--strategy=default",
-        f"--model_dir={model_dir}",
-        f"--export_dir={export_dir}",
-    ]
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    process = subprocess.run(
-        [sys.executable, example, *flags], capture_output=True, text=True, env=environment,
-        cwd=tmp_path, timeout=600,
-    )
-    assert process.returncode == 0, process.stderr[-3000:]
-    assert "4 steps per epoch" in process.stdout and "output_std per epoch: [" in process.stdout
-    results = json.loads((model_dir / "results.json").read_text())
-    assert 0.0 <= results["knn_byol"] <= 1.0 and results["images_per_second"] > 0
-    assert results["final_momentum"] == pytest.approx(1.0)  # the cosine schedule's end
-    served = ks.export.load_for_inference(str(export_dir / "1"))
-    assert served.embedding_dims == 32  # ResNet-10 of width 4: 8 * 4 features

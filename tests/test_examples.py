@@ -1,5 +1,5 @@
 """The examples that have no test of their own: cifar10_simclr.py, query_saved_model.py and
-the Fashion-MNIST demos simclr_fashion_mnist.py and siamese_fashion_mnist.py.
+the Fashion-MNIST demos (SimCLR, Siamese, and SimSiam, BYOL and Barlow Twins on SimCLR's recipe).
 
 Each runs in a subprocess, as a user runs it: the examples define absl flags on the global
 `FLAGS`, which would clash between examples loaded into one pytest process.
@@ -157,9 +157,41 @@ def test_siamese_example_prints_raw_pixels_beside_both_losses(tmp_path):
     table = [line for line in console_lines(process) if line.startswith("|")]
     assert [row.split("|")[1].strip() for row in table[2:]] == [
         "raw pixels (cosine)",
+        "SimCLR features (cosine)",  # the pretrained encoder both losses start from
         "contrastive loss",
         "triplet loss",
     ]
     for loss in ("contrastive", "triplet"):
         assert os.path.isfile(model_dir / loss / "roc_curve.png")
         assert os.path.isdir(export_dir / loss / "1")
+
+
+@pytest.mark.parametrize(
+    "script, method",
+    [
+        ("simsiam_fashion_mnist.py", "SimSiam"),
+        ("byol_fashion_mnist.py", "BYOL"),
+        ("barlow_twins_fashion_mnist.py", "Barlow Twins"),
+    ],
+)
+@pytest.mark.slow
+def test_method_demos_print_the_simclr_demos_table(tmp_path, script, method):
+    model_dir, export_dir = tmp_path / "run", tmp_path / "export"
+    flags = ["--train_examples=512", "--epochs=1", "--probe_epochs=1", "--precision=float32"]
+    flags += [f"--model_dir={model_dir}", f"--export_dir={export_dir}"]
+    process = run_python([os.path.join(EXAMPLES, script), *flags], tmp_path)
+    assert process.returncode == 0, (model_dir / "stderr.log").read_text()[-3000:]
+    assert process.stderr == ""
+    lines = console_lines(process)
+    table = [line for line in lines if line.startswith("|")]
+    assert table[0] == "| Encoder | kNN | linear probe | linear probe, 1% of labels |"
+    assert [row.split("|")[1].strip() for row in table[2:]] == [
+        "raw pixels",
+        "random init",
+        method,
+    ]
+    assert not any("oneDNN" in line or len(line) > 300 for line in lines)
+    assert lines[-1] == f"TensorFlow's own messages: {model_dir / 'stderr.log'}"
+    results = json.loads((model_dir / "results.json").read_text())
+    assert set(results["results"]) == {"raw pixels", "random init", method}
+    assert os.path.isdir(export_dir / "1")

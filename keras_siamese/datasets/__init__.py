@@ -14,6 +14,8 @@ downloaded.
   (multispectral stacks).
 - `from_tfrecords(file_pattern, image_size)`: sharded TFRecord files of encoded images or
   serialized tensors, read interleaved.
+- `shuffled_batches(arrays, batch_size, seed)`: arrays already in memory as endless shuffled
+  batches (an index shuffle and a gather, so the step never waits).
 
 The file readers check every file (or every shard's first record) before yielding anything and
 name the file at fault; `on_error="skip"` leaves bad files out with one warning.
@@ -31,6 +33,7 @@ from keras_siamese.datasets.fashion_mnist import (
     load_arrays,
 )
 from keras_siamese.datasets.image_files import ImageFiles, list_image_files
+from keras_siamese.datasets.in_memory import shuffled_batches
 from keras_siamese.datasets.loading import load, num_classes
 from keras_siamese.datasets.numpy_files import from_numpy_files
 from keras_siamese.datasets.tfrecords import from_tfrecords
@@ -48,4 +51,5 @@ __all__ = [
     "load",
     "load_arrays",
     "num_classes",
+    "shuffled_batches",
 ]
