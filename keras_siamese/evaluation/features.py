@@ -166,9 +166,7 @@ def _batched_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _batches(
-    data: Data, encoder: Callable, batch_size: int
-) -> tuple[Iterator[tuple], int | None]:
+def _batches(data: Data, encoder: Callable, batch_size: int) -> tuple[Iterator[tuple], int | None]:
     """Yields `(images, labels)` batches of `data` and returns the number of batches if known."""
     if isinstance(data, tf.data.Dataset):
         dataset = _batched_dataset(data, encoder, batch_size)

@@ -14,11 +14,11 @@ from collections.abc import Callable
 import numpy as np
 
 from keras_siamese import validation
-from keras_siamese.evaluation.features import Data, FeatureExtractor, check_data
+from keras_siamese.evaluation.features import Data
 from keras_siamese.evaluation.linear_probe import (
     _check_labelled_features,
-    _check_learning_rate,
     _check_seed,
+    _checked_features,
     linear_probe_on_features,
 )
 from keras_siamese.evaluation.subsets import _check_fraction, class_balanced_subset
@@ -177,15 +177,17 @@ def few_label_linear_probe(
     _check_fraction(label_fraction)
     if epochs is not None:
         validation.check_integer("epochs", epochs)
-    validation.check_integer("batch_size", batch_size)
-    validation.check_integer("feature_batch_size", feature_batch_size)
-    _check_learning_rate(learning_rate)
-    _check_seed(seed)
-    check_data(train, "train")
-    check_data(test, "test")
-    extractor = FeatureExtractor(model, input_scale)
-    train_features, train_labels = extractor(train, feature_batch_size, progress)
-    test_features, test_labels = extractor(test, feature_batch_size, progress)
+    train_features, train_labels, test_features, test_labels = _checked_features(
+        model,
+        train,
+        test,
+        batch_size,
+        feature_batch_size,
+        learning_rate,
+        seed,
+        input_scale,
+        progress,
+    )
     return few_label_linear_probe_on_features(
         train_features,
         train_labels,

@@ -48,6 +48,23 @@ def _check_labelled_features(
     return features, labels.astype(np.int64)
 
 
+def _checked_features(
+    model, train, test, batch_size, feature_batch_size, learning_rate, seed, input_scale, progress
+):
+    """The probes' shared first half: every argument checked before the model runs, then the
+    frozen features of `train` and `test` as `(train_x, train_y, test_x, test_y)`."""
+    validation.check_integer("batch_size", batch_size)
+    validation.check_integer("feature_batch_size", feature_batch_size)
+    _check_learning_rate(learning_rate)
+    _check_seed(seed)
+    check_data(train, "train")
+    check_data(test, "test")
+    extractor = FeatureExtractor(model, input_scale)
+    train_features, train_labels = extractor(train, feature_batch_size, progress)
+    test_features, test_labels = extractor(test, feature_batch_size, progress)
+    return train_features, train_labels, test_features, test_labels
+
+
 def top_k_accuracies(logits: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (1, 5)) -> dict:
     """Top-k accuracies of class scores: the fraction of labels among the k highest scores.
 
@@ -267,15 +284,17 @@ def linear_probe(
         1.0
     """
     validation.check_integer("epochs", epochs)
-    validation.check_integer("batch_size", batch_size)
-    validation.check_integer("feature_batch_size", feature_batch_size)
-    _check_learning_rate(learning_rate)
-    _check_seed(seed)
-    check_data(train, "train")
-    check_data(test, "test")
-    extractor = FeatureExtractor(model, input_scale)
-    train_features, train_labels = extractor(train, feature_batch_size, progress)
-    test_features, test_labels = extractor(test, feature_batch_size, progress)
+    train_features, train_labels, test_features, test_labels = _checked_features(
+        model,
+        train,
+        test,
+        batch_size,
+        feature_batch_size,
+        learning_rate,
+        seed,
+        input_scale,
+        progress,
+    )
     return linear_probe_on_features(
         train_features,
         train_labels,

@@ -9,9 +9,7 @@ from keras_siamese import validation
 
 def _check_fraction(fraction: float) -> float:
     """A label fraction in (0, 1], e.g. 0.01 for 1% of the labels."""
-    return validation.check_number(
-        "label_fraction", fraction, 0.0, 1.0, include_minimum=False
-    )
+    return validation.check_number("label_fraction", fraction, 0.0, 1.0, include_minimum=False)
 
 
 def class_balanced_subset(labels: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
