@@ -327,12 +327,62 @@ def train_and_evaluate(overrides, seed):
     write_table(FLAGS.output)
 
 
+def baseline_path(path):
+    return path.rsplit(".", 1)[0] + "_baseline.json"
+
+
+def raw_pixel_baseline(path):
+    """The raw pixels on the sweep's own protocols, measured once per linear-probe length and
+    kept beside the results (`<output>_baseline.json`): the first row of every table."""
+    import keras
+    import recipe_parts as parts
+
+    import keras_siamese as ks
+
+    baselines = {}
+    if os.path.exists(baseline_path(path)):
+        with open(baseline_path(path)) as file:
+            baselines = json.load(file)
+    key = f"probe_epochs={FLAGS.probe_epochs}"
+    if key in baselines:
+        return
+    train = ks.datasets.load_arrays("fashion_mnist", "train")
+    test = ks.datasets.load_arrays("fashion_mnist", "test")
+    pixels = keras.Sequential(
+        [keras.Input(parts.IMAGE_SHAPE), keras.layers.Flatten(dtype="float32")], name="pixels"
+    )
+    report = ks.evaluation.representation_report(
+        pixels,
+        train,
+        test,
+        label_fractions=(),
+        linear_label_fractions=(0.01,),
+        linear_probe_options={"epochs": FLAGS.probe_epochs},
+        progress=False,
+        input_scale=1 / 255,
+    )
+    _, unseen, pairs = parts.siamese_data(0, 0)
+    unseen_scores = parts.unseen_class_report(
+        pixels, unseen, pairs, distance="cosine", input_scale=1 / 255
+    )
+    baselines[key] = {
+        "knn_top1": report["knn"]["top1"],
+        "linear_top1": report["linear_probe"]["top1"],
+        "linear_1%_top1": report["few_label_linear"]["1%"]["top1"],
+        "feature_dims": report["feature_dims"],
+        **{f"unseen_{name}": value for name, value in unseen_scores.items()},
+    }
+    with open(baseline_path(path), "w") as file:
+        json.dump(baselines, file, indent=2)
+
+
 def main(argv):
     del argv
     configs = json.loads(FLAGS.configs)
     if FLAGS.mode == "time":
         time_steps(configs)
         return
+    raw_pixel_baseline(FLAGS.output)
     for overrides in configs:
         for seed in FLAGS.seeds:
             train_and_evaluate(overrides, int(seed))
@@ -354,13 +404,18 @@ def write_table(path):
 
     with open(path) as file:
         rows = [json.loads(line) for line in file if line.strip()]
+    pixels = None
+    if os.path.exists(baseline_path(path)):
+        with open(baseline_path(path)) as file:
+            pixels = json.load(file).get(f"probe_epochs={FLAGS.probe_epochs}")
     lines = [
         "# Recipe sweep on Fashion-MNIST (2 CPU cores)",
         "",
         "Produced by `python benchmarks/recipe.py`; one row per run, in the order they ran. "
         "Accuracies on the test split in %. ms/step: steady training step (after the first 3, "
         "which trace), on a machine shared with other jobs: compare it only with the load "
-        "average beside it.",
+        "average beside it. The first row of each table is the raw pixels (scaled to [0, 1], "
+        "flattened; cosine for the unseen pairs) on the same protocols.",
     ]
     for method, base in (("ssl", None), ("siamese", parts.RECIPES["siamese"])):
         selected = [r for r in rows if (r["config"]["method"] == "siamese") == (method != "ssl")]
@@ -379,6 +434,12 @@ def write_table(path):
                 "| kNN | Linear | Linear 1% | Features | Unseen 7-9 AUC / R@1 | Note | Load |",
                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             ]
+            if pixels:
+                lines.append(
+                    f"| raw pixels | — | — | — | — | — | — | {percent(pixels, 'knn_top1')} "
+                    f"| {percent(pixels, 'linear_top1')} | {percent(pixels, 'linear_1%_top1')} "
+                    f"| {pixels['feature_dims']} | {unseen(pixels)} | baseline | — |"
+                )
         else:
             lines += [
                 "",
@@ -390,6 +451,13 @@ def write_table(path):
                 "| ROC AUC | EER | Recall@1 | mAP@R | Setup (s) | Note | Load |",
                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             ]
+            if pixels:
+                lines.append(
+                    f"| raw pixels (cosine) | — | — | — | — | — | — "
+                    f"| {pixels['unseen_roc_auc']:.4f} | {pixels['unseen_equal_error_rate']:.4f} "
+                    f"| {pixels['unseen_recall@1']:.4f} | {pixels['unseen_map@r']:.4f} "
+                    f"| — | baseline | — |"
+                )
         for row in selected:
             config = row["config"]
             base_of_row = parts.RECIPES["siamese" if method != "ssl" else config["method"]]
