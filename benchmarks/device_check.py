@@ -68,6 +68,7 @@ def main(argv):
     gpu = find_gpu(tf)
     import keras
     import numpy as np
+    from flops import forward_flops
 
     import keras_siamese as ks
 
@@ -95,16 +96,6 @@ def main(argv):
         matmul = tf.function(lambda a=a, b=b: tf.reduce_sum(tf.cast(a @ b, tf.float32)))
         peaks[dtype] = 2 * 8192**3 / seconds_of(lambda m=matmul: m().numpy(), 10)
         print(f"matmul peak {dtype}: {peaks[dtype] / 1e12:.1f} TFLOP/s", flush=True)
-
-    def forward_flops(model):
-        total = 0
-        for layer in model._flatten_layers(include_self=False, recursive=True):
-            if isinstance(layer, keras.layers.Conv2D):
-                _, height, width, _ = layer.output.shape
-                total += 2 * height * width * int(np.prod(layer.kernel.shape))
-            elif isinstance(layer, keras.layers.Dense):
-                total += 2 * int(np.prod(layer.kernel.shape))
-        return total
 
     def simclr(shape, precision, jit_compile, steps):
         ks.distribute.set_mixed_precision("none" if precision == "float32" else precision)

@@ -83,7 +83,9 @@ def pipeline_stage():
             count += int(images.shape[0])
         seconds = time.perf_counter() - started
         results[key] = {
-            "check_seconds": checked, "images": count, "images_per_second": count / seconds
+            "check_seconds": checked,
+            "images": count,
+            "images_per_second": count / seconds,
         }
     results["peak_rss_mib"] = peak_rss_mib()
     return results
@@ -139,17 +141,21 @@ def training_stage():
     }
     del demo, folder
     resnet18 = simclr(18, 64, (32, 32, 3))
-    rates = time_rounds(
-        resnet18, {"in_memory": first_batch_in_memory(32, 3)}, FLAGS.resnet18_steps
-    )
+    rates = time_rounds(resnet18, {"in_memory": first_batch_in_memory(32, 3)}, FLAGS.resnet18_steps)
     results["resnet18_in_memory"] = rates["in_memory"]
     return results
 
 
 def run_stage(stage, data_dir):
-    command = [sys.executable, os.path.abspath(__file__), f"--stage={stage}",
-               f"--data_dir={data_dir}", f"--batch_size={FLAGS.batch_size}",
-               f"--demo_steps={FLAGS.demo_steps}", f"--resnet18_steps={FLAGS.resnet18_steps}"]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        f"--stage={stage}",
+        f"--data_dir={data_dir}",
+        f"--batch_size={FLAGS.batch_size}",
+        f"--demo_steps={FLAGS.demo_steps}",
+        f"--resnet18_steps={FLAGS.resnet18_steps}",
+    ]
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     output = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
     if output.returncode != 0:
@@ -164,14 +170,22 @@ def report(write_seconds, count, pipeline, training, wall):
     demo_step = training["demo_in_memory"]
     resnet_step = training["resnet18_in_memory"]
     rows = [
-        ("`from_directory` 28x28x1: decode + batch", pipeline["28x28x1"]["images_per_second"],
-         pipeline["28x28x1"]["images_per_second"] / demo_step),
-        ("`from_directory` 32x32x3: decode + resize + RGB + batch",
-         pipeline["32x32x3"]["images_per_second"],
-         pipeline["32x32x3"]["images_per_second"] / resnet_step),
+        (
+            "`from_directory` 28x28x1: decode + batch",
+            pipeline["28x28x1"]["images_per_second"],
+            pipeline["28x28x1"]["images_per_second"] / demo_step,
+        ),
+        (
+            "`from_directory` 32x32x3: decode + resize + RGB + batch",
+            pipeline["32x32x3"]["images_per_second"],
+            pipeline["32x32x3"]["images_per_second"] / resnet_step,
+        ),
         ("SimCLR step, demo ResNet-10/16 28x28x1, batch in memory", demo_step, None),
-        ("SimCLR step, demo ResNet-10/16, fed by `from_directory`",
-         training["demo_from_folder"], None),
+        (
+            "SimCLR step, demo ResNet-10/16, fed by `from_directory`",
+            training["demo_from_folder"],
+            None,
+        ),
         ("SimCLR step, ResNet-18 32x32x3, batch in memory", resnet_step, None),
     ]
     lines = [

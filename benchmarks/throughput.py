@@ -109,6 +109,7 @@ def measure():
     import keras
     import numpy as np
     import tensorflow as tf
+    from flops import forward_flops
 
     import keras_siamese as ks
 
@@ -140,17 +141,6 @@ def measure():
 
     peaks = [matmul_peak()]
     peak = peaks[0]
-
-    def forward_flops(model):
-        """FLOPs of one example's forward pass: 2 x (Conv2D + Dense multiply-adds)."""
-        total = 0
-        for layer in model._flatten_layers(include_self=False, recursive=True):
-            if isinstance(layer, keras.layers.Conv2D):
-                _, height, width, _ = layer.output.shape
-                total += 2 * height * width * int(np.prod(layer.kernel.shape))
-            elif isinstance(layer, keras.layers.Dense):
-                total += 2 * int(np.prod(layer.kernel.shape))
-        return total
 
     def build(encoder_name, method, options):
         depth, width, shape, simclr_kwargs, simsiam_kwargs = ENCODERS[encoder_name]
