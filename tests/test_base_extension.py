@@ -3,7 +3,7 @@
 `MinimalBarlowTwins` below (Zbontar et al. 2021, https://arxiv.org/abs/2103.03230) is the
 whole method: its metric names, its head, its loss and its config. Views, the single encoder
 pass, train/test steps, trackers, input checks, `call`, export and `.keras` saving all
-come from `keras_siamese.models.base.TwoViewModel`.
+come from `keras_siamese.models.two_view_model.TwoViewModel`.
 """
 
 import json
@@ -14,7 +14,7 @@ from conftest import random_images, tiny_encoder
 from keras import ops
 
 import keras_siamese as ks
-from keras_siamese.models.base import TwoViewModel, normalized_std
+from keras_siamese.models.two_view_model import TwoViewModel, normalized_std
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese_tests")

@@ -17,7 +17,7 @@ from keras import ops
 import keras_siamese as ks
 from keras_siamese import heads, losses, optimizers
 from keras_siamese.callbacks import CollapseMonitor
-from keras_siamese.models.base import TwoViewModel, normalized_std
+from keras_siamese.models.two_view_model import TwoViewModel, normalized_std
 
 
 def numpy_negative_cosine(p, z):

@@ -6,7 +6,7 @@
 """
 
 from keras_siamese.models.barlow_twins import BarlowTwins
-from keras_siamese.models.base import TwoViewModel
+from keras_siamese.models.two_view_model import TwoViewModel
 from keras_siamese.models.byol import BYOL
 from keras_siamese.models.dino import DINO, DINOHead
 from keras_siamese.models.moco import MoCo, MoCoProjectionHead

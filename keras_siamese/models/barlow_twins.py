@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from keras_siamese import augment, heads, validation
 from keras_siamese.losses.barlow_twins import barlow_twins
-from keras_siamese.models.base import TwoViewModel, normalized_std
+from keras_siamese.models.two_view_model import TwoViewModel, normalized_std
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")

@@ -8,7 +8,7 @@ from keras import ops
 
 from keras_siamese import augment, distribute, heads, validation
 from keras_siamese.losses.info_nce import info_nce
-from keras_siamese.models.base import normalized_std
+from keras_siamese.models.two_view_model import normalized_std
 from keras_siamese.models.momentum import MomentumModel, clone_layer
 
 VERSIONS = ("v2", "v3")

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_siamese import validation
-from keras_siamese.models.base import TwoViewModel
+from keras_siamese.models.two_view_model import TwoViewModel
 
 
 def cosine_momentum(step, total_steps, momentum: float, final_momentum: float = 1.0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from keras_siamese import augment, heads, losses, validation
-from keras_siamese.models.base import TwoViewModel, normalized_std
+from keras_siamese.models.two_view_model import TwoViewModel, normalized_std
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")

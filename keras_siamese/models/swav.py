@@ -9,7 +9,7 @@ from keras import ops
 from keras_siamese import augment, distribute, heads, validation
 from keras_siamese.losses.sinkhorn import check_sinkhorn_arguments
 from keras_siamese.losses.swav import swav
-from keras_siamese.models.base import TwoViewModel, normalized_std
+from keras_siamese.models.two_view_model import TwoViewModel, normalized_std
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
