@@ -6,7 +6,6 @@
 """
 
 from keras_siamese.models.barlow_twins import BarlowTwins
-from keras_siamese.models.two_view_model import TwoViewModel
 from keras_siamese.models.byol import BYOL
 from keras_siamese.models.dino import DINO, DINOHead
 from keras_siamese.models.moco import MoCo, MoCoProjectionHead
@@ -16,6 +15,7 @@ from keras_siamese.models.siamese import SiameseNetwork
 from keras_siamese.models.simclr import SimCLR
 from keras_siamese.models.simsiam import SimSiam
 from keras_siamese.models.swav import SwAV, SwAVPrototypes
+from keras_siamese.models.two_view_model import TwoViewModel
 from keras_siamese.models.vicreg import VICReg
 
 __all__ = [

@@ -6,8 +6,8 @@ import keras
 import tensorflow as tf
 
 from keras_siamese import augment, heads, losses, validation
-from keras_siamese.models.two_view_model import normalized_std
 from keras_siamese.models.momentum import MomentumModel, clone_layer
+from keras_siamese.models.two_view_model import normalized_std
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")

@@ -8,8 +8,8 @@ from keras import ops
 
 from keras_siamese import augment, distribute, validation
 from keras_siamese.losses.dino import dino_cross_entropy
-from keras_siamese.models.two_view_model import normalized_std
 from keras_siamese.models.momentum import MomentumModel, clone_layer
+from keras_siamese.models.two_view_model import normalized_std
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")

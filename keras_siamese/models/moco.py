@@ -8,8 +8,8 @@ from keras import ops
 
 from keras_siamese import augment, distribute, heads, validation
 from keras_siamese.losses.info_nce import info_nce
-from keras_siamese.models.two_view_model import normalized_std
 from keras_siamese.models.momentum import MomentumModel, clone_layer
+from keras_siamese.models.two_view_model import normalized_std
 
 VERSIONS = ("v2", "v3")
 _PROJECTION_DIM = {"v2": 128, "v3": 256}
