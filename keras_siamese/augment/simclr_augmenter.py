@@ -43,6 +43,59 @@ def _check_color_jitter(color_jitter) -> tuple[float, float, float, float]:
     return tuple(float(amount) for amount in amounts)
 
 
+def _check_jitter_amounts(strength: float, color_jitter) -> tuple[tuple, tuple]:
+    """Checks `color_jitter`; returns it and the amounts at `strength` (hue at most 0.5)."""
+    color_jitter = _check_color_jitter(color_jitter)
+    amounts = tuple(strength * amount for amount in color_jitter)
+    if amounts[3] > 0.5:
+        raise ValueError(
+            "Arguments `strength` and `color_jitter` must give a hue amount "
+            f"strength * color_jitter[3] <= 0.5. Received: strength={strength}, "
+            f"color_jitter={color_jitter}"
+        )
+    return color_jitter, amounts
+
+
+def _check_switches(**switches) -> None:
+    """Checks that each on/off argument (`blur`, `flip`) is a bool."""
+    for name, value in switches.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"Argument `{name}` must be a bool. Received: {name}={value!r}")
+
+
+def _operations(
+    image_size, channels, crop_area, flip, amounts, blur, probabilities, seed
+) -> list[keras.layers.Layer]:
+    """The pipeline's layers in SimCLR's order, each with its own seed derived from `seed`.
+
+    An operation whose probability is 0 (or that is switched off) is left out; the seed
+    indices stay fixed, so an operation's draws do not depend on which others are present.
+    """
+
+    def seeded(index):
+        return derive_seed(seed, index)
+
+    layers = [RandomResizedCrop(image_size, crop_area, seed=seeded(0))]
+    if flip:
+        layers.append(RandomFlip(seed=seeded(1)))
+    jitter_probability = probabilities["jitter_probability"]
+    if jitter_probability > 0 and any(amounts):
+        jitter = RandomColorJitter(*amounts, seed=seeded(2))
+        layers.append(RandomApply(jitter, jitter_probability, seed=seeded(3)))
+    grayscale_probability = probabilities["grayscale_probability"]
+    if channels == 3 and grayscale_probability > 0:
+        layers.append(RandomApply(Grayscale(), grayscale_probability, seed=seeded(4)))
+    blur_probability = probabilities["blur_probability"]
+    if blur and blur_probability > 0:
+        gaussian = RandomGaussianBlur(blur_kernel_size(image_size), seed=seeded(5))
+        layers.append(RandomApply(gaussian, blur_probability, seed=seeded(6)))
+    solarize_probability = probabilities["solarize_probability"]
+    if solarize_probability > 0:
+        layers.append(RandomApply(Solarize(), solarize_probability, seed=seeded(7)))
+    layers.append(ToUnitRange())
+    return layers
+
+
 @keras.saving.register_keras_serializable(package="keras_siamese")
 class SimCLRAugmenter(Pipeline):
     """SimCLR's random augmentation (and its variants), per image, per replica, XLA-ready.
@@ -118,38 +171,14 @@ class SimCLRAugmenter(Pipeline):
                 ("solarize_probability", solarize_probability),
             )
         }
-        color_jitter = _check_color_jitter(color_jitter)
-        amounts = tuple(strength * amount for amount in color_jitter)
-        if amounts[3] > 0.5:
-            raise ValueError(
-                "Arguments `strength` and `color_jitter` must give a hue amount "
-                f"strength * color_jitter[3] <= 0.5. Received: strength={strength}, "
-                f"color_jitter={color_jitter}"
-            )
-        for name, value in (("blur", blur), ("flip", flip)):
-            if not isinstance(value, (bool, np.bool_)):
-                raise TypeError(f"Argument `{name}` must be a bool. Received: {name}={value!r}")
+        color_jitter, amounts = _check_jitter_amounts(strength, color_jitter)
+        _check_switches(blur=blur, flip=flip)
         if seed is not None:
             seed = validation.check_integer("seed", seed, minimum=0)
         kwargs.setdefault("dtype", "float32")
-
-        def seeded(index):
-            return derive_seed(seed, index)
-
-        layers = [RandomResizedCrop(image_size, crop_area, seed=seeded(0))]
-        if flip:
-            layers.append(RandomFlip(seed=seeded(1)))
-        if probabilities["jitter_probability"] > 0 and any(amounts):
-            jitter = RandomColorJitter(*amounts, seed=seeded(2))
-            layers.append(RandomApply(jitter, jitter_probability, seed=seeded(3)))
-        if channels == 3 and probabilities["grayscale_probability"] > 0:
-            layers.append(RandomApply(Grayscale(), grayscale_probability, seed=seeded(4)))
-        if blur and probabilities["blur_probability"] > 0:
-            gaussian = RandomGaussianBlur(blur_kernel_size(image_size), seed=seeded(5))
-            layers.append(RandomApply(gaussian, blur_probability, seed=seeded(6)))
-        if probabilities["solarize_probability"] > 0:
-            layers.append(RandomApply(Solarize(), solarize_probability, seed=seeded(7)))
-        layers.append(ToUnitRange())
+        layers = _operations(
+            image_size, channels, crop_area, flip, amounts, blur, probabilities, seed
+        )
         super().__init__(layers, **kwargs)
         self.image_size = image_size
         self.channels = channels

@@ -131,10 +131,31 @@ def from_numpy_files(
         channels = validation.check_integer("channels", channels, minimum=1)
     batch_size = arguments.check_batching(batch_size, shuffle, seed)
     value_range = _check_value_range(value_range)
-    files = image_files.list_files(
-        path, labels, class_names, on_error, (".npy",), read_npy_header
-    )
+    files = image_files.list_files(path, labels, class_names, on_error, (".npy",), read_npy_header)
     headers = files.headers
+    channels, dtype, size = _common_format(files, path, image_size, channels, value_range)
+    resize = image_size is not None and any(
+        (header.height, header.width) != image_size for header in headers
+    )
+    read = _reader(dtype, channels, value_range, resize, image_size or size)
+    elements = {
+        "path": np.asarray(files.file_paths),
+        "offset": np.asarray([header.offset for header in headers], np.int64),
+        "height": np.asarray([header.height for header in headers], np.int32),
+        "width": np.asarray([header.width for header in headers], np.int32),
+    }
+    dataset = streaming.stream(elements, read, files.labels, batch_size, shuffle, seed, on_error)
+    dataset.class_names = files.class_names
+    dataset.file_paths = list(files.file_paths)
+    return dataset
+
+
+def _common_format(files, path, image_size, channels, value_range):
+    """Checks that the files share one channel count, dtype (and size when kept); returns them.
+
+    Returns:
+        `(channels, dtype, size)`: the files' channel count, `np.dtype` and the first size.
+    """
     by_channels = _group(files, lambda header: header.channels)
     by_dtype = _group(files, lambda header: header.dtype.str)
     by_size = _group(files, lambda header: (header.height, header.width))
@@ -156,7 +177,6 @@ def from_numpy_files(
             f"The .npy files have {file_channels} channels, and from_numpy_files does not "
             f"convert channels. Received: channels={channels}"
         )
-    channels = file_channels
     dtype = np.dtype(next(iter(by_dtype)))
     size = next(iter(by_size))
     if value_range is None and dtype != np.uint8:
@@ -165,10 +185,11 @@ def from_numpy_files(
             "linearly to [0, 255] (e.g. (0, 10000) for reflectances, (0.0, 1.0) for floats). "
             "Received: value_range=None"
         )
-    resize = image_size is not None and any(
-        (header.height, header.width) != image_size for header in headers
-    )
-    out_size = image_size or size
+    return file_channels, dtype, size
+
+
+def _reader(dtype: np.dtype, channels: int, value_range, resize: bool, out_size):
+    """The `tf.data` function reading one file's pixels as `uint8` `[*out_size, channels]`."""
 
     def read(element):
         data = tf.strings.substr(tf.io.read_file(element["path"]), element["offset"], -1)
@@ -182,16 +203,7 @@ def from_numpy_files(
             image = conversion.resize_uint8(image, out_size)
         return tf.ensure_shape(image, (*out_size, channels))
 
-    elements = {
-        "path": np.asarray(files.file_paths),
-        "offset": np.asarray([header.offset for header in headers], np.int64),
-        "height": np.asarray([header.height for header in headers], np.int32),
-        "width": np.asarray([header.width for header in headers], np.int32),
-    }
-    dataset = streaming.stream(elements, read, files.labels, batch_size, shuffle, seed, on_error)
-    dataset.class_names = files.class_names
-    dataset.file_paths = list(files.file_paths)
-    return dataset
+    return read
 
 
 def _check_value_range(value_range):

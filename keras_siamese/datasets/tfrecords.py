@@ -89,7 +89,28 @@ def from_tfrecords(
     channels = _output_channels(encoded, stored_shape, channels)
     if image_size is None:
         image_size = stored_shape[:2]
+    read = _record_reader(encoded, image_key, label_key, channels, image_size)
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(
+        lambda file: tf.data.TFRecordDataset(file, compression_type=compression_type),
+        cycle_length=min(len(files), _CYCLE_LENGTH),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if on_error == "skip":
+        dataset = dataset.ignore_errors()
+    if batch_size is not None:
+        dataset = dataset.batch(batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
+
+def _record_reader(encoded: bool, image_key, label_key, channels: int, image_size):
+    """The `tf.data` function parsing one record into a `uint8` image (and int64 label)."""
     features = {image_key: tf.io.FixedLenFeature([], tf.string)}
     if label_key is not None:
         features[label_key] = tf.io.FixedLenFeature([], tf.int64)
@@ -111,23 +132,7 @@ def from_tfrecords(
             return image
         return image, tf.cast(example[label_key], tf.int64)
 
-    dataset = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle:
-        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.interleave(
-        lambda file: tf.data.TFRecordDataset(file, compression_type=compression_type),
-        cycle_length=min(len(files), _CYCLE_LENGTH),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-    if shuffle:
-        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if on_error == "skip":
-        dataset = dataset.ignore_errors()
-    if batch_size is not None:
-        dataset = dataset.batch(batch_size)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return read
 
 
 def _match(file_pattern) -> list[str]:
@@ -151,9 +156,7 @@ def _first_records(files, compression_type, file_pattern) -> tuple[str, bytes]:
     first = None
     for file in files:
         try:
-            records = list(
-                tf.data.TFRecordDataset(file, compression_type=compression_type).take(1)
-            )
+            records = list(tf.data.TFRecordDataset(file, compression_type=compression_type).take(1))
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
             raise ValueError(
                 f"{file} is not a readable TFRecord file ({error.message.splitlines()[0]}). "
@@ -178,8 +181,10 @@ def _inspect(first, image_key, label_key) -> tuple[bool, tuple[int, int, int]]:
     except Exception as error:  # noqa: BLE001 - protobuf raises its own DecodeError.
         raise ValueError(f"{file} holds records that are not tf.train.Example protos.") from error
     keys = sorted(features.keys())
-    for name, key, kind in (("image_key", image_key, "bytes_list"), ("label_key", label_key,
-                                                                     "int64_list")):
+    for name, key, kind in (
+        ("image_key", image_key, "bytes_list"),
+        ("label_key", label_key, "int64_list"),
+    ):
         if key is None:
             continue
         if key not in features or features[key].WhichOneof("kind") != kind:
