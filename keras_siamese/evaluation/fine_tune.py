@@ -93,6 +93,96 @@ class _EpochBar(keras.callbacks.Callback):
         self.bar.close()
 
 
+def _check_augmenter(augmenter) -> None:
+    if augmenter is not None and not isinstance(augmenter, keras.layers.Layer):
+        raise TypeError(
+            "Argument `augmenter` must be a keras.layers.Layer or None. "
+            f"Received: augmenter={augmenter!r}"
+        )
+
+
+def _check_labels(labels: np.ndarray, num_classes: int | None) -> int:
+    """Checks the training labels (integers in `[0, num_classes)`); returns `num_classes`."""
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"Argument `train` must hold integer labels. Received: labels.dtype={labels.dtype}"
+        )
+    if num_classes is None:
+        num_classes = int(labels.max()) + 1
+    validation.check_integer("num_classes", num_classes)
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            "Argument `train` must have labels in [0, num_classes). "
+            f"Received: labels in [{labels.min()}, {labels.max()}], num_classes={num_classes}"
+        )
+    return num_classes
+
+
+def _fine_tune_models(
+    network: keras.Model,
+    augmenter: keras.layers.Layer | None,
+    crop_area: tuple[float, float],
+    num_classes: int,
+    seed: int,
+) -> tuple[keras.Model, keras.Model]:
+    """`(model, trainer)`: the network with a linear head, and the same behind the augmenter.
+
+    Without an `augmenter` the views are SimCLR's crops and flips alone (no colour).
+    """
+    image_shape = tuple(network.input_shape[1:])
+    if augmenter is None:
+        augmenter = augment.SimCLRAugmenter(
+            image_shape[:2],
+            channels=image_shape[-1],
+            strength=0.0,
+            crop_area=crop_area,
+            grayscale_probability=0.0,
+            seed=seed,
+            name="crop_and_flip",
+        )
+    inputs = keras.Input(image_shape, name="images")
+    head = keras.layers.Dense(
+        num_classes,
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.01, seed=seed),
+        name="logits",
+    )
+    model = keras.Model(inputs, head(network(inputs)), name="fine_tuned")
+    views = keras.layers.Rescaling(255.0, name="to_255")(augmenter(inputs))
+    trainer = keras.Model(inputs, model(views), name="fine_tune_trainer")
+    return model, trainer
+
+
+def _fit(
+    trainer: keras.Model,
+    examples: tuple[np.ndarray, np.ndarray],
+    batch_size: int,
+    learning_rate: float,
+    momentum: float,
+    epochs: int,
+    seed: int,
+    *,
+    progress: bool,
+    description: str,
+) -> None:
+    """Trains `trainer` on the labelled `(images, labels)`: Nesterov SGD, cosine decay."""
+    images, labels = examples
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((images.astype(np.float32), labels.astype(np.int64)))
+        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    steps = len(images) // batch_size
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps)
+    trainer.compile(
+        optimizer=keras.optimizers.SGD(schedule, momentum=momentum, nesterov=True),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    bar = _epoch_progress(epochs, progress, description)
+    callbacks = [_EpochBar(bar)] if progress else []
+    trainer.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
+
+
 def fine_tune(
     encoder: keras.Model,
     train: Data,
@@ -177,69 +267,29 @@ def fine_tune(
         learning_rate = _check_learning_rate(learning_rate)
     momentum = validation.check_number("momentum", momentum, 0.0, 1.0, include_maximum=False)
     seed = _check_seed(seed)
-    if augmenter is not None and not isinstance(augmenter, keras.layers.Layer):
-        raise TypeError(
-            "Argument `augmenter` must be a keras.layers.Layer or None. "
-            f"Received: augmenter={augmenter!r}"
-        )
+    _check_augmenter(augmenter)
     check_data(test, "test")
     network = _trainable_network(encoder, input_scale)
     images, labels = _as_arrays(train, "train")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"Argument `train` must hold integer labels. Received: labels.dtype={labels.dtype}"
-        )
-    if num_classes is None:
-        num_classes = int(labels.max()) + 1
-    validation.check_integer("num_classes", num_classes)
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(
-            "Argument `train` must have labels in [0, num_classes). "
-            f"Received: labels in [{labels.min()}, {labels.max()}], num_classes={num_classes}"
-        )
+    num_classes = _check_labels(labels, num_classes)
     subset = class_balanced_subset(labels, label_fraction, seed=seed)
     images, labels = images[subset], labels[subset]
-
-    image_shape = tuple(network.input_shape[1:])
-    if augmenter is None:
-        augmenter = augment.SimCLRAugmenter(
-            image_shape[:2],
-            channels=image_shape[-1],
-            strength=0.0,
-            crop_area=crop_area,
-            grayscale_probability=0.0,
-            seed=seed,
-            name="crop_and_flip",
-        )
-    inputs = keras.Input(image_shape, name="images")
-    head = keras.layers.Dense(
-        num_classes,
-        kernel_initializer=keras.initializers.RandomNormal(stddev=0.01, seed=seed),
-        name="logits",
-    )
-    model = keras.Model(inputs, head(network(inputs)), name="fine_tuned")
-    views = keras.layers.Rescaling(255.0, name="to_255")(augmenter(inputs))
-    trainer = keras.Model(inputs, model(views), name="fine_tune_trainer")
-
+    model, trainer = _fine_tune_models(network, augmenter, crop_area, num_classes, seed)
     # The rate follows the batch actually used (a small subset clamps it), as in the paper.
     batch_size = min(batch_size, len(images))
     if learning_rate is None:
         learning_rate = 0.05 * batch_size / 256
-    dataset = (
-        tf.data.Dataset.from_tensor_slices((images.astype(np.float32), labels.astype(np.int64)))
-        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size, drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
+    _fit(
+        trainer,
+        (images, labels),
+        batch_size,
+        learning_rate,
+        momentum,
+        epochs,
+        seed,
+        progress=progress,
+        description=f"fine-tune {label_fraction:.0%}",
     )
-    steps = len(images) // batch_size
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps)
-    trainer.compile(
-        optimizer=keras.optimizers.SGD(schedule, momentum=momentum, nesterov=True),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    bar = _epoch_progress(epochs, progress, f"fine-tune {label_fraction:.0%}")
-    callbacks = [_EpochBar(bar)] if progress else []
-    trainer.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
     logits, test_labels = extract_features(
         model, test, batch_size=256, progress=progress, input_scale=1.0
     )

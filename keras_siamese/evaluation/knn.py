@@ -65,6 +65,49 @@ def _knn_chunk(
     return tf.argmax(scores, axis=1, output_type=tf.int64)
 
 
+def _check_arrays(
+    memory_features: np.ndarray,
+    memory_labels: np.ndarray,
+    query_features: np.ndarray,
+    num_classes: int | None,
+) -> int:
+    """Checks the kNN's arrays (shapes, labels in range); returns `num_classes`."""
+    if memory_features.ndim != 2 or query_features.ndim != 2:
+        raise ValueError(
+            "Arguments `memory_features` and `query_features` must be rank 2 (examples, dims). "
+            f"Received: memory_features.shape={memory_features.shape}, "
+            f"query_features.shape={query_features.shape}"
+        )
+    if memory_features.shape[1] != query_features.shape[1]:
+        raise ValueError(
+            "Arguments `memory_features` and `query_features` must have the same feature size. "
+            f"Received: memory_features.shape={memory_features.shape}, "
+            f"query_features.shape={query_features.shape}"
+        )
+    if len(memory_features) == 0:
+        raise ValueError(
+            "Argument `memory_features` is empty. "
+            f"Received: memory_features.shape={memory_features.shape}"
+        )
+    if memory_labels.shape != (len(memory_features),) or not np.issubdtype(
+        memory_labels.dtype, np.integer
+    ):
+        raise ValueError(
+            "Argument `memory_labels` must be integers of shape (M,) matching `memory_features`. "
+            f"Received: memory_labels.shape={memory_labels.shape}, dtype={memory_labels.dtype}, "
+            f"memory_features.shape={memory_features.shape}"
+        )
+    smallest, largest = int(memory_labels.min()), int(memory_labels.max())
+    if num_classes is None:
+        num_classes = largest + 1
+    if smallest < 0 or largest >= num_classes:
+        raise ValueError(
+            "Argument `memory_labels` must lie in [0, num_classes). "
+            f"Received: labels in [{smallest}, {largest}], num_classes={num_classes}"
+        )
+    return num_classes
+
+
 def knn_predict(
     memory_features: np.ndarray,
     memory_labels: np.ndarray,
@@ -115,39 +158,7 @@ def knn_predict(
     memory_features = np.asarray(memory_features, dtype=np.float32)
     query_features = np.asarray(query_features, dtype=np.float32)
     memory_labels = np.asarray(memory_labels)
-    if memory_features.ndim != 2 or query_features.ndim != 2:
-        raise ValueError(
-            "Arguments `memory_features` and `query_features` must be rank 2 (examples, dims). "
-            f"Received: memory_features.shape={memory_features.shape}, "
-            f"query_features.shape={query_features.shape}"
-        )
-    if memory_features.shape[1] != query_features.shape[1]:
-        raise ValueError(
-            "Arguments `memory_features` and `query_features` must have the same feature size. "
-            f"Received: memory_features.shape={memory_features.shape}, "
-            f"query_features.shape={query_features.shape}"
-        )
-    if len(memory_features) == 0:
-        raise ValueError(
-            "Argument `memory_features` is empty. "
-            f"Received: memory_features.shape={memory_features.shape}"
-        )
-    if memory_labels.shape != (len(memory_features),) or not np.issubdtype(
-        memory_labels.dtype, np.integer
-    ):
-        raise ValueError(
-            "Argument `memory_labels` must be integers of shape (M,) matching `memory_features`. "
-            f"Received: memory_labels.shape={memory_labels.shape}, dtype={memory_labels.dtype}, "
-            f"memory_features.shape={memory_features.shape}"
-        )
-    smallest, largest = int(memory_labels.min()), int(memory_labels.max())
-    if num_classes is None:
-        num_classes = largest + 1
-    if smallest < 0 or largest >= num_classes:
-        raise ValueError(
-            "Argument `memory_labels` must lie in [0, num_classes). "
-            f"Received: labels in [{smallest}, {largest}], num_classes={num_classes}"
-        )
+    num_classes = _check_arrays(memory_features, memory_labels, query_features, num_classes)
     if len(query_features) == 0:
         return np.zeros((0,), np.int64)
 

@@ -106,6 +106,87 @@ def _epoch_progress(epochs: int, progress: bool, description: str):
     return tqdm(range(epochs), desc=description, unit="epoch", leave=False)
 
 
+def _check_label_range(train_features, train_labels, test_features, test_labels, num_classes):
+    """Checks that both splits share the feature size and labels in range; returns
+    `num_classes` (the largest label + 1 when None)."""
+    if train_features.shape[1] != test_features.shape[1]:
+        raise ValueError(
+            "Arguments `train_features` and `test_features` must have the same feature size. "
+            f"Received: train_features.shape={train_features.shape}, "
+            f"test_features.shape={test_features.shape}"
+        )
+    largest = int(max(train_labels.max(), test_labels.max()))
+    if num_classes is None:
+        num_classes = largest + 1
+    validation.check_integer("num_classes", num_classes)
+    if min(train_labels.min(), test_labels.min()) < 0 or largest >= num_classes:
+        raise ValueError(
+            "Arguments `train_labels` and `test_labels` must lie in [0, num_classes). "
+            f"Received: labels up to {largest}, num_classes={num_classes}"
+        )
+    return num_classes
+
+
+def _probe_classifier(train_features: np.ndarray, num_classes: int) -> keras.Sequential:
+    """Standardisation (the training features' statistics) then a zero-initialised `Dense`."""
+    mean, variance = _standardisation(train_features)
+    # float32 whatever the global policy: the protocol must not change with the encoder's
+    # training precision.
+    return keras.Sequential(
+        [
+            keras.Input((train_features.shape[1],), name="features"),
+            keras.layers.Normalization(
+                mean=mean, variance=variance, name="standardise", dtype="float32"
+            ),
+            keras.layers.Dense(
+                num_classes, kernel_initializer="zeros", name="logits", dtype="float32"
+            ),
+        ],
+        name="linear_probe",
+    )
+
+
+def _train_classifier(
+    classifier: keras.Sequential,
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    weight_decay: float,
+    seed: int,
+    progress: bool,
+) -> None:
+    """Adam with cosine decay; each epoch one `tf.function` over a `(seed, epoch)` permutation."""
+    count = len(train_features)
+    batch_size = min(batch_size, count)
+    steps = -(-count // batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps)
+    optimizer = keras.optimizers.Adam(schedule, weight_decay=weight_decay or None)
+    variables = classifier.trainable_variables
+    optimizer.build(variables)
+    features = tf.constant(train_features)
+    labels = tf.constant(train_labels)
+
+    @tf.function
+    def train_epoch(epoch_seed):
+        order = tf.random.experimental.stateless_shuffle(tf.range(count), epoch_seed)
+        for step in tf.range(steps):
+            batch = order[step * batch_size : (step + 1) * batch_size]
+            with tf.GradientTape() as tape:
+                logits = classifier(tf.gather(features, batch), training=True)
+                loss = tf.reduce_mean(
+                    keras.losses.sparse_categorical_crossentropy(
+                        tf.gather(labels, batch), logits, from_logits=True
+                    )
+                )
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+
+    for epoch in _epoch_progress(epochs, progress, "linear probe"):
+        train_epoch(tf.constant([seed, epoch], tf.int64))
+
+
 def linear_probe_on_features(
     train_features: np.ndarray,
     train_labels: np.ndarray,
@@ -164,63 +245,21 @@ def linear_probe_on_features(
     seed = _check_seed(seed)
     train_features, train_labels = _check_labelled_features(train_features, train_labels, "train")
     test_features, test_labels = _check_labelled_features(test_features, test_labels, "test")
-    if train_features.shape[1] != test_features.shape[1]:
-        raise ValueError(
-            "Arguments `train_features` and `test_features` must have the same feature size. "
-            f"Received: train_features.shape={train_features.shape}, "
-            f"test_features.shape={test_features.shape}"
-        )
-    largest = int(max(train_labels.max(), test_labels.max()))
-    if num_classes is None:
-        num_classes = largest + 1
-    validation.check_integer("num_classes", num_classes)
-    if min(train_labels.min(), test_labels.min()) < 0 or largest >= num_classes:
-        raise ValueError(
-            "Arguments `train_labels` and `test_labels` must lie in [0, num_classes). "
-            f"Received: labels up to {largest}, num_classes={num_classes}"
-        )
-
-    mean, variance = _standardisation(train_features)
-    # float32 whatever the global policy: the protocol must not change with the encoder's
-    # training precision.
-    classifier = keras.Sequential(
-        [
-            keras.Input((train_features.shape[1],), name="features"),
-            keras.layers.Normalization(
-                mean=mean, variance=variance, name="standardise", dtype="float32"
-            ),
-            keras.layers.Dense(
-                num_classes, kernel_initializer="zeros", name="logits", dtype="float32"
-            ),
-        ],
-        name="linear_probe",
+    num_classes = _check_label_range(
+        train_features, train_labels, test_features, test_labels, num_classes
     )
-    count = len(train_features)
-    batch_size = min(batch_size, count)
-    steps = -(-count // batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps)
-    optimizer = keras.optimizers.Adam(schedule, weight_decay=weight_decay or None)
-    variables = classifier.trainable_variables
-    optimizer.build(variables)
-    features = tf.constant(train_features)
-    labels = tf.constant(train_labels)
-
-    @tf.function
-    def train_epoch(epoch_seed):
-        order = tf.random.experimental.stateless_shuffle(tf.range(count), epoch_seed)
-        for step in tf.range(steps):
-            batch = order[step * batch_size : (step + 1) * batch_size]
-            with tf.GradientTape() as tape:
-                logits = classifier(tf.gather(features, batch), training=True)
-                loss = tf.reduce_mean(
-                    keras.losses.sparse_categorical_crossentropy(
-                        tf.gather(labels, batch), logits, from_logits=True
-                    )
-                )
-            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
-
-    for epoch in _epoch_progress(epochs, progress, "linear probe"):
-        train_epoch(tf.constant([seed, epoch], tf.int64))
+    classifier = _probe_classifier(train_features, num_classes)
+    _train_classifier(
+        classifier,
+        train_features,
+        train_labels,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        seed=seed,
+        progress=progress,
+    )
     logits = classifier.predict_on_batch(test_features)
     return {**top_k_accuracies(logits, test_labels), "classifier": classifier}
 

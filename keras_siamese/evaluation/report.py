@@ -101,27 +101,11 @@ def representation_report(
     check_knn_arguments(k, temperature)
     validation.check_integer("batch_size", batch_size)
     _check_seed(seed)
-    if isinstance(label_fractions, (int, float)):
-        raise TypeError(
-            "Argument `label_fractions` must be a sequence of fractions such as (0.01, 0.1). "
-            f"Received: label_fractions={label_fractions!r}"
-        )
-    label_fractions = tuple(_check_fraction(fraction) for fraction in label_fractions)
-    if isinstance(linear_label_fractions, (int, float)):
-        raise TypeError(
-            "Argument `linear_label_fractions` must be a sequence of fractions such as "
-            f"(0.01, 0.1). Received: linear_label_fractions={linear_label_fractions!r}"
-        )
-    linear_label_fractions = tuple(_check_fraction(f) for f in linear_label_fractions)
-    linear_probe_options = dict(linear_probe_options or {})
-    fine_tune_options = dict(fine_tune_options or {})
-    for refused in ("seed", "num_classes", "progress", "input_scale"):
-        if refused in linear_probe_options or refused in fine_tune_options:
-            raise ValueError(
-                f"`{refused}` is an argument of `representation_report` itself; remove it from "
-                f"the options. Received: linear_probe_options={linear_probe_options}, "
-                f"fine_tune_options={fine_tune_options}"
-            )
+    label_fractions = _check_fractions("label_fractions", label_fractions)
+    linear_label_fractions = _check_fractions("linear_label_fractions", linear_label_fractions)
+    linear_probe_options, fine_tune_options = _check_options(
+        linear_probe_options, fine_tune_options
+    )
     check_data(train, "train")
     check_data(test, "test")
     extractor = FeatureExtractor(encoder, input_scale)
@@ -131,69 +115,20 @@ def representation_report(
     train_features, train_labels = extractor(train, batch_size, progress)
     test_features, test_labels = extractor(test, batch_size, progress)
     seconds["features"] = time.perf_counter() - started
-
+    features = (train_features, train_labels, test_features, test_labels)
+    common = {"num_classes": num_classes, "seed": seed, "progress": progress}
     started = time.perf_counter()
-    predictions = knn_predict(
-        train_features,
-        train_labels,
-        test_features,
-        k=k,
-        temperature=temperature,
-        num_classes=num_classes,
-    )
-    knn_top1 = float(np.mean(predictions == test_labels))
+    knn_top1 = _knn_top1(features, k, temperature, num_classes)
     seconds["knn"] = time.perf_counter() - started
-
     started = time.perf_counter()
-    probe = linear_probe_on_features(
-        train_features,
-        train_labels,
-        test_features,
-        test_labels,
-        num_classes=num_classes,
-        seed=seed,
-        progress=progress,
-        **linear_probe_options,
-    )
+    probe = linear_probe_on_features(*features, **common, **linear_probe_options)
     seconds["linear_probe"] = time.perf_counter() - started
-
-    few_label_options = {k: v for k, v in linear_probe_options.items() if k != "epochs"}
-    few_label = {}
-    for fraction in linear_label_fractions:
-        started = time.perf_counter()
-        result = few_label_linear_probe_on_features(
-            train_features,
-            train_labels,
-            test_features,
-            test_labels,
-            label_fraction=fraction,
-            num_classes=num_classes,
-            seed=seed,
-            progress=progress,
-            **few_label_options,
-        )
-        name = fraction_name(fraction)
-        few_label[name] = {key: result[key] for key in ("top1", "top5", "labelled_examples")}
-        seconds[f"linear_{name}"] = time.perf_counter() - started
-
-    fine_tuned = {}
-    for fraction in label_fractions:
-        started = time.perf_counter()
-        result = fine_tune(
-            encoder,
-            train,
-            test,
-            label_fraction=fraction,
-            num_classes=num_classes,
-            seed=seed,
-            progress=progress,
-            input_scale=input_scale,
-            **fine_tune_options,
-        )
-        name = fraction_name(fraction)
-        fine_tuned[name] = {key: result[key] for key in ("top1", "top5", "labelled_examples")}
-        seconds[f"fine_tune_{name}"] = time.perf_counter() - started
-
+    few_label = _few_label_linear(
+        features, linear_label_fractions, linear_probe_options, common, seconds
+    )
+    fine_tuned = _fine_tuned(
+        (encoder, train, test), label_fractions, fine_tune_options, common, input_scale, seconds
+    )
     report = {
         "knn": {"top1": knn_top1, "k": k, "temperature": float(temperature)},
         "linear_probe": {"top1": probe["top1"], "top5": probe["top5"]},
@@ -206,3 +141,86 @@ def representation_report(
         "seconds": seconds,
         "feature_dims": int(train_features.shape[1]),
     }
+
+
+def _check_fractions(name: str, fractions: Sequence[float]) -> tuple[float, ...]:
+    """Checks a sequence of label fractions, each in (0, 1]; returns them as a tuple."""
+    if isinstance(fractions, (int, float)):
+        raise TypeError(
+            f"Argument `{name}` must be a sequence of fractions such as (0.01, 0.1). "
+            f"Received: {name}={fractions!r}"
+        )
+    return tuple(_check_fraction(fraction) for fraction in fractions)
+
+
+def _check_options(linear_probe_options: dict | None, fine_tune_options: dict | None):
+    """Copies the protocols' options; refuses those `representation_report` sets itself."""
+    linear_probe_options = dict(linear_probe_options or {})
+    fine_tune_options = dict(fine_tune_options or {})
+    for refused in ("seed", "num_classes", "progress", "input_scale"):
+        if refused in linear_probe_options or refused in fine_tune_options:
+            raise ValueError(
+                f"`{refused}` is an argument of `representation_report` itself; remove it from "
+                f"the options. Received: linear_probe_options={linear_probe_options}, "
+                f"fine_tune_options={fine_tune_options}"
+            )
+    return linear_probe_options, fine_tune_options
+
+
+def _knn_top1(features: tuple, k: int, temperature: float, num_classes: int | None) -> float:
+    """Top-1 accuracy of the weighted kNN: the training features vote for the test ones."""
+    train_features, train_labels, test_features, test_labels = features
+    predictions = knn_predict(
+        train_features,
+        train_labels,
+        test_features,
+        k=k,
+        temperature=temperature,
+        num_classes=num_classes,
+    )
+    return float(np.mean(predictions == test_labels))
+
+
+def _few_label_linear(
+    features: tuple, fractions: tuple, linear_probe_options: dict, common: dict, seconds: dict
+) -> dict:
+    """The few-label linear probe for each fraction; adds its time to `seconds`.
+
+    It shares `linear_probe_options` except `epochs` (see `default_few_label_epochs`).
+    """
+    options = {key: value for key, value in linear_probe_options.items() if key != "epochs"}
+    results = {}
+    for fraction in fractions:
+        started = time.perf_counter()
+        result = few_label_linear_probe_on_features(
+            *features, label_fraction=fraction, **common, **options
+        )
+        name = fraction_name(fraction)
+        results[name] = {key: result[key] for key in ("top1", "top5", "labelled_examples")}
+        seconds[f"linear_{name}"] = time.perf_counter() - started
+    return results
+
+
+def _fine_tuned(
+    splits: tuple,
+    fractions: tuple,
+    fine_tune_options: dict,
+    common: dict,
+    input_scale: float | None,
+    seconds: dict,
+) -> dict:
+    """`fine_tune` of `(encoder, train, test)` for each fraction; adds its time to `seconds`."""
+    results = {}
+    for fraction in fractions:
+        started = time.perf_counter()
+        result = fine_tune(
+            *splits,
+            label_fraction=fraction,
+            input_scale=input_scale,
+            **common,
+            **fine_tune_options,
+        )
+        name = fraction_name(fraction)
+        results[name] = {key: result[key] for key in ("top1", "top5", "labelled_examples")}
+        seconds[f"fine_tune_{name}"] = time.perf_counter() - started
+    return results
