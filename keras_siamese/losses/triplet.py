@@ -52,15 +52,15 @@ def _global_sum(value: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(distribute.all_gather(tf.reshape(value, (1,))))
 
 
-def _mine_triplets(embeddings, labels, margin, mining, distance):
-    """Mines the triplets of this replica's anchors; see `triplet_loss` for the rules.
+def _count(mask: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_sum(tf.cast(mask, tf.float32))
 
-    Returns a dict of per-replica float32 scalars: `loss_sum` (sum of the mined losses
-    of the local anchors), `normalizer` (what the mean divides by: valid anchors for
-    "hard", valid anchor-positive pairs for "semi-hard", positive-loss triplets for
-    "all"), `mined` (valid anchors / pairs / triplets), `active` (those with a positive
-    loss), `positive_distance` and `negative_distance` (means over the positive and
-    negative pairs of the local anchors).
+
+def _distances_and_masks(embeddings, labels, distance):
+    """`(distances, positive, negative)` of this replica's anchors against the global batch.
+
+    `distances` is `(local, global)`; `positive` marks the other examples of an anchor's
+    class (not the anchor itself), `negative` those of another class.
     """
     embeddings = tf.cast(embeddings, tf.float32)
     local_size = tf.shape(embeddings)[0]
@@ -80,58 +80,89 @@ def _mine_triplets(embeddings, labels, margin, mining, distance):
     anchor_columns = offset + tf.range(local_size)
     same = tf.equal(labels[:, None], all_labels[None, :])
     positive = same & tf.not_equal(anchor_columns[:, None], tf.range(global_size)[None, :])
-    negative = tf.logical_not(same)
-    has_negative = tf.reduce_any(negative, axis=1)
+    return distances, positive, tf.logical_not(same)
+
+
+def _mine_hard(distances, positive, negative, margin, sentinel):
+    """Batch-hard: each anchor's farthest positive and closest negative."""
+    zeros = tf.zeros_like(distances)
+    hardest_positive = tf.reduce_max(tf.where(positive, distances, zeros), axis=1)
+    hardest_negative = tf.reduce_min(tf.where(negative, distances, sentinel + zeros), axis=1)
+    per_anchor = tf.nn.relu(hardest_positive - hardest_negative + margin)
+    valid = tf.reduce_any(positive, axis=1) & tf.reduce_any(negative, axis=1)
+    loss_sum = tf.reduce_sum(tf.where(valid, per_anchor, tf.zeros_like(per_anchor)))
+    mined = normalizer = _count(valid)
+    active = _count(valid & (per_anchor > 0))
+    return loss_sum, normalizer, mined, active
+
+
+def _mine_semi_hard(distances, positive, negative, margin, sorted_negatives, negatives):
+    """Per anchor-positive pair, the closest negative farther than the positive (else the
+    farthest negative)."""
+    zeros = tf.zeros_like(distances)
+    # Negatives at distance <= d(a, p): the next one is the closest farther negative.
+    not_farther = tf.searchsorted(sorted_negatives, distances, side="right")
+    chosen = tf.where(not_farther < negatives, not_farther, negatives - 1)
+    chosen_negative = tf.gather(sorted_negatives, tf.maximum(chosen, 0), batch_dims=1)
+    per_pair = tf.nn.relu(distances - chosen_negative + margin)
+    valid = positive & tf.reduce_any(negative, axis=1)[:, None]
+    loss_sum = tf.reduce_sum(tf.where(valid, per_pair, zeros))
+    mined = normalizer = _count(valid)
+    active = _count(valid & (per_pair > 0))
+    return loss_sum, normalizer, mined, active
+
+
+def _mine_all(distances, positive, margin, sorted_negatives, negatives):
+    """Every triplet, summed without building the `(B, B, B)` triplet tensor."""
+    zeros = tf.zeros_like(distances)
+    # sum_k relu(t - d_k) over the negatives with d_k < t = d(a, p) + margin equals
+    # (their count) * t - (their sum): a sort, a prefix sum and a search per row keep
+    # the memory O(B^2) instead of the O(B^3) of a triplet tensor.
+    thresholds = distances + margin
+    closer = tf.searchsorted(sorted_negatives, thresholds, side="left")
+    prefix = tf.concat(
+        [tf.zeros_like(sorted_negatives[:, :1]), tf.cumsum(sorted_negatives, axis=1)],
+        axis=1,
+    )
+    closer_sum = tf.gather(prefix, closer, batch_dims=1)
+    per_pair = tf.cast(closer, tf.float32) * thresholds - closer_sum
+    loss_sum = tf.reduce_sum(tf.where(positive, per_pair, zeros))
+    active = normalizer = tf.reduce_sum(tf.where(positive, tf.cast(closer, tf.float32), zeros))
+    mined = tf.reduce_sum(
+        tf.reduce_sum(tf.cast(positive, tf.float32), axis=1) * tf.cast(negatives[:, 0], tf.float32)
+    )
+    return loss_sum, normalizer, mined, active
+
+
+def _mine_triplets(embeddings, labels, margin, mining, distance):
+    """Mines the triplets of this replica's anchors; see `triplet_loss` for the rules.
+
+    Returns a dict of per-replica float32 scalars: `loss_sum` (sum of the mined losses
+    of the local anchors), `normalizer` (what the mean divides by: valid anchors for
+    "hard", valid anchor-positive pairs for "semi-hard", positive-loss triplets for
+    "all"), `mined` (valid anchors / pairs / triplets), `active` (those with a positive
+    loss), `positive_distance` and `negative_distance` (means over the positive and
+    negative pairs of the local anchors).
+    """
+    distances, positive, negative = _distances_and_masks(embeddings, labels, distance)
     zeros = tf.zeros_like(distances)
     # Larger than every distance + margin: masked negatives sort last and are never chosen.
     sentinel = tf.stop_gradient(tf.reduce_max(distances)) + margin + 1.0
-
-    def count(mask):
-        return tf.reduce_sum(tf.cast(mask, tf.float32))
-
     if mining == "hard":
-        hardest_positive = tf.reduce_max(tf.where(positive, distances, zeros), axis=1)
-        hardest_negative = tf.reduce_min(
-            tf.where(negative, distances, sentinel + zeros), axis=1
+        loss_sum, normalizer, mined, active = _mine_hard(
+            distances, positive, negative, margin, sentinel
         )
-        per_anchor = tf.nn.relu(hardest_positive - hardest_negative + margin)
-        valid = tf.reduce_any(positive, axis=1) & has_negative
-        loss_sum = tf.reduce_sum(tf.where(valid, per_anchor, tf.zeros_like(per_anchor)))
-        mined = normalizer = count(valid)
-        active = count(valid & (per_anchor > 0))
     else:
         # Each row's negative distances in ascending order, the masked ones (= sentinel) last.
         sorted_negatives = tf.sort(tf.where(negative, distances, sentinel + zeros), axis=1)
         negatives = tf.reduce_sum(tf.cast(negative, tf.int32), axis=1, keepdims=True)
         if mining == "semi-hard":
-            # Negatives at distance <= d(a, p): the next one is the closest farther negative.
-            not_farther = tf.searchsorted(sorted_negatives, distances, side="right")
-            chosen = tf.where(not_farther < negatives, not_farther, negatives - 1)
-            chosen_negative = tf.gather(sorted_negatives, tf.maximum(chosen, 0), batch_dims=1)
-            per_pair = tf.nn.relu(distances - chosen_negative + margin)
-            valid = positive & has_negative[:, None]
-            loss_sum = tf.reduce_sum(tf.where(valid, per_pair, zeros))
-            mined = normalizer = count(valid)
-            active = count(valid & (per_pair > 0))
+            loss_sum, normalizer, mined, active = _mine_semi_hard(
+                distances, positive, negative, margin, sorted_negatives, negatives
+            )
         else:
-            # sum_k relu(t - d_k) over the negatives with d_k < t = d(a, p) + margin equals
-            # (their count) * t - (their sum): a sort, a prefix sum and a search per row keep
-            # the memory O(B^2) instead of the O(B^3) of a triplet tensor.
-            thresholds = distances + margin
-            closer = tf.searchsorted(sorted_negatives, thresholds, side="left")
-            prefix = tf.concat(
-                [tf.zeros_like(sorted_negatives[:, :1]), tf.cumsum(sorted_negatives, axis=1)],
-                axis=1,
-            )
-            closer_sum = tf.gather(prefix, closer, batch_dims=1)
-            per_pair = tf.cast(closer, tf.float32) * thresholds - closer_sum
-            loss_sum = tf.reduce_sum(tf.where(positive, per_pair, zeros))
-            active = normalizer = tf.reduce_sum(
-                tf.where(positive, tf.cast(closer, tf.float32), zeros)
-            )
-            mined = tf.reduce_sum(
-                tf.reduce_sum(tf.cast(positive, tf.float32), axis=1)
-                * tf.cast(negatives[:, 0], tf.float32)
+            loss_sum, normalizer, mined, active = _mine_all(
+                distances, positive, margin, sorted_negatives, negatives
             )
     return {
         "loss_sum": loss_sum,
@@ -139,10 +170,10 @@ def _mine_triplets(embeddings, labels, margin, mining, distance):
         "mined": mined,
         "active": active,
         "positive_distance": tf.math.divide_no_nan(
-            tf.reduce_sum(tf.where(positive, distances, zeros)), count(positive)
+            tf.reduce_sum(tf.where(positive, distances, zeros)), _count(positive)
         ),
         "negative_distance": tf.math.divide_no_nan(
-            tf.reduce_sum(tf.where(negative, distances, zeros)), count(negative)
+            tf.reduce_sum(tf.where(negative, distances, zeros)), _count(negative)
         ),
     }
 
