@@ -50,8 +50,12 @@ _SUBMODULES = (
     "losses",
     "models",
     "optimizers",
+    "recipes",
     "sampling",
 )
+# Submodules that never import TensorFlow themselves: the command line reads them (the
+# recipes' defaults) to answer `--help`, so asking for them does not load the package.
+_LIGHT_SUBMODULES = ("recipes",)
 _MODELS = (
     "BYOL",
     "BarlowTwins",
@@ -88,6 +92,8 @@ def _load() -> None:
 
 
 def __getattr__(name: str):
+    if name in _LIGHT_SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     if name in _SUBMODULES:
         _load()
         return importlib.import_module(f"{__name__}.{name}")

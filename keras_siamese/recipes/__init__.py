@@ -1,0 +1,89 @@
+"""Each method's recipe, defined once: what the CLI, the examples and the benchmarks build from.
+
+A recipe (`Recipe` and one subclass per method, a frozen dataclass in `recipes/<method>.py`)
+holds the encoder, the views, the heads and loss values, the batch, the optimizer and its
+schedule, and the epochs that were measured on Fashion-MNIST, and builds them::
+
+    import keras_siamese as ks
+
+    recipe = ks.recipes.get("simclr")                 # SimCLRRecipe(...), the demo's values
+    recipe = recipe.replace(epochs=2)                 # changed values are checked
+    model = recipe.build((28, 28, 1), total_steps=468)  # compiled: encoder, views, optimizer
+
+`train --method=NAME` takes its defaults from `get(NAME)`; `NAMES` lists the methods.
+Recipes are plain dataclasses, not Keras objects: `get_config()` / `from_config()` round-trip
+them (the CLI records them in config.json). No TensorFlow at import time.
+"""
+
+from __future__ import annotations
+
+from keras_siamese.recipes.barlow_twins import BarlowTwinsRecipe
+from keras_siamese.recipes.byol import BYOLRecipe
+from keras_siamese.recipes.dino import DINORecipe
+from keras_siamese.recipes.moco import MoCoRecipe
+from keras_siamese.recipes.multi_crop import multi_crop_views
+from keras_siamese.recipes.recipe import Recipe
+from keras_siamese.recipes.siamese import SiameseContrastiveRecipe, SiameseRecipe
+from keras_siamese.recipes.simclr import SimCLRRecipe
+from keras_siamese.recipes.simsiam import SimSiamRecipe
+from keras_siamese.recipes.swav import SwAVRecipe
+from keras_siamese.recipes.vicreg import VICRegRecipe
+
+RECIPE_CLASSES: dict[str, type[Recipe]] = {
+    cls.name: cls
+    for cls in (
+        SimCLRRecipe,
+        SimSiamRecipe,
+        BYOLRecipe,
+        MoCoRecipe,
+        DINORecipe,
+        BarlowTwinsRecipe,
+        VICRegRecipe,
+        SwAVRecipe,
+        SiameseRecipe,
+        SiameseContrastiveRecipe,
+    )
+}
+NAMES: tuple[str, ...] = tuple(RECIPE_CLASSES)
+
+
+def get(name: str, **changes) -> Recipe:
+    """The measured recipe of method `name`, with `changes` applied.
+
+    Args:
+        name: a method of `NAMES` ("simclr", "simsiam", "byol", "moco", "dino",
+            "barlow-twins", "vicreg", "swav", "siamese-triplet", "siamese-contrastive").
+        **changes: fields to change (checked).
+
+    Returns:
+        The method's `Recipe` subclass instance.
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+
+    Example:
+        >>> get("simclr", epochs=2).epochs
+        2
+    """
+    if name not in RECIPE_CLASSES:
+        raise ValueError(f"Unknown recipe {name!r}. Known: {', '.join(NAMES)}. Received: {name!r}")
+    return RECIPE_CLASSES[name](**changes)
+
+
+__all__ = [
+    "NAMES",
+    "RECIPE_CLASSES",
+    "BYOLRecipe",
+    "BarlowTwinsRecipe",
+    "DINORecipe",
+    "MoCoRecipe",
+    "Recipe",
+    "SiameseContrastiveRecipe",
+    "SiameseRecipe",
+    "SimCLRRecipe",
+    "SimSiamRecipe",
+    "SwAVRecipe",
+    "VICRegRecipe",
+    "get",
+    "multi_crop_views",
+]

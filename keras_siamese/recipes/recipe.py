@@ -1,0 +1,322 @@
+"""`Recipe`: the values every method's recipe holds, and how they become a model.
+
+A recipe is a frozen dataclass: the encoder, the views, the batch, the optimizer and its
+schedule, the epochs, and (in each method's subclass, `recipes/<method>.py`) the method's own
+heads and loss values. It is the one place those values live: the command line's defaults,
+the examples and the benchmarks all build from it, so a measured number describes what a user
+runs. `dataclasses.replace(recipe, ...)` (or `recipe.replace(...)`) changes values; every
+value is checked when the recipe is made.
+
+The defaults are what `benchmarks/recipe.py` measured best per CPU-minute on 28x28 grayscale
+Fashion-MNIST (README "The demo recipe"): a ResNet-10 of width 16 with the small-image stem
+whose whole last feature map, averaged over a 4x4 grid, is the representation, trained on
+16x16 crops (25-100% of the area) at colour strength 1.0 without blur, batches of 256, a 10%
+linear warmup then cosine decay.
+
+No TensorFlow at import time: the command line reads the defaults to answer `--help`.
+`build_*` import it (through `keras_siamese`) when called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import keras_siamese as ks
+
+if TYPE_CHECKING:
+    import keras
+
+STEMS = ("small", "imagenet")
+VIEWS = ("simclr", "byol")
+OPTIMIZERS = ("sgd", "lars", "adam")
+SCALINGS = ("linear", "sqrt", "none")
+MOMENTUM = 0.9  # SGD's and LARS' momentum in every recipe (the papers')
+
+
+def check_choice(name: str, value: Any, choices: tuple) -> None:
+    """Raises ValueError naming `name` unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ValueError(
+            f"Recipe field `{name}` must be one of {choices}. Received: {name}={value!r}"
+        )
+
+
+def check_number(
+    name: str, value: Any, minimum: float = 0.0, maximum: float = math.inf, strict=False
+) -> None:
+    """Raises TypeError for a non-number, ValueError outside `[minimum, maximum]` (or
+    `(minimum, maximum]` when `strict`), naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"Recipe field `{name}` must be a number. Received: {name}={value!r}")
+    low_ok = value > minimum if strict else value >= minimum
+    if not (low_ok and value <= maximum and math.isfinite(value)):
+        low = "(" if strict else "["
+        raise ValueError(
+            f"Recipe field `{name}` must be in {low}{minimum}, {maximum}]. "
+            f"Received: {name}={value!r}"
+        )
+
+
+def check_integer(name: str, value: Any, minimum: int = 1) -> None:
+    """Raises TypeError for a non-integer, ValueError below `minimum`, naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"Recipe field `{name}` must be an integer. Received: {name}={value!r}")
+    if value < minimum:
+        raise ValueError(
+            f"Recipe field `{name}` must be at least {minimum}. Received: {name}={value!r}"
+        )
+
+
+def check_dims(name: str, value: Any) -> None:
+    """Raises unless `value` is a non-empty tuple of positive integers."""
+    if not isinstance(value, tuple) or not value:
+        raise TypeError(
+            f"Recipe field `{name}` must be a non-empty tuple of integers. Received: "
+            f"{name}={value!r}"
+        )
+    for item in value:
+        check_integer(name, item)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """The values every method's recipe holds; a method's subclass adds its own.
+
+    Args:
+        encoder_depth: ResNet depth (10, 18, 34 or 50).
+        encoder_width: filters of the ResNet's first stage (the papers: 64).
+        encoder_grid: the representation is the last feature map averaged over an N x N grid
+            and flattened; 1 is global average pooling (the papers).
+        stem: "small" (3x3, stride 1, no pooling: CIFAR) or "imagenet" (7x7/2 + max-pool).
+        crop_size: side of the training views; None trains on whole images.
+        min_crop_area: smallest random-crop area fraction (the largest is 1).
+        color_strength: colour-jitter strength s (SimCLR's).
+        blur: Gaussian blur on the views (the papers: ImageNet only).
+        views: "simclr" (one pipeline for both views) or "byol" (BYOL's asymmetric pair).
+        batch_size: global batch size the learning rate is given for.
+        epochs: training epochs.
+        optimizer: "sgd" (momentum 0.9), "lars" (momentum 0.9) or "adam".
+        learning_rate: peak learning rate at `batch_size`.
+        learning_rate_scaling: how the peak follows another batch size B: "linear"
+            (`learning_rate * B / batch_size`, Goyal et al. 2017), "sqrt" or "none".
+        weight_decay: decoupled weight decay (as Keras applies it).
+        warmup_fraction: fraction of the steps in linear warmup, then cosine decay to 0.
+
+    Example:
+        >>> recipe = ks.recipes.get("simclr").replace(epochs=2, batch_size=64)
+        >>> model = recipe.build_model(image_shape=(28, 28, 1), total_steps=100)
+    """
+
+    name: ClassVar[str] = ""
+    encoder_depth: int = 10
+    encoder_width: int = 16
+    encoder_grid: int = 4
+    stem: str = "small"
+    crop_size: int | None = 16
+    min_crop_area: float = 0.25
+    color_strength: float = 1.0
+    blur: bool = False
+    views: str = "simclr"
+    batch_size: int = 256
+    epochs: int = 10
+    optimizer: str = "sgd"
+    learning_rate: float = 0.6
+    learning_rate_scaling: str = "linear"
+    weight_decay: float = 5e-4
+    warmup_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_choice("encoder_depth", self.encoder_depth, (10, 18, 34, 50))
+        for name in ("encoder_width", "encoder_grid", "batch_size", "epochs"):
+            check_integer(name, getattr(self, name))
+        check_choice("stem", self.stem, STEMS)
+        if self.crop_size is not None:
+            check_integer("crop_size", self.crop_size)
+        check_number("min_crop_area", self.min_crop_area, 0.0, 1.0, strict=True)
+        check_number("color_strength", self.color_strength, 0.0, 1.25)
+        if not isinstance(self.blur, bool):
+            raise TypeError(f"Recipe field `blur` must be a bool. Received: blur={self.blur!r}")
+        check_choice("views", self.views, VIEWS)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("learning_rate", self.learning_rate, strict=True)
+        check_choice("learning_rate_scaling", self.learning_rate_scaling, SCALINGS)
+        check_number("weight_decay", self.weight_decay)
+        check_number("warmup_fraction", self.warmup_fraction, 0.0, 0.9)
+
+    # ------------------------------------------------------------------ values
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A copy with `changes` applied (and checked), like `dataclasses.replace`."""
+        return dataclasses.replace(self, **changes)
+
+    def get_config(self) -> dict:
+        """Every field by name (tuples as lists are accepted back by `from_config`)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, config: dict) -> Recipe:
+        """The recipe of `get_config()`'s dictionary (lists become tuples)."""
+        fields = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - fields)
+        if unknown:
+            raise ValueError(
+                f"Unknown fields {unknown} for {cls.__name__}; it has {sorted(fields)}. "
+                f"Received: {config}"
+            )
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+
+    def view_size(self, image_shape: tuple[int, ...]) -> tuple[int, int]:
+        """`(height, width)` of the training views for images of `image_shape`."""
+        if self.crop_size is None:
+            return int(image_shape[0]), int(image_shape[1])
+        if self.crop_size > min(image_shape[:2]):
+            raise ValueError(
+                f"Recipe field `crop_size` ({self.crop_size}) is larger than the images "
+                f"{tuple(image_shape[:2])}: views are crops of the images. "
+                f"Received: crop_size={self.crop_size}, image_shape={tuple(image_shape)}"
+            )
+        return self.crop_size, self.crop_size
+
+    def peak_learning_rate(self, batch_size: int | None = None) -> float:
+        """`learning_rate` scaled from the recipe's batch size to `batch_size`."""
+        ratio = (batch_size or self.batch_size) / self.batch_size
+        if self.learning_rate_scaling == "linear":
+            return self.learning_rate * ratio
+        if self.learning_rate_scaling == "sqrt":
+            return self.learning_rate * math.sqrt(ratio)
+        return self.learning_rate
+
+    def warmup_steps(self, total_steps: int) -> int:
+        """Steps of linear warmup: `warmup_fraction` of `total_steps`, below `total_steps`."""
+        return max(0, min(round(self.warmup_fraction * total_steps), total_steps - 1))
+
+    def smallest_view(self) -> int:
+        """The smallest view side the recipe's ResNet takes.
+
+        The small stem keeps the resolution and the three strided stages divide it by 8 (the
+        imagenet stem by 32), so 8 (32) pixels end on a 1x1 map; a grid of averages needs at
+        least 2x2 (Keras' `AdaptiveAveragePooling2D` fails in a traced step on a 1x1 map).
+        """
+        stride = 8 if self.stem == "small" else 32
+        return stride if self.encoder_grid == 1 else stride + 1
+
+    def steps_per_epoch(self, num_examples: int, batch_size: int | None = None) -> int:
+        """Whole batches in `num_examples` (at least 1)."""
+        return max(1, num_examples // (batch_size or self.batch_size))
+
+    # ------------------------------------------------------------------ builders
+
+    def build_encoder(self, channels: int = 1) -> keras.Model:
+        """The recipe's ResNet, of any input size when it trains on crops.
+
+        Args:
+            channels: image channels.
+
+        Returns:
+            A `keras.Model` from images in [0, 1] to features.
+        """
+        return ks.encoders.resnet(
+            self.encoder_depth,
+            input_shape=(None, None, channels),
+            small_images=self.stem == "small",
+            width=self.encoder_width,
+            grid_size=self.encoder_grid if self.encoder_grid > 1 else None,
+        )
+
+    def build_augmenter(self, image_shape: tuple[int, int, int], seed: int | None = None):
+        """The views of `views` at the recipe's view size: a layer, or a pair for "byol"."""
+        options = dict(
+            channels=int(image_shape[-1]),
+            strength=self.color_strength,
+            blur=self.blur,
+            crop_area=(self.min_crop_area, 1.0),
+            seed=seed,
+        )
+        size = self.view_size(image_shape)
+        if self.views == "byol":
+            return ks.augment.byol_augmenters(size, **options)
+        return ks.augment.simclr_augmenter(size, **options)
+
+    def model_options(self, image_shape: tuple[int, int, int]) -> dict:
+        """`image_size=`: the model takes and serves whole images of `image_shape`, whatever
+        the views' size (an encoder of any input size needs it; a fixed one accepts it)."""
+        self.view_size(image_shape)  # checks that the views fit
+        return {"image_size": tuple(int(side) for side in image_shape[:2])}
+
+    def build_model(
+        self,
+        image_shape: tuple[int, int, int] = (28, 28, 1),
+        total_steps: int = 1,
+        encoder: keras.Model | None = None,
+        augmenter: Any = None,
+        seed: int | None = None,
+    ) -> keras.Model:
+        """The method's model (not compiled).
+
+        Args:
+            image_shape: `(height, width, channels)` of the images the model takes.
+            total_steps: the run's optimizer steps (momentum schedules span them).
+            encoder: the backbone; None builds `build_encoder`.
+            augmenter: the views; None builds `build_augmenter`.
+            seed: seed of the augmenter built here.
+
+        Returns:
+            An uncompiled `keras_siamese` model.
+        """
+        encoder = encoder if encoder is not None else self.build_encoder(int(image_shape[-1]))
+        if augmenter is None:
+            augmenter = self.build_augmenter(image_shape, seed)
+        return self.model_on(encoder, augmenter, image_shape, total_steps)
+
+    def model_on(self, encoder, augmenter, image_shape, total_steps: int) -> keras.Model:
+        """The method's model on `encoder` and `augmenter`: each method implements it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement `model_on`.")
+
+    def build_optimizer(
+        self, total_steps: int, batch_size: int | None = None
+    ) -> keras.optimizers.Optimizer:
+        """`optimizer` on warmup + cosine decay to 0 over `total_steps`.
+
+        Args:
+            total_steps: optimizer steps of the run.
+            batch_size: the global batch trained with (default the recipe's): the peak rate
+                follows it by `learning_rate_scaling`.
+
+        Returns:
+            A `keras.optimizers.Optimizer`.
+        """
+        import keras
+
+        check_integer("total_steps", total_steps)
+        schedule = ks.optimizers.WarmupCosine(
+            peak_learning_rate=self.peak_learning_rate(batch_size),
+            total_steps=total_steps,
+            warmup_steps=self.warmup_steps(total_steps),
+        )
+        decay = self.weight_decay or None
+        if self.optimizer == "lars":
+            return ks.optimizers.LARS(schedule, momentum=MOMENTUM, weight_decay=decay or 0.0)
+        if self.optimizer == "adam":
+            return keras.optimizers.Adam(schedule, weight_decay=decay)
+        return keras.optimizers.SGD(schedule, momentum=MOMENTUM, weight_decay=decay)
+
+    def build(
+        self,
+        image_shape: tuple[int, int, int] = (28, 28, 1),
+        total_steps: int = 1,
+        encoder: keras.Model | None = None,
+        batch_size: int | None = None,
+        seed: int | None = None,
+        jit_compile: bool | str = False,
+    ) -> keras.Model:
+        """`build_model`, compiled with `build_optimizer`: ready to `fit`.
+
+        Example:
+            >>> model = ks.recipes.get("simclr").build((28, 28, 1), total_steps=2340)
+        """
+        model = self.build_model(image_shape, total_steps, encoder=encoder, seed=seed)
+        optimizer = self.build_optimizer(total_steps, batch_size)
+        model.compile(optimizer=optimizer, jit_compile=jit_compile)
+        return model
