@@ -108,6 +108,77 @@ def _class_tables(labels: np.ndarray):
     return order, starts, counts, class_of.reshape(-1), rank
 
 
+def _check_positive_fraction(positive_fraction) -> float:
+    if isinstance(positive_fraction, bool) or not isinstance(positive_fraction, numbers.Real):
+        raise TypeError(
+            f"Argument `positive_fraction` must be a number in [0, 1]. "
+            f"Received: positive_fraction={positive_fraction!r}"
+        )
+    if not 0.0 <= positive_fraction <= 1.0:
+        raise ValueError(
+            "Argument `positive_fraction` must be in [0, 1]. "
+            f"Received: positive_fraction={positive_fraction}"
+        )
+    return float(positive_fraction)
+
+
+def _check_pair_classes(counts: np.ndarray, labels: np.ndarray, positive_fraction) -> None:
+    """Checks that the classes allow the pairs asked for (positives, negatives or both)."""
+    if positive_fraction > 0 and counts.max() < 2:
+        raise ValueError(
+            "No class has two examples, so no same-class pair exists. Pass more examples per "
+            f"class or positive_fraction=0. Received: {len(counts)} classes of one example each"
+        )
+    if positive_fraction < 1 and len(counts) < 2:
+        raise ValueError(
+            "All examples are of one class, so no different-class pair exists. Pass examples "
+            f"of at least two classes or positive_fraction=1. Received: labels={labels[:1]}"
+        )
+
+
+def _draw_below(limits, seed):
+    """One uniform integer in [0, limit) per limit (limits >= 1)."""
+    uniform = tf.random.stateless_uniform(tf.shape(limits), seed, dtype=tf.float64)
+    draws = tf.cast(tf.floor(uniform * tf.cast(limits, tf.float64)), tf.int64)
+    return tf.minimum(draws, limits - 1)
+
+
+def _pair_drawer(images: np.ndarray, labels: np.ndarray, tables, fraction: float):
+    """`block_of_pairs(block_index, anchors, block_seed)`: the pairs of a block of anchors.
+
+    `tables` are `_class_tables(labels)`; position k of the epoch is positive when
+    floor((k+1) f) > floor(k f): exactly floor(n f) positives among the first n pairs.
+    """
+    order, starts, counts, class_of, rank = tables
+    count = len(labels)
+    images = tf.constant(images)
+    labels_tensor = tf.constant(labels)
+    order, starts = tf.constant(order, tf.int64), tf.constant(starts, tf.int64)
+    counts, class_of = tf.constant(counts, tf.int64), tf.constant(class_of, tf.int64)
+    rank = tf.constant(rank, tf.int64)
+
+    def block_of_pairs(block_index, anchors, block_seed):
+        positions = block_index * _PAIR_BLOCK + tf.range(tf.size(anchors, out_type=tf.int64))
+        k = tf.cast(positions, tf.float64)
+        wanted = tf.floor((k + 1.0) * fraction) > tf.floor(k * fraction)
+        classes = tf.gather(class_of, anchors)
+        sizes, starts_of = tf.gather(counts, classes), tf.gather(starts, classes)
+        seeds = tf.random.experimental.stateless_split(block_seed, 2)
+        # Positive: one of the other size - 1 members of the class (skipping the anchor).
+        draws = _draw_below(tf.maximum(sizes - 1, 1), seeds[0])
+        draws += tf.cast(draws >= tf.gather(rank, anchors) - starts_of, tf.int64)
+        positives = tf.gather(order, starts_of + tf.minimum(draws, sizes - 1))
+        # Negative: one of the count - size examples outside the class block.
+        draws = _draw_below(tf.maximum(count - sizes, 1), seeds[1])
+        negatives = tf.gather(order, tf.where(draws < starts_of, draws, draws + sizes) % count)
+        partners = tf.where(wanted & (sizes > 1), positives, negatives)
+        same = tf.equal(tf.gather(labels_tensor, anchors), tf.gather(labels_tensor, partners))
+        pairs = (tf.gather(images, anchors), tf.gather(images, partners))
+        return pairs, tf.cast(same, tf.int32)
+
+    return block_of_pairs
+
+
 def make_pairs(
     dataset: Examples, positive_fraction: float = 0.5, seed: int | None = None
 ) -> tf.data.Dataset:
@@ -144,64 +215,13 @@ def make_pairs(
         >>> pairs = make_pairs((images, labels), positive_fraction=0.5, seed=0)
         >>> model.fit(pairs.batch(128, drop_remainder=True), epochs=5)
     """
-    if isinstance(positive_fraction, bool) or not isinstance(positive_fraction, numbers.Real):
-        raise TypeError(
-            f"Argument `positive_fraction` must be a number in [0, 1]. "
-            f"Received: positive_fraction={positive_fraction!r}"
-        )
-    if not 0.0 <= positive_fraction <= 1.0:
-        raise ValueError(
-            "Argument `positive_fraction` must be in [0, 1]. "
-            f"Received: positive_fraction={positive_fraction}"
-        )
+    fraction = _check_positive_fraction(positive_fraction)
     seed = _check_seed(seed)
     images, labels = _as_arrays(dataset)
     order, starts, counts, class_of, rank = _class_tables(labels)
-    if positive_fraction > 0 and counts.max() < 2:
-        raise ValueError(
-            "No class has two examples, so no same-class pair exists. Pass more examples per "
-            f"class or positive_fraction=0. Received: {len(counts)} classes of one example each"
-        )
-    if positive_fraction < 1 and len(counts) < 2:
-        raise ValueError(
-            "All examples are of one class, so no different-class pair exists. Pass examples "
-            f"of at least two classes or positive_fraction=1. Received: labels={labels[:1]}"
-        )
+    _check_pair_classes(counts, labels, positive_fraction)
     count = len(labels)
-    images = tf.constant(images)
-    labels_tensor = tf.constant(labels)
-    order, starts = tf.constant(order, tf.int64), tf.constant(starts, tf.int64)
-    counts, class_of = tf.constant(counts, tf.int64), tf.constant(class_of, tf.int64)
-    rank = tf.constant(rank, tf.int64)
-    fraction = float(positive_fraction)
-
-    def draw_below(limits, seed):
-        """One uniform integer in [0, limit) per limit (limits >= 1)."""
-        uniform = tf.random.stateless_uniform(tf.shape(limits), seed, dtype=tf.float64)
-        draws = tf.cast(tf.floor(uniform * tf.cast(limits, tf.float64)), tf.int64)
-        return tf.minimum(draws, limits - 1)
-
-    def block_of_pairs(block_index, anchors, block_seed):
-        # Position k of the epoch is positive when floor((k+1) f) > floor(k f): exactly
-        # floor(n f) positives among the first n pairs.
-        positions = block_index * _PAIR_BLOCK + tf.range(tf.size(anchors, out_type=tf.int64))
-        k = tf.cast(positions, tf.float64)
-        wanted = tf.floor((k + 1.0) * fraction) > tf.floor(k * fraction)
-        classes = tf.gather(class_of, anchors)
-        sizes, starts_of = tf.gather(counts, classes), tf.gather(starts, classes)
-        seeds = tf.random.experimental.stateless_split(block_seed, 2)
-        # Positive: one of the other size - 1 members of the class (skipping the anchor).
-        draws = draw_below(tf.maximum(sizes - 1, 1), seeds[0])
-        draws += tf.cast(draws >= tf.gather(rank, anchors) - starts_of, tf.int64)
-        positives = tf.gather(order, starts_of + tf.minimum(draws, sizes - 1))
-        # Negative: one of the count - size examples outside the class block.
-        draws = draw_below(tf.maximum(count - sizes, 1), seeds[1])
-        negatives = tf.gather(order, tf.where(draws < starts_of, draws, draws + sizes) % count)
-        partners = tf.where(wanted & (sizes > 1), positives, negatives)
-        same = tf.equal(tf.gather(labels_tensor, anchors), tf.gather(labels_tensor, partners))
-        pairs = (tf.gather(images, anchors), tf.gather(images, partners))
-        return pairs, tf.cast(same, tf.int32)
-
+    block_of_pairs = _pair_drawer(images, labels, (order, starts, counts, class_of, rank), fraction)
     # Pairs are drawn a block of anchors at a time (vectorised), then unbatched.
     anchors = (
         tf.data.Dataset.range(count)

@@ -117,6 +117,40 @@ class DINOHead(keras.layers.Layer):
         return config
 
 
+def _check_distillation(
+    teacher_temperature,
+    warmup_teacher_temperature,
+    teacher_temperature_warmup_steps,
+    student_temperature,
+    center_momentum,
+    head_batch_norm,
+) -> dict:
+    """Checks DINO's own arguments; returns the checked values by argument name."""
+    teacher_temperature = validation.check_temperature(teacher_temperature, "teacher_temperature")
+    warmup_teacher_temperature = validation.check_temperature(
+        warmup_teacher_temperature, "warmup_teacher_temperature"
+    )
+    teacher_temperature_warmup_steps = validation.check_integer(
+        "teacher_temperature_warmup_steps", teacher_temperature_warmup_steps, minimum=0
+    )
+    student_temperature = validation.check_temperature(student_temperature, "student_temperature")
+    center_momentum = validation.check_number(
+        "center_momentum", center_momentum, 0.0, 1.0, include_maximum=False
+    )
+    if not isinstance(head_batch_norm, bool):
+        raise TypeError(
+            "Argument `head_batch_norm` must be a bool. "
+            f"Received: head_batch_norm={head_batch_norm!r}"
+        )
+    return {
+        "teacher_temperature": teacher_temperature,
+        "warmup_teacher_temperature": warmup_teacher_temperature,
+        "teacher_temperature_warmup_steps": teacher_temperature_warmup_steps,
+        "student_temperature": student_temperature,
+        "center_momentum": center_momentum,
+    }
+
+
 @keras.saving.register_keras_serializable(package="keras_siamese")
 class DINO(MomentumModel):
     """DINO: the student matches the centred, sharpened output of a momentum teacher.
@@ -195,26 +229,14 @@ class DINO(MomentumModel):
         sync_batch_norm: bool | str = "auto",
         **kwargs,
     ):
-        teacher_temperature = validation.check_temperature(
-            teacher_temperature, "teacher_temperature"
+        checked = _check_distillation(
+            teacher_temperature,
+            warmup_teacher_temperature,
+            teacher_temperature_warmup_steps,
+            student_temperature,
+            center_momentum,
+            head_batch_norm,
         )
-        warmup_teacher_temperature = validation.check_temperature(
-            warmup_teacher_temperature, "warmup_teacher_temperature"
-        )
-        teacher_temperature_warmup_steps = validation.check_integer(
-            "teacher_temperature_warmup_steps", teacher_temperature_warmup_steps, minimum=0
-        )
-        student_temperature = validation.check_temperature(
-            student_temperature, "student_temperature"
-        )
-        center_momentum = validation.check_number(
-            "center_momentum", center_momentum, 0.0, 1.0, include_maximum=False
-        )
-        if not isinstance(head_batch_norm, bool):
-            raise TypeError(
-                "Argument `head_batch_norm` must be a bool. "
-                f"Received: head_batch_norm={head_batch_norm!r}"
-            )
         super().__init__(
             encoder,
             augmenter,
@@ -224,11 +246,11 @@ class DINO(MomentumModel):
             sync_batch_norm=sync_batch_norm,
             **kwargs,
         )
-        self.teacher_temperature = teacher_temperature
-        self.warmup_teacher_temperature = warmup_teacher_temperature
-        self.teacher_temperature_warmup_steps = teacher_temperature_warmup_steps
-        self.student_temperature = student_temperature
-        self.center_momentum = center_momentum
+        self.teacher_temperature = checked["teacher_temperature"]
+        self.warmup_teacher_temperature = checked["warmup_teacher_temperature"]
+        self.teacher_temperature_warmup_steps = checked["teacher_temperature_warmup_steps"]
+        self.student_temperature = checked["student_temperature"]
+        self.center_momentum = checked["center_momentum"]
         self.head_batch_norm = head_batch_norm
         self.head = DINOHead(
             output_dim,

@@ -211,6 +211,42 @@ def retrieval_grid(
         ...                [[0, 0, 1], [1, 0, 1]], "/tmp/plots/retrieval.png")
         '/tmp/plots/retrieval.png'
     """
+    query_images, query_labels, neighbour_images, neighbour_labels = _check_grid_inputs(
+        query_images, query_labels, neighbour_images, neighbour_labels
+    )
+    queries, neighbours = neighbour_images.shape[:2]
+    path = _check_path(path)
+    pyplot = _pyplot()
+    width, height = grid_figure_pixels(queries, neighbours)
+    figure, axes = pyplot.subplots(
+        queries, neighbours + 1, figsize=(width / DPI, height / DPI), dpi=DPI, squeeze=False
+    )
+    query_pixels = _as_uint8_images(query_images)
+    neighbour_pixels = _as_uint8_images(neighbour_images)
+    gray = query_pixels.ndim == 3
+    for row in range(queries):
+        cells = [(query_pixels[row], query_labels[row], _QUERY_COLOR, 3.0, "query: ")]
+        for column in range(neighbours):
+            correct = neighbour_labels[row, column] == query_labels[row]
+            cells.append(
+                (
+                    neighbour_pixels[row, column],
+                    neighbour_labels[row, column],
+                    _CORRECT_COLOR if correct else _WRONG_COLOR,
+                    2.0 if correct else 4.0,
+                    "",
+                )
+            )
+        _draw_cells(axes[row], cells, gray, class_names)
+    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.97, wspace=0.08, hspace=0.3)
+    figure.savefig(path, format="png", dpi=DPI)
+    pyplot.close(figure)
+    return path
+
+
+def _check_grid_inputs(query_images, query_labels, neighbour_images, neighbour_labels):
+    """Checks that the retrieval grid's arrays fit together; returns them as numpy arrays
+    (labels as int64)."""
     query_images = np.asarray(query_images)
     neighbour_images = np.asarray(neighbour_images)
     query_labels = np.asarray(query_labels).astype(np.int64)
@@ -238,40 +274,20 @@ def retrieval_grid(
             f"({queries}, {neighbours}). Received: query_labels.shape={query_labels.shape}, "
             f"neighbour_labels.shape={neighbour_labels.shape}"
         )
-    path = _check_path(path)
-    pyplot = _pyplot()
-    width, height = grid_figure_pixels(queries, neighbours)
-    figure, axes = pyplot.subplots(
-        queries, neighbours + 1, figsize=(width / DPI, height / DPI), dpi=DPI, squeeze=False
-    )
-    query_pixels = _as_uint8_images(query_images)
-    neighbour_pixels = _as_uint8_images(neighbour_images)
-    gray = query_pixels.ndim == 3
-    for row in range(queries):
-        cells = [(query_pixels[row], query_labels[row], _QUERY_COLOR, 3.0, "query: ")]
-        for column in range(neighbours):
-            correct = neighbour_labels[row, column] == query_labels[row]
-            cells.append(
-                (
-                    neighbour_pixels[row, column],
-                    neighbour_labels[row, column],
-                    _CORRECT_COLOR if correct else _WRONG_COLOR,
-                    2.0 if correct else 4.0,
-                    "",
-                )
-            )
-        for axis, (image, label, color, line_width, prefix) in zip(axes[row], cells, strict=True):
-            axis.imshow(image, cmap="gray" if gray else None, vmin=0, vmax=255)
-            axis.set_xticks([])
-            axis.set_yticks([])
-            for spine in axis.spines.values():
-                spine.set_edgecolor(color)
-                spine.set_linewidth(line_width)
-            axis.set_title(prefix + _class_name(int(label), class_names), fontsize=7, color=color)
-    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.97, wspace=0.08, hspace=0.3)
-    figure.savefig(path, format="png", dpi=DPI)
-    pyplot.close(figure)
-    return path
+    return query_images, query_labels, neighbour_images, neighbour_labels
+
+
+def _draw_cells(axes, cells, gray: bool, class_names) -> None:
+    """Draws one row of the grid: each `(image, label, color, line_width, prefix)` cell in
+    its axis, framed in `color` and titled with its class."""
+    for axis, (image, label, color, line_width, prefix) in zip(axes, cells, strict=True):
+        axis.imshow(image, cmap="gray" if gray else None, vmin=0, vmax=255)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        for spine in axis.spines.values():
+            spine.set_edgecolor(color)
+            spine.set_linewidth(line_width)
+        axis.set_title(prefix + _class_name(int(label), class_names), fontsize=7, color=color)
 
 
 def embedding_map(
