@@ -161,6 +161,74 @@ def test_resnet_accepts_numpy_integer_depth():
     assert encoder.name == "resnet10"
 
 
+def layer_signature(encoder):
+    """Each layer's class, name, output shape and weight shapes, in order."""
+    return [
+        (
+            type(layer).__name__,
+            layer.name,
+            tuple(layer.output.shape),
+            [tuple(weight.shape) for weight in layer.weights],
+        )
+        for layer in encoder.layers
+    ]
+
+
+@pytest.mark.parametrize("depth, small_images", [(10, True), (18, False), (50, True)])
+def test_resnet_stage_arguments_at_their_defaults_change_nothing(depth, small_images):
+    default = encoders.resnet(depth, (32, 32, 1), small_images=small_images, width=4)
+    spelled_out = encoders.resnet(
+        depth,
+        (32, 32, 1),
+        small_images=small_images,
+        widths=(4, 8, 16, 32),
+        blocks=STAGE_BLOCKS[depth],
+        stem_stride=1 if small_images else 2,
+    )
+    assert layer_signature(spelled_out) == layer_signature(default)
+    assert spelled_out.name == default.name == f"resnet{depth}"
+    blocks = [layer.name for layer in default.layers if layer.name.endswith("_out")]
+    assert len(blocks) == sum(STAGE_BLOCKS[depth])
+
+
+def test_resnet_widths_blocks_and_stem_stride_shape_the_network():
+    encoder = encoders.resnet(
+        18, (None, None, 1), widths=(8, 12, 20), blocks=(1, 2, 1), stem_stride=2, grid_size=2
+    )
+    assert encoder.name == "resnet18"
+    assert encoder.get_layer("stem_conv").strides == (2, 2)
+    blocks = [layer.name for layer in encoder.layers if layer.name.endswith("_out")]
+    assert blocks == ["stage1_block1_out", "stage2_block1_out", "stage2_block2_out"] + [
+        "stage3_block1_out"
+    ]
+    assert encoder.get_layer("stage2_block2_2_conv").kernel.shape == (3, 3, 12, 12)
+    # 28 -> 14 (stem) -> 7 -> 4: a 4x4 map of 20 filters in 2x2 cells.
+    last_map = encoder.get_layer("stage3_block1_out").output
+    images = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype("float32")
+    assert keras.Model(encoder.input, last_map)(images).shape == (2, 4, 4, 20)
+    assert encoder(images).shape == (2, 2 * 2 * 20)
+    assert keras.Model.from_config(encoder.get_config()).output_shape == (None, 80)
+
+
+@pytest.mark.parametrize(
+    "arguments, match",
+    [
+        ({"widths": (8, 16), "blocks": (1, 1, 1)}, r"same length.*Received: widths=\(8, 16\)"),
+        ({"widths": (8, 16)}, r"same length.*blocks=\(1, 1, 1, 1\)"),
+        ({"widths": (8, 0, 16, 32)}, r"`widths` must be a non-empty.*Received: widths="),
+        ({"widths": ()}, r"`widths` must be a non-empty.*Received: widths=\(\)"),
+        ({"blocks": 2}, r"`blocks` must be a non-empty.*Received: blocks=2"),
+        ({"blocks": (1, 1.5, 1, 1)}, r"`blocks`.*Received: blocks=\(1, 1.5, 1, 1\)"),
+        ({"width": 16, "widths": (8, 16, 32, 64)}, r"either `width`.*Received: width=16"),
+        ({"stem_stride": 0}, r"`stem_stride` must be None.*Received: stem_stride=0"),
+        ({"stem_stride": True}, r"`stem_stride`.*Received: stem_stride=True"),
+    ],
+)
+def test_resnet_bad_stage_arguments_raise(arguments, match):
+    with pytest.raises(ValueError, match=match):
+        encoders.resnet(**{"depth": 10, "input_shape": (32, 32, 3), **arguments})
+
+
 # ---------------------------------------------------------------------------------------
 # adapt_encoder
 # ---------------------------------------------------------------------------------------

@@ -3,12 +3,60 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 
 import keras
 
 from keras_siamese.encoders.arguments import check_input_shape
 
 _BLOCKS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
+
+
+def _positive_integer(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 1
+
+
+def _check_depth(depth) -> int:
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth not in _BLOCKS:
+        raise ValueError(
+            f"Argument `depth` must be one of {sorted(_BLOCKS)}. Received: depth={depth!r}"
+        )
+    return int(depth)
+
+
+def _sizes(argument: str, values) -> tuple[int, ...]:
+    """`values` as a non-empty tuple of positive ints, or a ValueError naming `argument`."""
+    try:
+        sizes = tuple(values)
+    except TypeError:
+        sizes = ()
+    if not sizes or not all(_positive_integer(value) for value in sizes):
+        raise ValueError(
+            f"Argument `{argument}` must be a non-empty sequence of positive integers, one per "
+            f"stage. Received: {argument}={values!r}"
+        )
+    return tuple(int(value) for value in sizes)
+
+
+def _stage_sizes(depth: int, width, widths, blocks) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """`(filters, residual blocks)` of each stage, checked."""
+    if not _positive_integer(width):
+        raise ValueError(f"Argument `width` must be a positive integer. Received: width={width!r}")
+    if widths is not None and width != 64:
+        raise ValueError(
+            "Pass either `width` (stages of width, 2*width, ...) or `widths`, not both. "
+            f"Received: width={width!r}, widths={widths!r}"
+        )
+    blocks = _BLOCKS[depth] if blocks is None else _sizes("blocks", blocks)
+    if widths is None:
+        widths = tuple(int(width) * 2**stage for stage in range(len(blocks)))
+    widths = _sizes("widths", widths)
+    if len(widths) != len(blocks):
+        raise ValueError(
+            f"Arguments `widths` and `blocks` must have one entry per stage (the same length). "
+            f"Received: widths={widths!r}, blocks={blocks!r}"
+        )
+    return widths, blocks
 
 
 def _conv_bn(x, filters, kernel_size, strides, name, activation=True):
@@ -55,6 +103,9 @@ def resnet(
     width: int = 64,
     name: str | None = None,
     grid_size: int | None = None,
+    widths: Sequence[int] | None = None,
+    blocks: Sequence[int] | None = None,
+    stem_stride: int | None = None,
 ) -> keras.Model:
     """Builds a ResNet (He et al. 2016) that returns pooled features.
 
@@ -73,6 +124,12 @@ def resnet(
     probe over global pooling for the same pretraining time (benchmarks/results/sweep.md).
     Global pooling stays the default: it is what ImageNet-sized images want.
 
+    `widths`, `blocks` and `stem_stride` shape other members of the family (what
+    `benchmarks/recipe.py` sweeps): filters and residual blocks of each stage (any number of
+    stages, the first at full resolution, each later one halving it) and the stride of the
+    stem's convolution. Left at None, the encoder is the `depth`'s and `width`'s, layer for
+    layer.
+
     Args:
         depth: 10, 18, 34 or 50.
         input_shape: `(height, width, channels)` of the float images in [0, 1]; any channel
@@ -83,13 +140,21 @@ def resnet(
         width: filters of the first stage (64 in the papers).
         name: model name, `resnet{depth}` by default.
         grid_size: None for global average pooling, or N for the N x N grid of averages.
+        widths: filters of each stage instead of `width, 2*width, 4*width, 8*width` (then
+            leave `width` at its default).
+        blocks: residual blocks of each stage instead of the `depth`'s (10: 1, 1, 1, 1;
+            18: 2, 2, 2, 2; 34 and 50: 3, 4, 6, 3); `depth` still picks the block (50:
+            bottleneck) and the default name.
+        stem_stride: stride of the stem's convolution; None: 1 for the small-image stem,
+            2 for the ImageNet one (whose max-pool halves it again).
 
     Returns:
         A functional `keras.Model` from images to pooled features `(batch, features)`.
 
     Raises:
-        ValueError: for an unknown depth, a non-positive width or grid size, or a bad input
-            shape.
+        ValueError: for an unknown depth, a non-positive width or grid size, a bad input
+            shape, `widths` or `blocks` that are not positive integers of one length, `widths`
+            beside a changed `width`, or a non-positive stem stride.
 
     Example:
         >>> encoder = resnet(depth=18, input_shape=(32, 32, 3), width=16)
@@ -97,31 +162,30 @@ def resnet(
         (None, 128)
         >>> resnet(10, (None, None, 1), width=16, grid_size=4).output_shape
         (None, 2048)
+        >>> resnet(10, (28, 28, 1), widths=(8, 16, 32), blocks=(1, 2, 1)).output_shape
+        (None, 32)
     """
-    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth not in _BLOCKS:
-        raise ValueError(
-            f"Argument `depth` must be one of {sorted(_BLOCKS)}. Received: depth={depth!r}"
-        )
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"Argument `width` must be a positive integer. Received: width={width!r}")
-    if grid_size is not None and (
-        isinstance(grid_size, bool) or not isinstance(grid_size, numbers.Integral) or grid_size < 1
-    ):
+    depth = _check_depth(depth)
+    widths, blocks = _stage_sizes(depth, width, widths, blocks)
+    if grid_size is not None and not _positive_integer(grid_size):
         raise ValueError(
             "Argument `grid_size` must be None (global average pooling) or a positive integer. "
             f"Received: grid_size={grid_size!r}"
         )
+    if stem_stride is not None and not _positive_integer(stem_stride):
+        raise ValueError(
+            "Argument `stem_stride` must be None (the stem's own) or a positive integer. "
+            f"Received: stem_stride={stem_stride!r}"
+        )
     input_shape = check_input_shape(input_shape, any_size=True)
-    depth = int(depth)
     inputs = keras.Input(input_shape, name="images")
     if small_images:
-        x = _conv_bn(inputs, width, 3, 1, "stem")
+        x = _conv_bn(inputs, widths[0], 3, stem_stride or 1, "stem")
     else:
-        x = _conv_bn(inputs, width, 7, 2, "stem")
+        x = _conv_bn(inputs, widths[0], 7, stem_stride or 2, "stem")
         x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     block = _bottleneck_block if depth == 50 else _basic_block
-    for stage, repeats in enumerate(_BLOCKS[depth]):
-        filters = width * 2**stage
+    for stage, (filters, repeats) in enumerate(zip(widths, blocks, strict=True)):
         for index in range(repeats):
             strides = 2 if stage > 0 and index == 0 else 1
             x = block(x, filters, strides, f"stage{stage + 1}_block{index + 1}")
