@@ -1,30 +1,26 @@
 """`TwoViewModel`: the multi-view base of the self-supervised methods.
 
-A method (SimCLR, SimSiam, BYOL, Barlow Twins, ...) subclasses `TwoViewModel`, names its
-metrics in `metric_names`, creates its heads in `__init__` (ending with
-`self.build((None, *self.image_shape))`: the base builds the heads by one pass of
+A method (SimCLR, SimSiam, BYOL, MoCo, DINO, Barlow Twins, VICReg, SwAV) subclasses
+`TwoViewModel`, names its metrics in `metric_names`, creates its heads in `__init__` (ending
+with `self.build((None, *self.image_shape))`: the base builds the heads by one pass of
 `loss_on_features` on zero features), implements
 `loss_on_features(features_a, features_b, training) -> (loss, {metric_name: value})`, and
 adds its own arguments to `get_config`. Nothing else: views, the encoder pass, the train and
-test steps, metric tracking, input checks, `call`, export and saving come from here and from
-`RepresentationModel`. A method with a target network (BYOL) also overrides `loss_on_views`
-(to run its target on the views) and `after_optimizer_step` (for the moving-average update).
+test steps, metric tracking, `call`, export and saving come from here and from
+`RepresentationModel`; the input checks from `two_view_inputs.py` beside it. A method with a
+target network (BYOL, MoCo, DINO) subclasses `MomentumModel` (momentum.py: the moving-average
+update in `after_optimizer_step`) and overrides `loss_on_views` to run its target on the
+views; a multi-crop method (DINO, SwAV) sets `accepts_multi_crop`.
 """
 
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_siamese import augment, validation
+from keras_siamese.models import two_view_inputs as inputs
 from keras_siamese.models.representation_model import RepresentationModel
-
-
-def images_from(data):
-    """Returns the images of a batch given as `images`, `(images, labels)` or `(x, y, w)`."""
-    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-    return x
 
 
 def normalized_std(outputs):
@@ -46,26 +42,6 @@ def normalized_std(outputs):
     outputs = tf.math.l2_normalize(tf.cast(outputs, tf.float32), axis=1)
     dims = tf.cast(tf.shape(outputs)[1], tf.float32)
     return tf.reduce_mean(tf.math.reduce_std(outputs, axis=0)) * tf.sqrt(dims)
-
-
-def _has_views(x) -> bool:
-    """Whether a batch (or a dataset's element spec) holds views made in tf.data."""
-    return isinstance(x, dict) and "views" in x
-
-
-def _first_images(x, count: int = 8):
-    """A few images of `x` (array, tensor or dataset) for checking the augmenter's output."""
-    if isinstance(x, tf.data.Dataset):
-        if _has_views(images_from(x.element_spec)):
-            return None  # views made in tf.data: their specs are checked instead
-        for batch in x.take(1):
-            return images_from(batch)[:count]
-        return None
-    if isinstance(x, (tuple, list)) and x and hasattr(x[0], "shape"):
-        x = x[0]
-    if isinstance(x, (np.ndarray, tf.Tensor)):
-        return tf.convert_to_tensor(x[:count])
-    return None
 
 
 def _augment(layer, images):
@@ -235,120 +211,30 @@ class TwoViewModel(RepresentationModel):
     # ----------------------------------------------------------------- steps
 
     def prepare_batch(self, data, training: bool):
-        images = images_from(data)
-        if _has_views(images):  # made in tf.data by augment.views_in_dataset
-            self._check_view_specs(images["views"])
+        images = inputs.images_from(data)
+        if inputs.has_views(images):  # made in tf.data by augment.views_in_dataset
+            inputs.check_view_specs(self, images["views"])
             return list(images["views"])
         validation.check_image_batch(images, self.image_shape, "images")
-        self._check_batch(images)
+        inputs.check_batch(self, images)
         return self.make_views(images)
 
     def loss_on_batch(self, views, training: bool):
         return self.loss_on_views(views, training=training)
 
     # ----------------------------------------------------------------- input checks
-
-    def _check_batch(self, images):
-        batch = images.shape[0]
-        if batch is not None and batch < self.min_batch_size:
-            raise ValueError(
-                f"{type(self).__name__} needs at least {self.min_batch_size} images per batch "
-                f"(per replica). Received: a batch of shape {tuple(images.shape)}"
-            )
-        if batch is None and self.min_batch_size > 1:
-            tf.debugging.assert_greater_equal(
-                tf.shape(images)[0],
-                self.min_batch_size,
-                message=(
-                    f"{type(self).__name__} needs at least {self.min_batch_size} images per "
-                    "batch; batch with drop_remainder=True"
-                ),
-            )
-
-    def _check_size(self, shape, argument):
-        if tuple(shape[1:3]) != tuple(self.image_shape[:2]):
-            raise ValueError(
-                f"Argument `{argument}` must have images of size {self.image_shape[:2]} "
-                f"like the encoder input. Received: {argument}.shape={tuple(shape)}"
-            )
-
-    def _check_data(self, x, batch_size, argument="x", for_predict=False):
-        """Validates numpy/tensor/dataset inputs before anything is traced."""
-        if x is None:
-            return
-        if isinstance(x, tf.data.Dataset):
-            spec = x.element_spec
-            if isinstance(spec, (tuple, list)):
-                spec = spec[0]
-            if _has_views(spec):
-                self._check_view_specs(spec["views"], argument)
-            elif isinstance(spec, tf.TensorSpec):
-                if spec.shape.rank == 3:
-                    raise ValueError(
-                        f"Argument `{argument}` is a dataset of single images {spec.shape}; "
-                        "batch it first, e.g. `dataset.batch(256, drop_remainder=True)`. "
-                        f"Received: element_spec={x.element_spec}"
-                    )
-                validation.check_image_batch(spec, self.image_shape, argument)
-                self._check_size(spec.shape, argument)
-                if spec.shape[0] is not None and not for_predict:
-                    self._check_batch(spec)
-            return
-        if isinstance(x, (tuple, list)) and x and hasattr(x[0], "shape"):
-            x = x[0]
-        if isinstance(x, (np.ndarray, tf.Tensor)):
-            validation.check_image_batch(x, self.image_shape, argument)
-            self._check_size(x.shape, argument)
-            count = int(x.shape[0])
-            size = batch_size or 32
-            if not for_predict and (
-                count < self.min_batch_size or (self.min_batch_size > 1 and count % size == 1)
-            ):
-                raise ValueError(
-                    f"{type(self).__name__} needs at least {self.min_batch_size} images in every "
-                    f"batch, but {count} images in batches of {size} leave a batch of 1. "
-                    f"Change `batch_size` or drop images. Received: {argument}.shape="
-                    f"{tuple(x.shape)}, batch_size={batch_size}"
-                )
-            validation.check_finite(x, argument)
-
-    def _check_view_specs(self, views, argument: str = "x"):
-        """Views made in tf.data: as many as the augmenter makes, float, rank 4, C channels."""
-        expected = self.augmenter.num_views if isinstance(self.augmenter, augment.MultiCrop) else 2
-        if not isinstance(views, (tuple, list)) or len(views) != expected:
-            raise ValueError(
-                f"Argument `{argument}` holds views made in tf.data; {type(self).__name__} with "
-                f"its augmenter trains on {expected} views per image. Make them with "
-                "`keras_siamese.augment.views_in_dataset(dataset, model.augmenter)`. "
-                f"Received: {len(views) if isinstance(views, (tuple, list)) else views!r} views"
-            )
-        for view in views:
-            augment.check_views(view, self.augmenter, (None, None, self.image_shape[-1]))
-
-    def _check_views(self, images):
-        """Runs the augmenter on a few images; its views must be float, in [0, 1], with the
-        encoder's channels (`keras_siamese.augment.check_views` names the fix)."""
-        if images is None or images.shape[0] == 0:
-            return
-        views = self.make_views(tf.convert_to_tensor(images))
-        producers = (
-            list(self.augmenter)
-            if isinstance(self.augmenter, tuple)
-            else [self.augmenter] * len(views)
-        )
-        for view, producer in zip(views, producers, strict=True):
-            augment.check_views(view, producer, (None, None, self.image_shape[-1]))
+    # (in two_view_inputs.py)
 
     def _check_inputs(self, x, y, batch_size, validation_data=None):
-        self._check_data(x, batch_size)
+        inputs.check_data(self, x, batch_size)
         if validation_data is not None and not isinstance(validation_data, tuple):
-            self._check_data(validation_data, batch_size, "validation_data")
-        self._check_views(_first_images(x))
+            inputs.check_data(self, validation_data, batch_size, "validation_data")
+        inputs.check_augmenter_output(self, inputs.first_images(x))
 
     def predict(self, x, batch_size=None, **kwargs):
         """Returns the encoder's representations of `x` (images in [0, 255]).
 
         The same input checks as `fit` run first (rank, channels, size, dtype, NaN).
         """
-        self._check_data(x, batch_size, for_predict=True)
+        inputs.check_data(self, x, batch_size, for_predict=True)
         return super().predict(x, batch_size=batch_size, **kwargs)
