@@ -1,6 +1,9 @@
-"""keras_siamese: SimCLR, SimSiam and Siamese networks for Keras 3 on TensorFlow.
+"""keras_siamese: self-supervised and Siamese representation learning for Keras 3 on TensorFlow.
 
-The public names are the three trainers and the submodules::
+Nine methods, one model class each: `SimCLR`, `SimSiam`, `BYOL`, `MoCo`, `DINO`,
+`BarlowTwins`, `VICReg` and `SwAV` (self-supervised, over the shared base
+`models.TwoViewModel` in `models/two_view_model.py`) and `SiameseNetwork` (pairs and
+triplets). The public names are these models and the submodules::
 
     import keras_siamese as ks
     encoder = ks.encoders.resnet(depth=18, input_shape=(32, 32, 3))

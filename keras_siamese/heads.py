@@ -1,4 +1,9 @@
-"""MLP heads placed on top of the encoder: projection (SimCLR, SimSiam) and prediction (SimSiam)."""
+"""MLP heads placed on top of the encoder: projection and prediction.
+
+`ProjectionHead` is the projector of SimCLR, SimSiam, BYOL, MoCo, Barlow Twins, VICReg and SwAV;
+`PredictionHead` the predictor of SimSiam, BYOL and MoCo v3. DINO's head is `DINOHead` and
+SwAV's prototypes `SwAVPrototypes`, beside their models.
+"""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Data sets hold images as stored, uint8 or float in [0, 255], while a keras_siame
 model rescales them in between. So that an encoder never silently sees the wrong range, the
 model is one of:
 
-- a keras_siamese model (`keras_siamese.models.RepresentationModel`: SimCLR, SimSiam,
+- a keras_siamese model (`keras_siamese.models.RepresentationModel`: SimCLR, BYOL, ...,
   SiameseNetwork), called on the images as stored;
 - a Keras model that starts with a `Rescaling` layer, such as `model.embedding_model()`,
   also called on the images as stored;
@@ -295,7 +295,7 @@ def extract_features(
     they are and which need `input_scale`.
 
     Args:
-        model: a keras_siamese model (SimCLR, SimSiam, SiameseNetwork) or its
+        model: a keras_siamese model (SimCLR, BYOL, ..., SiameseNetwork) or its
             `embedding_model()`: both take the images as stored. A bare encoder such as
             `model.encoder` takes [0, 1] and needs `input_scale=1 / 255`.
         data: a tuple `(images, labels)` of numpy arrays with integer labels of shape `(N,)`,

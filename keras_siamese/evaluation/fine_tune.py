@@ -214,7 +214,7 @@ def fine_tune(
     training mode. The caller's encoder is never changed: the network is copied first
     (`keras.models.clone_model` and `set_weights`).
 
-    For a keras_siamese model (SimCLR, SimSiam, SiameseNetwork) the network is its
+    For a keras_siamese model (SimCLR, BYOL, ..., SiameseNetwork) the network is its
     `embedding_model()` (the encoder with the /255 rescale, no heads). A plain `keras.Model`
     returning `(batch, dims)` features either starts with a `Rescaling` layer (e.g. an
     `embedding_model()`) or needs `input_scale`, as in `extract_features`: `1 / 255` for an

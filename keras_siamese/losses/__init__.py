@@ -1,12 +1,13 @@
-"""Losses of the two-view methods: one module per loss, each a pure function plus a Loss class.
+"""Losses of the nine methods: one module per loss, each a pure function plus a Loss class.
 
-Every function takes the two projections (or predictions) of a batch, computes in float32
-whatever the compute dtype of the model (mixed precision), and returns the mean over the
-batch. Under `tf.distribute` a training step divides each replica's loss by the number of
-replicas with `distribute.scale_for_replicas`, exactly as for any per-replica loss. The
-losses that gather across replicas (`nt_xent`, `triplet_loss`) normalise by the global
-count (anchors, pairs or triplets), so the sum over replicas equals the one-device loss
-also when replicas hold different batch sizes.
+Every function takes the outputs of a batch (the two projections or predictions of the
+two-view methods, the multi-crop views of DINO and SwAV, the embeddings of Siamese pairs or
+triplets), computes in float32 whatever the compute dtype of the model (mixed precision), and
+returns the mean over the batch. Under `tf.distribute` a training step divides each replica's
+loss by the number of replicas with `distribute.scale_for_replicas`, exactly as for any
+per-replica loss. The losses that gather across replicas (`nt_xent`, `triplet_loss`)
+normalise by the global count (anchors, pairs or triplets), so the sum over replicas equals
+the one-device loss also when replicas hold different batch sizes.
 
 Modules, re-exported here:
     - `nt_xent` (SimCLR): `nt_xent`, `NTXent`.

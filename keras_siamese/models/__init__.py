@@ -1,7 +1,12 @@
-"""The models: SimCLR, SimSiam and Siamese networks over one shared base.
+"""The models: nine methods over one shared base, one file per method.
+
+The self-supervised methods SimCLR, SimSiam, BYOL, MoCo, DINO, Barlow Twins, VICReg and SwAV
+(`simclr.py`, `simsiam.py`, ...), and `SiameseNetwork` (siamese.py, its batch formats in
+siamese_inputs.py), trained on pairs or triplets.
 
 - `RepresentationModel` (representation_model.py): what every model shares.
-- `TwoViewModel` (base.py): the multi-view base of the self-supervised methods.
+- `TwoViewModel` (two_view_model.py, its input checks in two_view_inputs.py): the multi-view
+  base of the self-supervised methods.
 - `MomentumModel` (momentum.py): the base of BYOL, MoCo and DINO (a moving-average target).
 """
 

@@ -1,9 +1,9 @@
 """`RepresentationModel`: the base of every keras_siamese model.
 
-What SimCLR, SimSiam (through `TwoViewModel`) and `SiameseNetwork` share lives here, once:
-the encoder and its fixed input shape, the [0, 255] -> [0, 1] preprocessing (one `Rescaling`
-layer used by `call` and by `embedding_model`, so both agree to the last bit), global
-BatchNorm, the loss and metric trackers, the refusal of `compile(loss=...)`, the checked
+What the eight self-supervised methods (through `TwoViewModel`) and `SiameseNetwork` share
+lives here, once: the encoder and its fixed input shape, the [0, 255] -> [0, 1] preprocessing
+(one `Rescaling` layer used by `call` and by `embedding_model`, so both agree to the last bit),
+global BatchNorm, the loss and metric trackers, the refusal of `compile(loss=...)`, the checked
 `fit`/`evaluate`/`predict`, the train and test step skeleton, the distribution report and the
 config. A subclass supplies two hooks:
 
