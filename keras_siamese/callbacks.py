@@ -230,7 +230,7 @@ class CollapseMonitor(keras.callbacks.Callback):
             if watched is None:
                 raise ValueError(
                     "CollapseMonitor needs a metric to watch: the model declares no "
-                    "`collapse_metric` (keras_siamese's SimCLR and SimSiam do). Pass `metric=` "
+                    "`collapse_metric` (keras_siamese's self-supervised models do). Pass `metric=` "
                     "a key of the epoch logs. Received: metric=None for a model of type "
                     f"{type(self.model).__name__}"
                 )
