@@ -8,8 +8,10 @@ Pretrains SimCLR, prints the weighted-kNN top-1 accuracy on `--test_dir` (a labe
 with the same class sub-folders as `--data_dir`) before and after, and exports a SavedModel
 that takes uint8 images.
 
+The values are SimCLR's recipe, `ks.recipes.get("simclr")`, on whole images, a ResNet-18 of
+width 32 with global average pooling, colour strength 0.5 and crops of 20-100% (`CHANGES`).
 Scaled down from the paper (Chen et al. 2020: ResNet-50, batch 4096, 100-800 epochs, LARS):
-a ResNet-18 of width 32 on 32x32 images, batch 128, SGD with momentum, 10 epochs, so a
+32x32 images, batch 128 (the recipe's rate scaled to it), SGD with momentum, 10 epochs, so a
 folder of ~10,000 images trains in about 15 minutes on 2 CPU cores. Pass
 `--encoder=keras.applications:EfficientNetV2B0` (or any keras.applications name) for a
 pretrained family; its preprocessing is built into the encoder.
@@ -21,20 +23,31 @@ import json
 import os
 import time
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow: no C++ INFO lines
+
+import keras
+import tensorflow as tf
 from absl import app, flags
+
+import keras_siamese as ks
+
+CHANGES = dict(encoder_depth=18, encoder_width=32, encoder_grid=1, crop_size=None)
+RECIPE = ks.recipes.get("simclr", min_crop_area=0.2, color_strength=0.5, **CHANGES)
 
 flags.DEFINE_string("data_dir", None, "Folder of training images (sub-folders optional).")
 flags.DEFINE_string("test_dir", None, "Labelled folder for the kNN evaluation (optional).")
 flags.DEFINE_integer("image_size", 32, "Images are resized to image_size x image_size.")
 flags.DEFINE_integer("channels", 3, "1 (grayscale), 3 (RGB) or 4 (RGBA).")
 flags.DEFINE_string("encoder", "resnet18", "resnet10/18/34/50 or keras.applications:NAME.")
-flags.DEFINE_integer("encoder_width", 32, "Filters of the ResNet's first stage.")
-flags.DEFINE_integer("epochs", 10, "Pretraining epochs.")
+flags.DEFINE_integer("encoder_width", RECIPE.encoder_width, "Filters of the ResNet's stage 1.")
+flags.DEFINE_integer("epochs", RECIPE.epochs, "Pretraining epochs.")
 flags.DEFINE_integer("batch_size", 128, "Batch size (images; each gives two views).")
-flags.DEFINE_float("temperature", 0.2, "NT-Xent temperature.")
-flags.DEFINE_float("learning_rate", 0.3, "Peak learning rate (after a 10% warmup).")
-flags.DEFINE_float("color_strength", 0.5, "Colour-jitter strength.")
-flags.DEFINE_float("min_crop_area", 0.2, "Smallest random-crop area fraction.")
+flags.DEFINE_float("temperature", RECIPE.temperature, "NT-Xent temperature.")
+flags.DEFINE_float("learning_rate", RECIPE.learning_rate, "Peak rate at a batch of 256 (linear).")
+flags.DEFINE_float("color_strength", RECIPE.color_strength, "Colour-jitter strength.")
+flags.DEFINE_float("min_crop_area", RECIPE.min_crop_area, "Smallest random-crop area fraction.")
+RECIPE_FLAGS = ("encoder_width", "epochs", "temperature", "learning_rate", "color_strength")
+RECIPE_FLAGS += ("min_crop_area",)
 flags.DEFINE_enum("on_error", "raise", ["raise", "skip"], "What to do with unreadable files.")
 flags.DEFINE_integer("knn_k", 20, "Neighbours of the kNN evaluation.")
 flags.DEFINE_string("model_dir", "runs/simclr_image_folder", "Checkpoints, logs and flags.")
@@ -44,30 +57,31 @@ flags.mark_flag_as_required("data_dir")
 FLAGS = flags.FLAGS
 
 
-def main(argv):
-    del argv
-    import keras
-    import tensorflow as tf
-
-    import keras_siamese as ks
-
+def make_model(total_steps: int) -> keras.Model:
+    """SimCLR of the flags' recipe on --encoder (rate scaled to --batch_size), compiled."""
+    size, channels = FLAGS.image_size, FLAGS.channels
+    recipe = RECIPE.replace(**{name: FLAGS[name].value for name in RECIPE_FLAGS})
+    # The papers blur and use the ImageNet stem on large images only.
+    recipe = recipe.replace(blur=size > 64, stem="small" if size <= 64 else "imagenet")
     keras.utils.set_random_seed(FLAGS.seed)
-    os.makedirs(FLAGS.model_dir, exist_ok=True)
-    with open(os.path.join(FLAGS.model_dir, "flags.json"), "w") as file:
-        json.dump(FLAGS.flag_values_dict(), file, indent=2, default=str)
+    encoder = None  # the recipe's ResNet
+    if FLAGS.encoder.startswith("keras.applications:"):
+        name = FLAGS.encoder.split(":", 1)[1]
+        encoder = ks.encoders.from_keras_applications(name, (size, size, channels))
+    elif FLAGS.encoder in ("resnet10", "resnet18", "resnet34", "resnet50"):
+        recipe = recipe.replace(encoder_depth=int(FLAGS.encoder[6:]))
+    else:
+        raise app.UsageError(f"Unknown --encoder. Received: {FLAGS.encoder!r}")
+    options = dict(encoder=encoder, batch_size=FLAGS.batch_size, seed=FLAGS.seed)
+    return recipe.build((size, size, channels), total_steps, **options)
 
-    # ---- data: uint8 images in [0, 255], checked file by file before anything is yielded.
+
+def load_folders():
+    """Training images (checked file by file) and, with --test_dir, labelled kNN data."""
     size, channels = FLAGS.image_size, FLAGS.channels
     images = ks.datasets.from_directory(
         FLAGS.data_dir, size, channels, labels=None, seed=FLAGS.seed, on_error=FLAGS.on_error
     )
-    num_images = len(images.file_paths)
-    steps_per_epoch = num_images // FLAGS.batch_size
-    if steps_per_epoch == 0:
-        raise app.UsageError(
-            f"--data_dir holds {num_images} images, fewer than --batch_size={FLAGS.batch_size}."
-        )
-    pretrain = images.batch(FLAGS.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     memory = queries = None
     if FLAGS.test_dir:  # labelled: the class sub-folders of data_dir and test_dir agree
         memory = ks.datasets.from_directory(FLAGS.data_dir, size, channels, shuffle=False)
@@ -75,46 +89,32 @@ def main(argv):
             FLAGS.test_dir, size, channels, shuffle=False, class_names=memory.class_names
         )
         print(f"Classes: {', '.join(memory.class_names)}")
+    return images, memory, queries
 
-    # ---- augmentation, encoder, model
-    input_shape = (size, size, channels)
-    augmenter = ks.augment.simclr_augmenter(
-        size,
-        channels=channels,
-        strength=FLAGS.color_strength,
-        blur=size > 64,  # the paper blurs ImageNet-sized images only
-        crop_area=(FLAGS.min_crop_area, 1.0),
-        seed=FLAGS.seed,
-    )
-    if FLAGS.encoder.startswith("keras.applications:"):
-        name = FLAGS.encoder.split(":", 1)[1]
-        encoder = ks.encoders.from_keras_applications(name, input_shape)
-    elif FLAGS.encoder in ("resnet10", "resnet18", "resnet34", "resnet50"):
-        encoder = ks.encoders.resnet(
-            depth=int(FLAGS.encoder[6:]),
-            input_shape=input_shape,
-            small_images=size <= 64,
-            width=FLAGS.encoder_width,
+
+def main(argv):
+    del argv
+    os.makedirs(FLAGS.model_dir, exist_ok=True)
+    with open(os.path.join(FLAGS.model_dir, "flags.json"), "w") as file:
+        json.dump(FLAGS.flag_values_dict(), file, indent=2, default=str)
+
+    # ---- data: uint8 images in [0, 255], checked file by file before anything is yielded.
+    images, memory, queries = load_folders()
+    num_images = len(images.file_paths)
+    steps_per_epoch = num_images // FLAGS.batch_size
+    if steps_per_epoch == 0:
+        raise app.UsageError(
+            f"--data_dir holds {num_images} images, fewer than --batch_size={FLAGS.batch_size}."
         )
-    else:
-        raise app.UsageError(f"Unknown --encoder. Received: {FLAGS.encoder!r}")
-    model = ks.SimCLR(
-        encoder, augmenter=augmenter, projection_dims=(512, 128), temperature=FLAGS.temperature
-    )
-    total_steps = FLAGS.epochs * steps_per_epoch
-    warmup_steps = max(1, total_steps // 10)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0,
-        decay_steps=max(1, total_steps - warmup_steps),
-        warmup_target=FLAGS.learning_rate,
-        warmup_steps=warmup_steps,
-    )
-    model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=5e-4))
-    print(
-        f"{num_images} images, {steps_per_epoch} steps per epoch, {encoder.name}: "
-        f"{encoder.count_params():,} parameters."
-    )
+    pretrain = images.batch(FLAGS.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
+    # ---- model: the recipe's views, encoder, projection head and optimizer.
+    total_steps = FLAGS.epochs * steps_per_epoch
+    model = make_model(total_steps)
+    print(
+        f"{num_images} images, {steps_per_epoch} steps per epoch, {model.encoder.name}: "
+        f"{model.encoder.count_params():,} parameters."
+    )
     if memory is not None:
         before = ks.evaluation.knn_accuracy(model, memory, queries, k=FLAGS.knn_k)
         print(f"kNN top-1 at random initialisation: {before:.4f}")

@@ -1,10 +1,11 @@
-"""The examples that have no test of their own: cifar10_simclr.py, query_saved_model.py and
-the Fashion-MNIST demos (SimCLR, Siamese, and SimSiam, BYOL and Barlow Twins on SimCLR's recipe).
-
-Each runs in a subprocess, as a user runs it: the examples define absl flags on the global
-`FLAGS`, which would clash between examples loaded into one pytest process.
+"""The examples, each run end to end in a subprocess as a user runs it (they define absl flags on
+the global `FLAGS`, which would clash in one process): cifar10_simclr.py on TFDS' mock data,
+query_saved_model.py, and the Fashion-MNIST examples (SimCLR, SimSiam, BYOL, Barlow Twins,
+Siamese) with tiny flags on a small synthetic Fashion-MNIST written as IDX files, so that the
+tests need no download and take seconds of training.
 """
 
+import gzip
 import json
 import os
 import subprocess
@@ -30,13 +31,56 @@ with tfds.testing.mock_data(num_examples=count):
 """
 
 
-def run_python(arguments, tmp_path, timeout=600):
+TABLE_HEADER = "| Encoder | kNN | linear probe | linear probe, 1% of labels |"
+TINY_SSL_FLAGS = [
+    "--train_examples=256",
+    "--test_examples=200",
+    "--batch_size=64",
+    "--epochs=1",
+    "--encoder_width=4",
+    "--probe_epochs=1",
+    "--precision=float32",
+    "--strategy=default",
+]
+
+
+def write_idx(path, array):
+    """Writes a uint8 array as a gzipped IDX file, the format of the Fashion-MNIST files."""
+    array = np.asarray(array, np.uint8)
+    header = (0x0800 | array.ndim).to_bytes(4, "big")
+    header += b"".join(int(side).to_bytes(4, "big") for side in array.shape)
+    with gzip.open(path, "wb") as file:
+        file.write(header + array.tobytes())
+
+
+@pytest.fixture(scope="module")
+def fashion_mnist_dir(tmp_path_factory):
+    """A synthetic Fashion-MNIST (1,000 train, 300 test 28x28 images): one bright block per class
+    at its own place, plus noise, so that every encoder can tell the classes apart."""
+    directory = tmp_path_factory.mktemp("fashion_mnist")
+    for prefix, count, seed in (("train", 1000, 0), ("t10k", 300, 1)):
+        rng = np.random.default_rng(seed)
+        labels = np.arange(count) % 10
+        images = rng.integers(0, 60, (count, 28, 28))
+        for label in range(10):
+            row, column = divmod(label, 4)
+            images[
+                labels == label, 2 + 8 * row : 10 + 8 * row, 2 + 6 * column : 8 + 6 * column
+            ] += 190
+        write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return directory
+
+
+def run_python(arguments, tmp_path, timeout=600, data_dir=None):
     environment = dict(
         os.environ,
         TFDS_DATA_DIR=str(tmp_path / "empty_tfds"),  # Nothing prepared: only mocks can load.
         TF_CPP_MIN_LOG_LEVEL="2",
         CUDA_VISIBLE_DEVICES="",
     )
+    if data_dir is not None:
+        environment["KERAS_SIAMESE_DATA_DIR"] = str(data_dir)
     os.makedirs(environment["TFDS_DATA_DIR"], exist_ok=True)
     return subprocess.run(
         [sys.executable, *arguments],
@@ -86,7 +130,8 @@ def test_cifar10_simclr_without_data_fails_with_a_clear_message(tmp_path):
     assert "tfds build cifar10" in line and str(tmp_path / "empty_tfds") in line
 
 
-def test_query_saved_model_finds_the_query_itself_first(tmp_path):
+def test_query_saved_model_finds_the_query_itself_first(tmp_path, fashion_mnist_dir, monkeypatch):
+    monkeypatch.setenv("KERAS_SIAMESE_DATA_DIR", str(fashion_mnist_dir))
     inputs = keras.Input((16, 16, 1))
     features = keras.layers.Conv2D(8, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(inputs))
     model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(features))
@@ -98,7 +143,9 @@ def test_query_saved_model_finds_the_query_itself_first(tmp_path):
     tf.io.write_file(str(query), tf.io.encode_png(images[7]))
     script = os.path.join(EXAMPLES, "query_saved_model.py")
     arguments = [script, f"--export_dir={tmp_path / 'export'}", f"--image={query}", "--k=5"]
-    process = run_python([*arguments, "--gallery_split=train[:50]"], tmp_path)
+    process = run_python(
+        [*arguments, "--gallery_split=train[:50]"], tmp_path, data_dir=fashion_mnist_dir
+    )
     assert process.returncode == 0, process.stderr[-3000:]
     ranked = [
         line.split() for line in process.stdout.splitlines() if line[:4].strip().endswith(".")
@@ -121,77 +168,77 @@ def console_lines(process):
     return [line for line in process.stdout.splitlines() if line.strip()]
 
 
+def table_rows(lines, header):
+    """`{row name: [numbers]}` of the Markdown table under `header` on the console."""
+    start = lines.index(header)
+    assert set(lines[start + 1]) <= {"|", "-"}
+    rows = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        name, *cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[name] = [float(cell) if cell != "—" else None for cell in cells]
+    return rows
+
+
+@pytest.mark.parametrize(
+    "script, method, extra_line",
+    [
+        ("simclr_fashion_mnist.py", "SimCLR", "val_knn_accuracy"),
+        ("simsiam_fashion_mnist.py", "SimSiam", "output_std per epoch: ["),
+        ("byol_fashion_mnist.py", "BYOL", "Target momentum after 4 steps: 1.0000"),
+        ("barlow_twins_fashion_mnist.py", "Barlow Twins", "redundancy per epoch: ["),
+    ],
+)
 @pytest.mark.slow
-def test_simclr_demo_prints_one_table_and_keeps_framework_messages_off_the_console(tmp_path):
+def test_self_supervised_examples_print_the_table_and_export(
+    tmp_path, fashion_mnist_dir, script, method, extra_line
+):
     model_dir, export_dir = tmp_path / "run", tmp_path / "export"
-    script = os.path.join(EXAMPLES, "simclr_fashion_mnist.py")
-    flags = ["--train_examples=512", "--epochs=1", "--probe_epochs=1", "--precision=float32"]
-    flags += [f"--model_dir={model_dir}", f"--export_dir={export_dir}"]
-    process = run_python([script, *flags], tmp_path)
-    assert process.returncode == 0, (model_dir / "stderr.log").read_text()[-3000:]
-    assert process.stderr == ""  # TensorFlow's C++ and absl lines go to stderr.log
+    flags = [*TINY_SSL_FLAGS, f"--model_dir={model_dir}", f"--export_dir={export_dir}"]
+    script = os.path.join(EXAMPLES, script)
+    process = run_python([script, *flags], tmp_path, data_dir=fashion_mnist_dir)
+    assert process.returncode == 0, process.stderr[-3000:]
     lines = console_lines(process)
-    table = [line for line in lines if line.startswith("|")]
-    assert table[0] == "| Encoder | kNN | linear probe | linear probe, 1% of labels |"
-    assert [row.split("|")[1].strip() for row in table[2:]] == [
-        "raw pixels",
-        "random init",
-        "SimCLR",
-    ]
+    assert "4 steps, float32" in process.stdout  # 256 images in batches of 64
+    assert any(extra_line in line for line in lines), process.stdout[-3000:]
+    rows = table_rows(lines, TABLE_HEADER)
+    assert list(rows) == ["raw pixels", "random init", method]
+    assert all(len(row) == 3 and all(0 <= value <= 100 for value in row) for row in rows.values())
     assert not any("oneDNN" in line or len(line) > 300 for line in lines)
     results = json.loads((model_dir / "results.json").read_text())
-    assert set(results["results"]) == {"raw pixels", "random init", "SimCLR"}
+    assert list(results["results"]) == ["raw pixels", "random init", method]
+    assert results["results"]["raw pixels"]["kNN"] == pytest.approx(
+        rows["raw pixels"][0] / 100, abs=5e-4
+    )
+    assert json.loads((model_dir / "flags.json").read_text())["encoder_width"] == 4
     served = ks.export.load_for_inference(str(export_dir / "1"))
     assert served.image_shape == (28, 28, 1)
 
 
 @pytest.mark.slow
-def test_siamese_example_prints_raw_pixels_beside_both_losses(tmp_path):
+def test_siamese_example_prints_raw_pixels_beside_both_losses(tmp_path, fashion_mnist_dir):
     model_dir, export_dir = tmp_path / "run", tmp_path / "export"
     script = os.path.join(EXAMPLES, "siamese_fashion_mnist.py")
-    flags = ["--train_examples=700", "--epochs=0.5", "--samples_per_class=4", "--batch_size=16"]
+    flags = ["--train_examples=300", "--pretrain_epochs=1", "--encoder_width=4"]
+    flags += ["--triplet_batch_size=28", "--contrastive_batch_size=16"]
     flags += [f"--model_dir={model_dir}", f"--export_dir={export_dir}"]
-    process = run_python([script, *flags], tmp_path)
-    assert process.returncode == 0, (model_dir / "stderr.log").read_text()[-3000:]
-    assert process.stderr == ""
-    table = [line for line in console_lines(process) if line.startswith("|")]
-    assert [row.split("|")[1].strip() for row in table[2:]] == [
+    process = run_python([script, *flags], tmp_path, data_dir=fashion_mnist_dir)
+    assert process.returncode == 0, process.stderr[-3000:]
+    lines = console_lines(process)
+    rows = table_rows(lines, "| Embedding | ROC AUC | EER | recall@1 | mAP@R | train (s) |")
+    assert list(rows) == [
         "raw pixels (cosine)",
         "SimCLR features (cosine)",  # the pretrained encoder both losses start from
         "contrastive loss",
         "triplet loss",
     ]
+    assert rows["raw pixels (cosine)"][-1] is None  # nothing trained
+    for row in rows.values():
+        assert all(0 <= value <= 1 for value in row[:4]) and (row[4] is None or row[4] >= 0)
     for loss in ("contrastive", "triplet"):
         assert os.path.isfile(model_dir / loss / "roc_curve.png")
-        assert os.path.isdir(export_dir / loss / "1")
-
-
-@pytest.mark.parametrize(
-    "script, method",
-    [
-        ("simsiam_fashion_mnist.py", "SimSiam"),
-        ("byol_fashion_mnist.py", "BYOL"),
-        ("barlow_twins_fashion_mnist.py", "Barlow Twins"),
-    ],
-)
-@pytest.mark.slow
-def test_method_demos_print_the_simclr_demos_table(tmp_path, script, method):
-    model_dir, export_dir = tmp_path / "run", tmp_path / "export"
-    flags = ["--train_examples=512", "--epochs=1", "--probe_epochs=1", "--precision=float32"]
-    flags += [f"--model_dir={model_dir}", f"--export_dir={export_dir}"]
-    process = run_python([os.path.join(EXAMPLES, script), *flags], tmp_path)
-    assert process.returncode == 0, (model_dir / "stderr.log").read_text()[-3000:]
-    assert process.stderr == ""
-    lines = console_lines(process)
-    table = [line for line in lines if line.startswith("|")]
-    assert table[0] == "| Encoder | kNN | linear probe | linear probe, 1% of labels |"
-    assert [row.split("|")[1].strip() for row in table[2:]] == [
-        "raw pixels",
-        "random init",
-        method,
-    ]
-    assert not any("oneDNN" in line or len(line) > 300 for line in lines)
-    assert lines[-1] == f"TensorFlow's own messages: {model_dir / 'stderr.log'}"
-    results = json.loads((model_dir / "results.json").read_text())
-    assert set(results["results"]) == {"raw pixels", "random init", method}
-    assert os.path.isdir(export_dir / "1")
+        results = json.loads((model_dir / loss / "results.json").read_text())
+        assert results["results"]["roc_auc"] == pytest.approx(rows[f"{loss} loss"][0], abs=5e-5)
+        served = ks.export.load_for_inference(str(export_dir / loss / "1"))
+        assert served.image_shape == (28, 28, 1) and served.embedding_dims == 128
