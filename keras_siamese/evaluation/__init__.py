@@ -21,6 +21,12 @@ Modules (one protocol each), re-exported here:
       `nearest_neighbors`.
 """
 
+from keras_siamese.evaluation.comparison import (
+    compare_encoders,
+    comparison_columns,
+    format_table,
+    raw_pixels,
+)
 from keras_siamese.evaluation.features import (
     Data,
     FeatureExtractor,
@@ -65,11 +71,14 @@ __all__ = [
     "check_knn_arguments",
     "check_scores",
     "class_balanced_subset",
+    "compare_encoders",
+    "comparison_columns",
     "default_few_label_epochs",
     "extract_features",
     "few_label_linear_probe",
     "few_label_linear_probe_on_features",
     "fine_tune",
+    "format_table",
     "knn_accuracy",
     "knn_predict",
     "linear_probe",
@@ -78,6 +87,7 @@ __all__ = [
     "top_k_accuracies",
     "nearest_neighbors",
     "pair_scores",
+    "raw_pixels",
     "retrieval_metrics",
     "retrieval_report",
     "roc_curve",
