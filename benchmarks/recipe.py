@@ -1,7 +1,9 @@
 """Recipe sweep on Fashion-MNIST: which recipe learns most per CPU-minute?
 
 Each configuration overrides a recipe of `recipe_parts.RECIPES` (SimCLR, SimSiam or the
-Siamese network; `"method"` picks it). What it can vary:
+Siamese network; `"method"` picks it): `keras_siamese.recipes`' values in the sweep's keys,
+built back into that recipe (`recipe_parts.to_recipe`) on the configuration's encoder. What it
+can vary:
 
 - encoder: `widths` (filters per stage), `blocks` (residual blocks per stage), `stem_stride`
   (1 or 2), `pool` (`avg`, or `grid2`: a 2x2 average grid, 4x the features), `view_size`
@@ -51,36 +53,20 @@ FLAGS = flags.FLAGS
 TRAIN_IMAGES = 60000
 
 
-def build(config, steps, seed, seen=None):
-    """`(model, dataset)` of a configuration, seeded."""
+def build(config, steps, seed, seen=None, pretrain=True):
+    """`(model, dataset)` of a configuration, seeded: its `ks.recipes` recipe's model on the
+    configuration's encoder (with `pretrain`, a Siamese one is first pretrained with SimCLR
+    for its `pretrain_epochs`; timing runs skip that)."""
     import keras
     import recipe_parts as parts
-
-    import keras_siamese as ks
 
     keras.utils.set_random_seed(seed)
     parts.set_precision(config["precision"])
     encoder = parts.encoder(config)
-    size = parts.model_size_arguments(config)
-    if config["method"] == "simclr":
-        model = ks.SimCLR(
-            encoder,
-            parts.augmenter(config, seed),
-            tuple(config["projection"]),
-            config["temperature"],
-            **size,
-        )
-    elif config["method"] == "simsiam":
-        model = ks.SimSiam(
-            encoder,
-            parts.augmenter(config, seed, kind="simsiam"),
-            projection_dim=config["projection"][0],
-            projection_layers=len(config["projection"]),
-            predictor_hidden_dim=config["predictor"],
-            **size,
-        )
-    else:
-        model = siamese_model(config, encoder, seed, seen)
+    recipe = parts.to_recipe(config)
+    if config["method"] == "siamese" and recipe.pretrain_epochs and pretrain:
+        parts.simclr_pretraining(recipe, encoder, seen[0], seed)
+    model = recipe.build_model(parts.IMAGE_SHAPE, steps, encoder=encoder, seed=seed)
     model.compile(optimizer=parts.optimizer(config, steps))
     if config["method"] in ("simclr", "simsiam"):
         train_images = ssl_images(config)
@@ -100,53 +86,6 @@ def ssl_images(config):
     if config["train_on"] == "seen":
         train, _ = ks.sampling.split_classes(train, parts.SEEN_CLASSES)
     return train[0]
-
-
-def pretrain_simclr(config, encoder, images, seed):
-    """SimCLR (its recipe, the Siamese config's encoder and epochs) on `images`, in place."""
-    import recipe_parts as parts
-
-    import keras_siamese as ks
-
-    keys = ("widths", "blocks", "stem_stride", "pool", "view_size")
-    ssl = {**parts.RECIPES["simclr"], **{key: config[key] for key in keys}}
-    steps = max(10, round(config["pretrain_epochs"] * len(images) / ssl["batch"]))
-    model = ks.SimCLR(
-        encoder,
-        parts.augmenter(ssl, seed),
-        tuple(ssl["projection"]),
-        ssl["temperature"],
-        **parts.model_size_arguments(ssl),
-    )
-    model.compile(optimizer=parts.optimizer(ssl, steps))
-    dataset = parts.images_dataset(images, ssl["batch"], seed)
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=2)
-
-
-def siamese_model(config, encoder, seed, seen=None):
-    import recipe_parts as parts
-
-    import keras_siamese as ks
-
-    if config["pretrain_epochs"] and seen is not None:
-        pretrain_simclr(config, encoder, seen[0], seed)
-
-    margin = {"margin": config["margin"]} if config["margin"] else {}
-    if config["loss"] == "contrastive":
-        loss = ks.losses.ContrastiveMargin(**margin)
-    else:
-        loss = ks.losses.TripletLoss(mining=config["mining"], **margin)
-    augmenter = None
-    if config["augment"]:
-        augmenter = parts.augmenter({**config, "strength": config["augment"]}, seed)
-    return ks.SiameseNetwork(
-        encoder,
-        loss=loss,
-        distance=config["distance"],
-        embedding_dim=config["embedding"] or None,
-        augmenter=augmenter,
-        **parts.model_size_arguments(config),
-    )
 
 
 def siamese_batches(config, seen, seed):
@@ -185,11 +124,11 @@ def resolve_precision(config, seed):
 
     if config["precision"] != "auto":
         return config, None
-    probe_config = {
-        **parts.RECIPES["simclr"],
-        **{k: config[k] for k in config if k in parts.RECIPES["simclr"]},
-    }
-    choice, timings = parts.precision_probe(probe_config, seed)
+    keys = ("blocks", "widths", "stem_stride", "pool", "view_size", "batch")
+    probe_config = {**parts.RECIPES["simclr"], **{key: config[key] for key in keys}}
+    choice, timings = parts.precision_probe(
+        parts.to_recipe(probe_config), seed, config=probe_config
+    )
     print(f"precision probe: {timings} -> {choice}", flush=True)
     return {**config, "precision": choice}, timings
 
@@ -229,7 +168,7 @@ def time_steps(configs, rounds=5, steps=4):
         seen = None
         if config["method"] == "siamese":
             seen, _, _ = parts.siamese_data(0, config["train_examples"])
-        model, dataset = build(config, 1000, 0, seen)
+        model, dataset = build(config, 1000, 0, seen, pretrain=False)
         model.fit(dataset, epochs=1, steps_per_epoch=3, verbose=0)  # traces
         built.append((overrides, config, model, dataset))
     parts.set_precision("float32")
@@ -264,7 +203,7 @@ def train_and_evaluate(overrides, seed):
     per_epoch = steps_per_epoch(config, seen_count)
     steps = max(10, round(config["epochs"] * per_epoch))
     if FLAGS.minutes:
-        model, dataset = build(config, 1000, seed, seen)
+        model, dataset = build(config, 1000, seed, seen, pretrain=False)
         timer = StepTimes()
         started = time.perf_counter()
         model.fit(dataset, epochs=1, steps_per_epoch=11, verbose=0, callbacks=[timer])

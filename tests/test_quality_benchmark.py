@@ -1,49 +1,111 @@
-"""benchmarks/quality.py's recipes and summary: the other methods share SimCLR's encoder and
-views; the speed ratio, output names and targets read the results as the table does."""
+"""benchmarks/quality.py and recipe_parts.py build from `ks.recipes`: every method's model and
+optimizer are its recipe's with the budget's epochs, the sweep's recipes are the library's;
+the speed ratio, output names and targets read the results as the table does."""
 
 import json
 import os
 import subprocess
 import sys
 
+import keras
 import pytest
 
 import keras_siamese as ks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCHMARKS = os.path.join(ROOT, "benchmarks")
-OTHER_METHODS = ("byol", "moco", "dino", "barlow_twins", "vicreg", "swav")
+METHODS = ("simclr", "simsiam", "byol", "moco", "dino", "barlow_twins", "vicreg", "swav")
 
 
 @pytest.fixture(scope="module")
-def parts():
+def benchmarks():
+    """`(quality, recipe_parts)`, imported from benchmarks/."""
     sys.path.insert(0, BENCHMARKS)
     try:
+        import quality
         import recipe_parts
 
-        yield recipe_parts
+        yield quality, recipe_parts
     finally:
         sys.path.remove(BENCHMARKS)
 
 
-@pytest.mark.parametrize("method", OTHER_METHODS)
-def test_other_methods_train_simclrs_encoder_on_its_schedule(parts, method):
-    config = parts.recipe({"method": method})
-    for key in parts.SHARED_WITH_SIMCLR:
-        assert config[key] == parts.RECIPES["simclr"][key], key
-    assert config["views"] in ("simclr", "simsiam", "byol")
+def configs(model, optimizer):
+    """What two builds must share: the model's serialized config and the optimizer's."""
+    return keras.saving.serialize_keras_object(model), optimizer.get_config()
 
 
-def test_views_follow_the_recipe(parts):
-    simclr_views = parts.views(parts.recipe({"method": "swav"}), seed=0)
-    assert isinstance(simclr_views, ks.augment.SimCLRAugmenter)
-    assert simclr_views.image_size == (16, 16)
-    view_a, view_b = parts.views(parts.recipe({"method": "byol"}), seed=0)
-    assert (view_a.solarize_probability, view_b.solarize_probability) == (0.0, 0.2)
-    crops = parts.views(parts.recipe({"method": "dino", "local_views": 2}), seed=0)
-    assert (crops.global_views, crops.local_views) == (2, 2)
-    # 96/224 of 16 is 7, whose last stage would be 1 x 1: one more than the stride 8.
-    assert crops.local_augmenter.image_size == (9, 9)
+@pytest.mark.parametrize("method", [*METHODS, "siamese"])
+def test_build_method_is_the_recipe_with_the_budgets_epochs(benchmarks, method):
+    quality, _ = benchmarks
+    keras.backend.clear_session()  # the same automatic layer names in both builds
+    built = configs(*quality.build_method(method, "quick", 120, seed=0))
+    name = quality.RECIPE_NAMES[method]
+    recipe = ks.recipes.get(name).replace(epochs=quality.BUDGETS["quick"]["epochs"][method])
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    batch_size = recipe.batch_size
+    if method == "siamese":  # P x K on Fashion-MNIST's 10 classes: 10 x 11 of the 112
+        assert recipe.triplet_layout(10) == (10, 11)
+        batch_size = 110
+    expected = configs(
+        recipe.build_model((28, 28, 1), 120, seed=0), recipe.build_optimizer(120, batch_size)
+    )
+    assert built == expected
+    assert quality.method_recipe(method, "quick") == recipe
+
+
+def test_budgets_change_only_the_epochs_but_full_the_encoder(benchmarks):
+    quality, _ = benchmarks
+    for budget in ("smoke", "quick"):
+        for method in [*METHODS, "siamese"]:
+            recipe = quality.method_recipe(method, budget)
+            unchanged = ks.recipes.get(quality.RECIPE_NAMES[method]).replace(epochs=recipe.epochs)
+            if method == "siamese" and budget == "smoke":
+                unchanged = unchanged.replace(pretrain_epochs=recipe.pretrain_epochs)
+            assert recipe == unchanged, (budget, method)
+    full = quality.method_recipe("byol", "full")
+    assert (full.encoder_depth, full.encoder_width, full.epochs) == (18, 64, 200)
+
+
+def test_sweep_recipes_are_the_librarys(benchmarks):
+    _, parts = benchmarks
+    for method, name in (
+        ("simclr", "simclr"),
+        ("simsiam", "simsiam"),
+        ("siamese", "siamese-triplet"),
+    ):
+        config = parts.recipe({"method": method})
+        recipe = parts.to_recipe(config)
+        expected = ks.recipes.get(name)
+        if method == "siamese":  # P = the 7 seen classes, spelled out
+            expected = expected.replace(classes_per_batch=7)
+        assert recipe == expected, method
+    contrastive = parts.to_recipe(parts.recipe({"method": "siamese", "loss": "contrastive"}))
+    assert contrastive == ks.recipes.get("siamese-contrastive")
+
+
+def test_sweep_overrides_reach_the_recipe_and_the_encoder(benchmarks):
+    _, parts = benchmarks
+    config = parts.recipe(
+        {"temperature": 0.5, "view_size": 20, "pool": "avg", "widths": [8, 16, 32, 64]}
+    )
+    recipe = parts.to_recipe(config)
+    assert (recipe.temperature, recipe.crop_size, recipe.encoder_grid) == (0.5, 20, 1)
+    encoder = parts.encoder({**config, "blocks": [1, 2, 1, 1], "stem_stride": 2})
+    assert encoder.output_shape == (None, 64)
+    assert encoder.get_layer("stem_conv").strides == (2, 2)
+    assert "stage2_block2_out" in [layer.name for layer in encoder.layers]
+
+
+def test_sweep_encoder_is_the_recipes_layer_for_layer(benchmarks):
+    _, parts = benchmarks
+
+    def layers(encoder):
+        return [(type(layer).__name__, layer.name, layer.get_config()) for layer in encoder.layers]
+
+    config = parts.recipe({"method": "simclr"})
+    assert layers(parts.encoder(config)) == layers(ks.recipes.get("simclr").build_encoder(1))
 
 
 SUMMARY = """
@@ -58,10 +120,12 @@ row = lambda score, speed=None: {{
     "fine_tune": {{}}, **({{"images_per_second": speed}} if speed else {{}}),
 }}
 results = {{"pixels": row(0.5), "simclr": row(0.9, 1000.0), "byol": row(0.4, 500.0)}}
+import quality_report as report
+flags = quality.FLAGS
 print(json.dumps({{
-    "suffix": quality.output_suffix(),
-    "ratios": quality.speed_ratios(results),
-    "checks": quality.checks(results),
+    "suffix": report.output_suffix(flags.methods, flags.tag, quality.DEFAULT_METHODS),
+    "ratios": report.speed_ratios(results),
+    "checks": report.checks(results, flags.methods),
 }}))
 """
 
