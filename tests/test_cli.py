@@ -17,7 +17,7 @@ from PIL import Image
 
 import keras_siamese as ks
 from keras_siamese import cli, plots
-from keras_siamese.cli import data, methods, run_dir, train_command, train_flags
+from keras_siamese.cli import data, methods, run_config, run_dir, train_command, train_flags
 
 TINY = [
     "--train_examples=128",
@@ -113,14 +113,17 @@ def test_help_command_form(capsys):
         (["train", "--epochs=0"], "--epochs=0"),
         (["train", "extra"], "unexpected arguments"),
         (["train", "--learning_rate=fast"], "--learning_rate must be 'auto' or a number"),
-        (["train", "--weight_decay=-1"], "--weight_decay must be 'auto' or a number >= 0"),
-        (["train", "--min_crop_area=0"], r"--min_crop_area must be finite and > 0 and <= 1"),
+        (["train", "--weight_decay=-1"], r"--weight_decay must be in \[0.0, inf\]. Received: "),
+        (["train", "--min_crop_area=0"], r"--min_crop_area must be in \(0.0, 1.0\]"),
         (
             ["train", "--color_strength=nan"],
-            r"--color_strength must be finite and >= 0 and <= 1.25",
+            r"--color_strength must be in \[0.0, 1.25\]. Received: --color_strength=nan",
         ),
-        (["train", "--temperature=inf"], "--temperature must be finite and > 0"),
-        (["train", "--siamese_margin=inf"], "--siamese_margin must be finite and >= 0"),
+        (["train", "--temperature=inf"], r"--temperature must be in \(0.0, inf\]"),
+        (["train", "--siamese_margin=inf"], r"--siamese_margin must be in \(0.0, inf\]"),
+        (["train", "--batch_size=two"], "--batch_size must be 'auto' or an integer"),
+        (["train", "--dino_output_dim=0"], "--dino_output_dim must be at least 1"),
+        (["train", "--optimizer=rmsprop"], "--optimizer=rmsprop: value should be one of"),
         (["train", "--projection_dims=512,x"], "--projection_dims must be positive integers"),
         (["train", "--image_size=16", "--crop_size=24"], r"--image_size \(16\) is smaller"),
         (["train", "--crop_size=32"], r"--image_size \(28x28\) is smaller than --crop_size"),
@@ -177,8 +180,7 @@ def test_triplets_need_a_labelled_dataset(capsys, tmp_path, monkeypatch):
 def test_a_run_resumes_only_with_the_same_flags(capsys, tmp_path):
     model_dir = tmp_path / "run"
     os.makedirs(model_dir)
-    values = train_flag_values(f"--model_dir={model_dir}", "--epochs=3", "--strategy=default")
-    config = {name: values[name].value for name in values}
+    config = train_flags.flag_values(f"--model_dir={model_dir}", "--epochs=3", "--strategy=default")
     run_dir.write_json(str(model_dir / run_dir.CONFIG), config)
     run_dir.write_json(str(model_dir / run_dir.TRAIN_RESULT), {"epochs": 3})
     # Changing the schedule is refused; changing only the strategy is a resumption.
@@ -192,10 +194,9 @@ def test_a_run_resumes_only_with_the_same_flags(capsys, tmp_path):
 
 
 def resolved_config(method, *arguments, examples=128):
-    values = train_flag_values(f"--method={method}", "--model_dir=unused", *TINY, *arguments)
-    config = {name: values[name].value for name in values}
+    values = train_flags.flag_values(f"--method={method}", "--model_dir=unused", *TINY, *arguments)
     info = data.DatasetInfo("fashion_mnist", (28, 28, 1), 10, None, examples)
-    return train_command._resolve(config, info)
+    return run_config.resolve(values, info)
 
 
 @pytest.mark.parametrize(
@@ -209,20 +210,25 @@ def test_learning_rate_scaling(scaling, batch_size, expected):
         "--train_examples=0",
         examples=10000,
     )
-    assert config["resolved"]["peak_learning_rate"] == pytest.approx(expected)
+    assert config.record()["resolved"]["peak_learning_rate"] == pytest.approx(expected)
+    _, optimizer = train_command.build_model_and_optimizer(config)
+    assert optimizer.get_config()["learning_rate"]["config"]["peak_learning_rate"] == (
+        pytest.approx(expected)
+    )
 
 
 def test_resolve_derives_steps_warmup_and_recipes():
-    resolved = resolved_config("simsiam", "--warmup_fraction=0.25")["resolved"]
+    config = resolved_config("simsiam", "--warmup_fraction=0.25")
+    resolved = config.record()["resolved"]
     assert resolved["image_shape"] == [16, 16, 1] and resolved["stem"] == "small"
     assert resolved["steps_per_epoch"] == 4 and resolved["total_steps"] == 8
     assert resolved["warmup_steps"] == 2
-    assert resolved["learning_rate"] == methods.METHODS["simsiam"].learning_rate
-    assert resolved["optimizer"] == "sgd"
-    triplet = resolved_config("siamese-triplet")["resolved"]
-    assert triplet["triplet_batch"] == (10, 3) and triplet["batch_size"] == 30
-    assert triplet["optimizer"] == "adam" and triplet["weight_decay"] == 0.0
-    assert resolved_config("siamese-triplet", "--optimizer=lars")["resolved"]["optimizer"] == "lars"
+    assert config.recipe.learning_rate == ks.recipes.get("simsiam").learning_rate
+    assert config.recipe.optimizer == "sgd"
+    triplet = resolved_config("siamese-triplet")
+    assert triplet.triplet_batch == (10, 3) and triplet.batch_size == 30
+    assert triplet.recipe.optimizer == "adam" and triplet.recipe.weight_decay == 0.0
+    assert resolved_config("siamese-triplet", "--optimizer=lars").recipe.optimizer == "lars"
 
 
 @pytest.mark.parametrize("method", list(methods.METHODS))
@@ -237,9 +243,9 @@ def test_every_method_builds_its_model_and_batches(method):
     else:
         dataset = tf.data.Dataset.from_tensor_slices(images)
     batches = row.build_batches(config, dataset)
-    model = row.build_model(config)
-    model.compile(optimizer=row.build_optimizer(config))
-    monitors = row.build_monitors(config)
+    model, optimizer = train_command.build_model_and_optimizer(config)
+    model.compile(optimizer=optimizer)
+    monitors = row.build_monitors()
     assert all(isinstance(monitor, keras.callbacks.Callback) for monitor in monitors)
     batch = next(iter(batches))
     if method == "siamese-contrastive":
@@ -249,7 +255,7 @@ def test_every_method_builds_its_model_and_batches(method):
         assert batch[0].shape == (30, 16, 16, 1)
     else:
         assert batch.shape == (32, 16, 16, 1)
-    assert int(batches.cardinality()) == config["resolved"]["steps_per_epoch"]
+    assert int(batches.cardinality()) == config.steps_per_epoch
     assert model(images[:2]).shape[0] == 2
     if method == "simsiam":
         assert isinstance(model.optimizer, ks.optimizers.SplitOptimizer)
@@ -267,13 +273,13 @@ def test_method_flags_are_defined_once_and_name_their_methods():
 def toy_row(**changes):
     """A new method made of the SimCLR parts and one flag of its own."""
     toy_flag = methods.MethodFlag(
-        flags.DEFINE_float, "toy_weight", 1.5, "Weight of the toy term.", {"lower_bound": 0.0}
+        flags.DEFINE_float, "toy_weight", 1.5, "Weight of the toy term.", "temperature"
     )
     fields = dict(
         name="toy",
         summary="Toy: SimCLR under another name",
         flags=(*methods.METHODS["simclr"].flags, toy_flag),
-        learning_rate=0.1,
+        recipe=ks.recipes.get("simclr", learning_rate=0.1),
     )
     return dataclasses.replace(methods.METHODS["simclr"], **{**fields, **changes})
 
@@ -286,8 +292,9 @@ def test_adding_a_method_is_adding_one_row(capsys, monkeypatch):
     assert "--toy_weight: (toy) Weight of the toy term." in text
     assert "--temperature: (simclr, toy) NT-Xent temperature." in text
     config = resolved_config("toy", "--toy_weight=2")
-    assert config["toy_weight"] == 2.0 and config["resolved"]["learning_rate"] == 0.1
-    assert isinstance(methods.METHODS["toy"].build_model(config), ks.SimCLR)
+    assert config.flags["toy_weight"] == 2.0 and config.recipe.temperature == 2.0
+    assert config.recipe.learning_rate == 0.1
+    assert isinstance(train_command.build_model_and_optimizer(config)[0], ks.SimCLR)
 
 
 def test_a_row_without_its_model_class_is_refused_before_training(capsys, monkeypatch, tmp_path):
@@ -297,7 +304,9 @@ def test_a_row_without_its_model_class_is_refused_before_training(capsys, monkey
 
 
 def test_rows_sharing_a_flag_name_share_the_flag(monkeypatch):
-    other = methods.MethodFlag(flags.DEFINE_float, "temperature", 0.5, "Another temperature.")
+    other = methods.MethodFlag(
+        flags.DEFINE_float, "temperature", 0.5, "Another temperature.", "temperature"
+    )
     monkeypatch.setitem(methods.METHODS, "toy", toy_row(flags=(other,)))
     with pytest.raises(ValueError, match="define different flags named 'temperature'"):
         methods.method_flags()

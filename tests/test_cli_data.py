@@ -17,7 +17,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 from PIL import Image
 
 import keras_siamese as ks
@@ -26,6 +25,7 @@ from keras_siamese.cli import (
     data,
     encoder_flag,
     methods,
+    run_config,
     run_dir,
     source_data,
     sources,
@@ -88,11 +88,8 @@ def error_message(capsys):
 
 def resolved(source, info, *arguments):
     """The resolved configuration of `train` flags for a probed source."""
-    values = flags.FlagValues()
-    train_flags.define_flags(values)
-    values(["train", "--model_dir=unused", *TINY, *arguments])
-    config = {name: values[name].value for name in values}
-    return train_command._resolve(config, info, source)
+    values = train_flags.flag_values("--model_dir=unused", *TINY, *arguments)
+    return run_config.resolve(values, info, source)
 
 
 def folder_source(path, labels="auto", eval_dir=""):
@@ -227,7 +224,8 @@ def test_a_labelled_folder_is_probed_resolved_and_batched(tmp_path):
     info = source_data.probe_source(source, config)
     assert info.image_shape == (16, 16, 1) and info.num_examples == 24
     assert info.num_classes == 3 and info.class_names == list(CLASSES)
-    config = resolved(source, info)
+    run = resolved(source, info)
+    config = run.record()
     assert config["resolved"]["knn_monitor"] and config["resolved"]["files_shuffled"]
     assert config["resolved"]["source"] == {
         "kind": "folder",
@@ -235,7 +233,7 @@ def test_a_labelled_folder_is_probed_resolved_and_batched(tmp_path):
         "eval_dir": str(test),
     }
     batches = methods.METHODS["simclr"].build_batches(
-        config, source_data.training_data(source, config, [16, 16, 1], supervised=False)
+        run, source_data.training_data(source, config, [16, 16, 1], supervised=False)
     )
     assert int(batches.cardinality()) == config["resolved"]["steps_per_epoch"] == 3
     images = np.concatenate(list(batches.as_numpy_iterator()))
@@ -255,7 +253,7 @@ def test_an_unlabelled_folder_trains_without_the_monitor(tmp_path):
     config = {"labels": "auto", "on_error": "raise", "seed": 0}
     info = source_data.probe_source(source, config)
     assert info.num_classes is None and info.num_examples == 16
-    config = resolved(source, info)
+    config = resolved(source, info).record()
     assert not config["resolved"]["knn_monitor"]
     with pytest.raises(Exception, match="Evaluation needs labelled queries.*--eval_data_dir"):
         source_data.labelled_sets(source, config, [16, 16, 1])
@@ -304,7 +302,7 @@ def test_tfrecords_are_counted_and_batched(tmp_path):
     assert source.kind == sources.TFRECORD
     info = source_data.probe_source(source, config)
     assert info.num_examples == 10 and info.num_classes == 3 and info.image_shape == (16, 16, 1)
-    config = resolved(
+    run = resolved(
         source,
         info,
         f"--dataset=tfrecord:{pattern}",
@@ -312,11 +310,12 @@ def test_tfrecords_are_counted_and_batched(tmp_path):
         "--batch_size=4",
         "--method=siamese-contrastive",
     )
+    config = run.record()
     assert config["resolved"]["steps_per_epoch"] == 2 and not config["resolved"]["knn_monitor"]
     (pairs_a, _), same = next(
         iter(
             methods.METHODS["siamese-contrastive"].build_batches(
-                config, source_data.training_data(source, config, [16, 16, 1], supervised=True)
+                run, source_data.training_data(source, config, [16, 16, 1], supervised=True)
             )
         )
     )
@@ -339,8 +338,8 @@ def test_a_keras_applications_encoder_builds_at_the_view_shape():
         "--image_size=32",
         "--channels=3",
     )
-    assert config["resolved"]["stem"] is None
-    model = methods.METHODS["simclr"].build_model(config)
+    assert config.record()["resolved"]["stem"] is None
+    model, _ = train_command.build_model_and_optimizer(config)
     assert model.encoder.name == "mobilenetv3small_encoder"
     assert model.encoder.input_shape == (None, 32, 32, 3)
     images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
@@ -368,7 +367,7 @@ def test_a_keras_hub_preset_is_rebuilt_at_the_view_shape(tmp_path):
     source = sources.Source(sources.NAMED, "fashion_mnist")
     info = data.DatasetInfo("fashion_mnist", (28, 28, 1), 10, None, 64)
     config = resolved(source, info, f"--encoder=keras_hub:{tmp_path}", "--channels=3")
-    encoder = encoder_flag.build(config)
+    encoder = encoder_flag.build(config.encoder, config.view_shape)
     assert encoder.input_shape == (None, 16, 16, 3) and encoder.output_shape == (None, 8)
     preprocessing = encoder.get_layer("preprocessing")
     np.testing.assert_allclose(

@@ -17,14 +17,13 @@ import keras_siamese as ks
 from keras_siamese import cli
 from keras_siamese.cli import (
     data,
-    encoder_flag,
     methods,
+    run_config,
     run_dir,
     sources,
     train_command,
     train_flags,
     train_precision,
-    view_recipe,
 )
 
 FASHION_MNIST = data.DatasetInfo("fashion_mnist", (28, 28, 1), 10, None, 60000)
@@ -41,15 +40,12 @@ def only_error_line(capsys):
 
 
 def flag_config(*arguments):
-    values = flags.FlagValues()
-    train_flags.define_flags(values)
-    values(["train", "--model_dir=unused", *arguments])
-    return {name: values[name].value for name in values}
+    return train_flags.flag_values("--model_dir=unused", *arguments)
 
 
 def resolved_config(*arguments, info=FASHION_MNIST):
     """The configuration `train` would run, on a dataset described by `info`."""
-    return train_command._resolve(flag_config(*arguments), info)
+    return run_config.resolve(flag_config(*arguments), info)
 
 
 # ----------------------------------------------------------------------------- the recipe
@@ -57,24 +53,24 @@ def resolved_config(*arguments, info=FASHION_MNIST):
 
 def test_the_defaults_are_the_measured_fashion_mnist_recipe():
     config = resolved_config()
-    resolved = config["resolved"]
-    assert config["method"] == "simclr" and config["encoder"] == "resnet10"
-    assert config["encoder_width"] == 16 and config["batch_size"] == 256
-    assert config["color_strength"] == 1.0 and not config["blur"]
-    assert config["temperature"] == 0.2 and config["min_crop_area"] == 0.25
-    assert config["epochs"] == 10  # ~5 minutes on 2 CPU cores (~115 ms x 2,340 steps)
-    assert config["precision"] == "auto"
-    assert resolved["optimizer"] == "sgd" and resolved["peak_learning_rate"] == 0.6
-    assert resolved["weight_decay"] == 5e-4 and config["warmup_fraction"] == 0.1
+    recipe = config.recipe
+    assert recipe == ks.recipes.get("simclr")
+    assert config.flags["method"] == "simclr" and config.flags["encoder"] == "auto"
+    assert recipe.encoder_depth == 10 and recipe.encoder_width == 16 and config.batch_size == 256
+    assert recipe.color_strength == 1.0 and not recipe.blur
+    assert recipe.temperature == 0.2 and recipe.min_crop_area == 0.25
+    assert recipe.epochs == 10  # ~5 minutes on 2 CPU cores (~115 ms x 2,340 steps)
+    assert config.flags["precision"] == "auto"
+    resolved = config.record()["resolved"]
+    assert recipe.optimizer == "sgd" and resolved["peak_learning_rate"] == 0.6
+    assert recipe.weight_decay == 5e-4 and recipe.warmup_fraction == 0.1
     # 16x16 crops of the 28x28 images; the small stem; a 4x4 grid of averages.
     assert resolved["image_shape"] == [28, 28, 1] and resolved["view_shape"] == [16, 16, 1]
-    assert resolved["any_size_encoder"] and resolved["stem"] == "small"
-    assert resolved["encoder_grid"] == 4
+    assert resolved["stem"] == "small" and resolved["encoder_grid"] == 4
 
-    encoder = encoder_flag.build(config)
-    assert encoder.input_shape == (None, None, None, 1)
-    assert encoder.output_shape == (None, 2048)  # 4 x 4 cells x 128 channels (width 16 x 8)
-    model = methods.METHODS["simclr"].build_model(config)
+    model, _ = train_command.build_model_and_optimizer(config)
+    assert model.encoder.input_shape == (None, None, None, 1)
+    assert model.encoder.output_shape == (None, 2048)  # 4 x 4 cells x 128 channels (16 x 8)
     assert model.image_size == (28, 28) and model.image_shape == (28, 28, 1)
     images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype("uint8")
     view_a, view_b = model.two_views(tf.constant(images))
@@ -83,41 +79,43 @@ def test_the_defaults_are_the_measured_fashion_mnist_recipe():
 
 
 def test_simsiam_takes_the_same_views_and_representation():
-    resolved = resolved_config("--method=simsiam")["resolved"]
-    assert resolved["view_shape"] == [16, 16, 1] and resolved["encoder_grid"] == 4
-    assert resolved["optimizer"] == "sgd" and resolved["learning_rate"] == 0.5
+    config = resolved_config("--method=simsiam")
+    assert config.view_shape == (16, 16, 1) and config.recipe.encoder_grid == 4
+    assert config.recipe.optimizer == "sgd" and config.recipe.learning_rate == 0.5
 
 
 @pytest.mark.parametrize("method", ["siamese-contrastive", "siamese-triplet"])
-def test_the_siamese_rows_keep_whole_images_and_global_pooling(method):
-    # Their own measured recipe: no augmentation, global average pooling.
+def test_the_siamese_rows_take_whole_images_and_their_recipe(method):
+    # Their own measured recipe: whole images, no augmentation, the SimCLR recipe's encoder
+    # (its 4x4 grid), a 128-d embedding, SimCLR pretraining first.
     config = resolved_config(f"--method={method}")
-    resolved = config["resolved"]
-    assert resolved["view_shape"] == [28, 28, 1] and not resolved["any_size_encoder"]
-    assert resolved["encoder_grid"] is None
-    model = methods.METHODS[method].build_model(config)
-    assert model.encoder.input_shape == (None, 28, 28, 1) and model.feature_dim == 128
+    assert config.view_shape == (28, 28, 1) and config.recipe.encoder_grid == 4
+    assert config.recipe == ks.recipes.get(method)
+    assert config.pretrain_steps == round(3 * 60000 / 256)
+    model, _ = train_command.build_model_and_optimizer(config)
+    assert model.embedding_dim == 128 and model.augmenter is None
 
 
 @pytest.mark.parametrize(
-    "arguments, info_shape, crop, grid, any_size",
+    "arguments, info_shape, crop, grid, cropped",
     [
         ([], (28, 28, 1), 16, 4, True),
         (["--crop_size=0"], (28, 28, 1), 28, 4, False),  # 0: the image size, as before
-        (["--crop_size=20", "--encoder_grid=1"], (28, 28, 1), 20, None, True),
+        (["--crop_size=20", "--encoder_grid=1"], (28, 28, 1), 20, 1, True),
         (["--encoder_grid=2"], (28, 28, 1), 16, 2, True),
         ([], (32, 32, 3), 32, 4, False),  # only 28x28 was measured: whole images
         ([], (16, 16, 1), 16, 2, False),  # the grid is at most the 2x2 map of a 16x16 image
         (["--image_size=28"], (64, 48, 3), 16, 4, True),
-        (["--stem=imagenet", "--image_size=96"], (28, 28, 1), 96, None, False),
-        (["--image_size=96"], (28, 28, 1), 96, None, False),  # 96 > 64: the imagenet stem
+        (["--stem=imagenet", "--image_size=96"], (28, 28, 1), 96, 1, False),
+        (["--image_size=96"], (28, 28, 1), 96, 1, False),  # 96 > 64: the imagenet stem
     ],
 )
-def test_crop_and_grid_resolve(arguments, info_shape, crop, grid, any_size):
+def test_crop_and_grid_resolve(arguments, info_shape, crop, grid, cropped):
     info = data.DatasetInfo("any", info_shape, 10, None, 1000)
-    resolved = resolved_config("--batch_size=8", *arguments, info=info)["resolved"]
-    assert resolved["view_shape"][:2] == [crop, crop]
-    assert resolved["encoder_grid"] == grid and resolved["any_size_encoder"] == any_size
+    config = resolved_config("--batch_size=8", *arguments, info=info)
+    assert config.view_shape[:2] == (crop, crop)
+    assert config.recipe.encoder_grid == grid
+    assert (config.recipe.crop_size is not None) == cropped
 
 
 @pytest.mark.parametrize(
@@ -154,12 +152,12 @@ def test_bad_view_flags_fail_with_one_line_naming_the_flag(capsys, tmp_path, arg
 
 def test_the_grid_flag_warns_with_an_encoder_that_pools_its_own_way(capsys):
     # keras.applications encoders are built at one size and pool as Keras built them.
-    values = flags.FlagValues()
-    train_flags.define_flags(values)
-    values(["train", "--encoder=keras.applications:MobileNetV3Small", "--encoder_grid=2"])
-    config = view_recipe.parse_flags({name: values[name].value for name in values})
+    given = flags.FlagValues()
+    train_flags.define_flags(given)
+    given(["train", "--encoder=keras.applications:MobileNetV3Small", "--encoder_grid=2"])
+    values = train_flags.flag_values("--encoder=keras.applications:MobileNetV3Small")
     source = sources.Source(sources.NAMED, "fashion_mnist")
-    train_command._warn_unused(config, values, source)
+    train_command._warn_unused(values, given, source)
     assert "--encoder_grid is not used with --encoder=keras.applications" in (
         capsys.readouterr().err
     )
@@ -180,8 +178,8 @@ def test_every_method_trains_a_step_with_the_default_views(method):
     images = np.random.default_rng(0).integers(0, 256, (32, 28, 28, 1)).astype("uint8")
     labels = np.arange(32) % 4
     dataset = tf.data.Dataset.from_tensor_slices((images, labels) if row.needs_labels else images)
-    model = row.build_model(config)
-    model.compile(optimizer=row.build_optimizer(config))
+    model, optimizer = train_command.build_model_and_optimizer(config)
+    model.compile(optimizer=optimizer)
     before = [weight.numpy().copy() for weight in model.encoder.trainable_weights]
     history = model.fit(row.build_batches(config, dataset), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][-1])
@@ -244,11 +242,10 @@ def test_the_probe_times_the_run_model_and_returns_a_policy():
         "--projection_dims=16,8",
         info=data.DatasetInfo("fashion_mnist", (28, 28, 1), 10, None, 8),
     )
-    method = methods.METHODS["simclr"]
     images = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)).astype("uint8")
     before = keras.mixed_precision.dtype_policy().name
     policy, seconds, _ = train_precision.resolve(
-        "auto", None, lambda: train_command._build_model(method, config), lambda: images
+        "auto", None, lambda: train_command._compiled(config), lambda: images
     )
     assert policy in ("float32", "mixed_bfloat16", "mixed_float16")
     assert policy in seconds and all(value > 0 for value in seconds.values())
@@ -260,9 +257,12 @@ def test_the_probe_times_the_run_model_and_returns_a_policy():
 
 def old_run_config(model_dir):
     """A config.json as `train` wrote it before the recipe defaults (and before --encoder_grid)."""
-    config = view_recipe.parse_flags(flag_config(f"--model_dir={model_dir}"))
+    config = flag_config(f"--model_dir={model_dir}")
     config.update(crop_size=0, color_strength=0.5, epochs=3, precision="float32")
-    del config["encoder_grid"]
+    config.update(encoder="resnet10", batch_size=256, learning_rate_scaling="linear")
+    config.update(min_crop_area=0.25, warmup_fraction=0.1, encoder_width=16)
+    for name in ("encoder_grid", "views"):
+        del config[name]
     return config
 
 
@@ -276,16 +276,17 @@ def test_an_old_run_directory_resumes_only_with_its_own_flags(capsys, tmp_path):
     assert run_cli("train", f"--model_dir={model_dir}") == 2
     error = only_error_line(capsys)
     assert "--crop_size: 0 -> 'auto'" in error and "--encoder_grid: 1 -> 'auto'" in error
-    assert "--epochs: 3 -> 10" in error and "--color_strength: 0.5 -> 1.0" in error
+    assert "--epochs: 3 -> 'auto'" in error and "--color_strength: 0.5 -> 'auto'" in error
+    assert "--encoder: 'resnet10' -> 'auto'" in error and "--views: 'simclr' -> 'auto'" in error
     assert "precision" not in error  # `auto` resumes in the recorded float32
     resume = ["--crop_size=0", "--encoder_grid=1", "--epochs=3", "--color_strength=0.5"]
-    assert f"({' '.join(resume)})" in error
+    assert all(flag in error for flag in resume)
+    resume = error[error.rindex("(--") + 1 : error.index("), or use")].split()
     assert run_cli("train", f"--model_dir={model_dir}", *resume) == 0
     assert "has finished; nothing to do" in capsys.readouterr().out
     # With those flags the run resolves as it was written: whole images, global pooling.
-    resolved = resolved_config(*resume)["resolved"]
-    assert resolved["view_shape"] == [28, 28, 1] and not resolved["any_size_encoder"]
-    assert resolved["encoder_grid"] is None
+    config = resolved_config(*resume)
+    assert config.view_shape == (28, 28, 1) and config.recipe.encoder_grid == 1
     # An explicit precision must match the recorded one.
     assert run_cli("train", f"--model_dir={model_dir}", *resume, "--precision=mixed_bfloat16") == 2
     assert "--precision: 'float32' -> 'mixed_bfloat16'" in only_error_line(capsys)

@@ -1,8 +1,8 @@
 """`train --encoder`: which backbone, parsed and checked before TensorFlow, built after it.
 
-- `resnet10`, `resnet18`, `resnet34`, `resnet50`: `keras_siamese.encoders.resnet`, with
-  `--encoder_width`, `--stem` and `--encoder_grid`, for any channel count; of any input size
-  when the views are smaller than the images (see `keras_siamese.cli.view_recipe`).
+- `auto` (the recipe's ResNet), `resnet10`, `resnet18`, `resnet34`, `resnet50`: the recipe's
+  `build_encoder` (`keras_siamese.encoders.resnet` of any input size), with `--encoder_width`,
+  `--stem` and `--encoder_grid` (see `keras_siamese.cli.view_recipe`).
 - `keras.applications:NAME` (e.g. `keras.applications:EfficientNetV2B0`):
   `encoders.from_keras_applications`, with the family's preprocessing inside the encoder;
   random initialisation, or `--encoder_weights`, a local `*_notop` weights file.
@@ -10,7 +10,8 @@
   rebuilt at the view size when its config has an `image_shape`.
 
 `parse` and `check_files` need no TensorFlow; `check_application_name` imports Keras (the
-names are `keras.applications`' own); `build` runs inside the strategy scope.
+names are `keras.applications`' own); `build` (the encoders that are not the recipe's
+ResNet) runs inside the strategy scope.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 RESNET_DEPTHS = (10, 18, 34, 50)
 RESNETS = tuple(f"resnet{depth}" for depth in RESNET_DEPTHS)
 RESNET = "resnet"
+AUTO = "auto"
 APPLICATIONS = "keras.applications"
 KERAS_HUB = "keras_hub"
 CHOICES = (*RESNETS, f"{APPLICATIONS}:NAME", f"{KERAS_HUB}:PRESET_DIR")
@@ -59,6 +61,8 @@ def parse(text: str) -> EncoderChoice:
         EncoderChoice(family='keras.applications', name='MobileNetV3Small', depth=None)
     """
     value = text.strip()
+    if value.lower() == AUTO:
+        return EncoderChoice(RESNET, AUTO)
     if value.lower() in RESNETS:
         return EncoderChoice(RESNET, value.lower(), int(value[len(RESNET) :]))
     family, separator, name = value.partition(":")
@@ -137,30 +141,23 @@ def check_application_name(choice: EncoderChoice) -> None:
     )
 
 
-def build(config: dict) -> keras.Model:
-    """The encoder of `--encoder` at the resolved view shape (see the module docstring)."""
+def build(choice: EncoderChoice, view_shape, weights: str = "") -> keras.Model:
+    """The `keras.applications` or KerasHub encoder of `choice` at `view_shape`.
+
+    The resnetN encoders are the recipe's (`Recipe.build_encoder`), not built here.
+    """
     import keras_siamese as ks
 
-    choice = parse(config["encoder"])
-    resolved = config["resolved"]
-    view_shape = tuple(resolved["view_shape"])
-    if choice.family == RESNET:
-        # Views smaller than the images: an encoder of any size (trained on the views, serving
-        # the images). `.get`: config.json files written before these keys trained neither.
-        any_size = resolved.get("any_size_encoder", False)
-        return ks.encoders.resnet(
-            depth=choice.depth,
-            input_shape=(None, None, view_shape[2]) if any_size else view_shape,
-            small_images=resolved["stem"] == "small",
-            width=config["encoder_width"],
-            grid_size=resolved.get("encoder_grid"),
-        )
+    view_shape = tuple(int(side) for side in view_shape)
     if choice.family == APPLICATIONS:
-        weights = config.get("encoder_weights") or None
-        return ks.encoders.from_keras_applications(
-            choice.name, view_shape, weights=weights and os.path.expanduser(weights)
-        )
-    return _keras_hub_encoder(os.path.expanduser(choice.name), view_shape)
+        weights = weights and os.path.expanduser(weights)
+        return ks.encoders.from_keras_applications(choice.name, view_shape, weights=weights or None)
+    if choice.family == KERAS_HUB:
+        return _keras_hub_encoder(os.path.expanduser(choice.name), view_shape)
+    raise ValueError(
+        f"`build` makes keras.applications and KerasHub encoders; a ResNet is the recipe's "
+        f"`build_encoder`. Received: choice={choice}"
+    )
 
 
 def _keras_hub_encoder(preset: str, view_shape: tuple[int, int, int]) -> keras.Model:

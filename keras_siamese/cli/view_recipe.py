@@ -1,17 +1,13 @@
-"""`train --crop_size` and `--encoder_grid`: the views and the representation, `auto` or given.
+"""`train --crop_size`, `--stem` and `--encoder_grid` once the images are known.
 
-`auto` is the recipe our sweep measured best on Fashion-MNIST (SimCLR and SimSiam, 2 CPU
-cores; benchmarks/results/sweep.md, benchmarks/recipe_parts.py): a ResNet-10 with the
-small-image stem trained on 16x16 crops (25-100% of the area) of the 28x28 images, its last
-feature map (4x4x128 on a 28x28 image at width 16) averaged over a 4x4 grid and flattened
-(2,048 features) instead of globally averaged. SimCLR, 3 epochs: kNN 86.1, linear probe 92.2,
-linear probe on 1% of the labels 84.4. Only 28x28 images were measured: other sizes train on
-whole images (`--crop_size` auto is the image size), and the grid follows the stem.
-
-A crop smaller than the images needs an encoder of any input size (`input_shape=(None, None,
-C)`; the resnetN encoders): it trains on the crops, and the model, given `image_size=`, takes
-and serves whole images. The siamese rows (`Method.view_recipe=False`) train on whole labelled
-images with global pooling, their own measured recipe.
+`auto` is the method's recipe (`keras_siamese.recipes`), measured on 28x28 Fashion-MNIST: a
+ResNet with the small-image stem trained on 16x16 crops (25-100% of the area), its last
+feature map averaged over a 4x4 grid. Only 28x28 images were measured, so on other images
+`auto` trains on whole images; views over 64 pixels take the imagenet stem; the grid is at
+most the side of the last feature map on the images (image side / 8: 2 on 16x16 images,
+where 4 cells would repeat each value), and 1 (global average pooling) with the imagenet
+stem. A crop smaller than the images needs an encoder of any input size (the resnetN
+encoders); the model, given `image_size=`, still takes and serves whole images.
 
 No TensorFlow here: the flags are checked before it is imported.
 """
@@ -20,11 +16,11 @@ from __future__ import annotations
 
 from absl import app
 
-from keras_siamese.cli import encoder_flag, flag_checks
+from keras_siamese.cli import flag_checks
+from keras_siamese.recipes import Recipe
 
-RECIPE_IMAGE_SIZE = (28, 28)  # the only image size the recipe was measured on
-RECIPE_CROP_SIZE = 16
-RECIPE_GRID = 4
+RECIPE_IMAGE_SIZE = (28, 28)  # the only image size the recipes were measured on
+LARGEST_SMALL_STEM_VIEW = 64
 GLOBAL_POOLING = 1
 CROP_MEANING = "0: the image size"
 GRID_MEANING = "1: global average pooling; N: the last feature map averaged over N x N cells"
@@ -40,79 +36,79 @@ def parse_encoder_grid(value) -> str | int:
     return flag_checks.auto_integer("encoder_grid", value, 1, GRID_MEANING)
 
 
-def parse_flags(config: dict) -> dict:
-    """`config` with `crop_size` and `encoder_grid` parsed (`"auto"` or an int), as recorded.
+def parse_flags(values: dict) -> dict:
+    """`values` with `crop_size` and `encoder_grid` parsed (`"auto"` or an int), as recorded.
 
     Raises:
         absl.app.UsageError: naming the flag, the value and what it takes.
     """
     return dict(
-        config,
-        crop_size=parse_crop_size(config["crop_size"]),
-        encoder_grid=parse_encoder_grid(config["encoder_grid"]),
+        values,
+        crop_size=parse_crop_size(values["crop_size"]),
+        encoder_grid=parse_encoder_grid(values["encoder_grid"]),
     )
 
 
-def crop_size(config: dict, view_recipe: bool, height: int, width: int) -> int:
-    """The side of the training views for images of `height` x `width`.
+def auto_crop(recipe: Recipe, image_shape, resnet: bool) -> Recipe:
+    """`recipe` with `crop_size` as `--crop_size=auto` reads it for these images."""
+    measured = resnet and tuple(image_shape[:2]) == RECIPE_IMAGE_SIZE
+    return recipe if measured else recipe.replace(crop_size=None)
 
-    Raises:
-        absl.app.UsageError: for a crop larger than the images, or smaller than them with an
-            encoder built at one size (keras.applications, KerasHub).
-    """
-    value = parse_crop_size(config["crop_size"])
-    resnet = encoder_flag.parse(config["encoder"]).family == encoder_flag.RESNET
-    if value == "auto":
-        recipe = view_recipe and resnet and (height, width) == RECIPE_IMAGE_SIZE
-        crop = RECIPE_CROP_SIZE if recipe else min(height, width)
-    else:
-        crop = value or min(height, width)
-    if crop > min(height, width):
+
+def _check_crop(recipe: Recipe, values: dict, image_shape, resnet: bool) -> None:
+    height, width = image_shape[:2]
+    crop = recipe.crop_size
+    if crop is not None and crop > min(height, width):
         raise app.UsageError(
             f"--image_size ({height}x{width}) is smaller than --crop_size ({crop}): views are "
             f"cropped from the images. Received: --crop_size={crop}"
         )
-    if (crop, crop) != (height, width) and not resnet:
+    if crop is not None and (crop, crop) != (height, width) and not resnet:
         raise app.UsageError(
             f"Views of {crop}x{crop} from {height}x{width} images need an encoder of any input "
-            f"size (the resnetN encoders); --encoder={config['encoder']} is built at one size. "
+            f"size (the resnetN encoders); --encoder={values['encoder']} is built at one size. "
             f"Pass --crop_size=0 with square images (e.g. --image_size={min(height, width)}). "
-            f"Received: --crop_size={config['crop_size']}, --encoder={config['encoder']}"
+            f"Received: --crop_size={values['crop_size']}, --encoder={values['encoder']}"
         )
-    return crop
 
 
-def smallest_view(stem: str, grid: int | None) -> int:
-    """The smallest view side a ResNet with `stem` and `grid` takes.
+def _auto_encoder(recipe: Recipe, values: dict, image_side: int) -> Recipe:
+    """The stem and the grid of `auto` (see the module docstring)."""
+    view_side = recipe.crop_size or image_side
+    if values["stem"] == "auto" and view_side > LARGEST_SMALL_STEM_VIEW:
+        recipe = recipe.replace(stem="imagenet")
+    if values["encoder_grid"] == "auto":
+        grid = GLOBAL_POOLING
+        if recipe.stem == "small":
+            grid = min(recipe.encoder_grid, -(-image_side // 8))
+        recipe = recipe.replace(encoder_grid=grid)
+    return recipe
 
-    The small stem keeps the resolution and the three strided stages divide it by 8 (the
-    imagenet stem by 32), so 8 (32) pixels end on a 1x1 map. A grid of averages needs at
-    least 2x2: Keras' `AdaptiveAveragePooling2D` fails in a traced step on a 1x1 map.
-    """
-    stride = 8 if stem == "small" else 32
-    return stride if grid is None else stride + 1
 
-
-def grid_size(config: dict, view_recipe: bool, stem: str | None, image_side: int) -> int | None:
-    """The ResNet's `grid_size`: None for global average pooling, else N (an N x N grid).
-
-    `auto` with the small stem is 4, but at most the side of the last feature map on the
-    images (`image_side / 8`, rounded up: 4 on 28x28 or 32x32 images, where the grid is the
-    whole map; 2 on 16x16, where 4 cells would repeat each value); 1 (global average pooling)
-    with the imagenet stem and for the methods without the views recipe.
+def resolve(recipe: Recipe, values: dict, image_shape, resnet: bool) -> Recipe:
+    """`recipe` with the views and the ResNet of `--crop_size`, `--stem`, `--encoder_grid`.
 
     Args:
-        config: the flags (`encoder_grid`).
-        view_recipe: the method's `Method.view_recipe`.
-        stem: the resolved ResNet stem; None for other encoders (which pool their own way:
-            the grid is then None whatever the flag says).
-        image_side: the shorter side of the images the model serves.
+        recipe: the recipe with the flags applied (`auto` ones still the recipe's values).
+        values: the flag values (`crop_size`, `stem`, `encoder_grid`, `encoder`).
+        image_shape: `(height, width, channels)` of the images the model serves.
+        resnet: whether the encoder is the recipe's ResNet (else one built at one size).
+
+    Raises:
+        absl.app.UsageError: for views larger than the images, smaller than them with an
+            encoder built at one size, or too small for the ResNet.
     """
-    value = parse_encoder_grid(config["encoder_grid"])
-    if stem is None:
-        return None
-    if value == "auto":
-        value = GLOBAL_POOLING
-        if view_recipe and stem == "small":
-            value = min(RECIPE_GRID, -(-image_side // 8))
-    return None if value == GLOBAL_POOLING else value
+    if parse_crop_size(values["crop_size"]) == "auto":
+        recipe = auto_crop(recipe, image_shape, resnet)
+    _check_crop(recipe, values, image_shape, resnet)
+    if not resnet:
+        return recipe
+    recipe = _auto_encoder(recipe, values, min(image_shape[:2]))
+    view = min(recipe.view_size(image_shape))
+    if view < recipe.smallest_view():
+        pooling = "" if recipe.encoder_grid == 1 else f" with --encoder_grid={recipe.encoder_grid}"
+        raise app.UsageError(
+            f"The {recipe.stem} ResNet stem needs views of at least {recipe.smallest_view()} "
+            f"pixels{pooling}. Received: --crop_size={view} (--image_size={image_shape[0]})"
+        )
+    return recipe

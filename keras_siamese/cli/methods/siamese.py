@@ -1,0 +1,84 @@
+"""`train --method=siamese-contrastive` and `siamese-triplet`: Siamese networks, flags and rows.
+
+A shared encoder, first pretrained with SimCLR for `--pretrain_epochs` (the recipe's
+`pretraining_recipe()`), then trained on labelled pairs under the contrastive margin loss
+(Hadsell et al. 2006) or on P x K batches under the triplet loss (Schroff et al. 2015).
+Defaults: `keras_siamese.recipes.get("siamese-contrastive")` and `get("siamese-triplet")`;
+where the two recipes differ (the margin) the flag is `auto`.
+"""
+
+from __future__ import annotations
+
+import keras_siamese as ks
+from keras_siamese.cli import method_batches
+from keras_siamese.cli.methods.method import (
+    Method,
+    auto_float_flag,
+    bool_flag,
+    enum_flag,
+    integer_flag,
+    no_monitors,
+)
+from keras_siamese.recipes.siamese import DISTANCES, MININGS
+
+TRIPLET = ks.recipes.get("siamese-triplet")
+CONTRASTIVE = ks.recipes.get("siamese-contrastive")
+
+SIAMESE_FLAGS = (
+    integer_flag(
+        "siamese_embedding_dim",
+        "embedding_dim",
+        TRIPLET.embedding_dim,
+        "Size of the L2-normalised embedding (0: the encoder's features).",
+    ),
+    auto_float_flag(
+        "siamese_margin",
+        "margin",
+        f"Loss margin; auto: the recipe's (contrastive {CONTRASTIVE.margin:g}, triplet "
+        f"{TRIPLET.margin:g}).",
+    ),
+    enum_flag("siamese_distance", "distance", TRIPLET.distance, DISTANCES, "Distance."),
+    bool_flag(
+        "siamese_augment", "augment", TRIPLET.augment, "Augment the images (SimCLR's views)."
+    ),
+    auto_float_flag(
+        "pretrain_epochs",
+        "pretrain_epochs",
+        f"Epochs of SimCLR pretraining of the encoder first (batches of 256; 0: none); auto: "
+        f"the recipe's ({TRIPLET.pretrain_epochs:g}).",
+    ),
+)
+TRIPLET_FLAGS = (
+    enum_flag("triplet_mining", "mining", TRIPLET.mining, MININGS, "Online triplet mining."),
+    integer_flag(
+        "classes_per_batch",
+        "classes_per_batch",
+        TRIPLET.classes_per_batch,
+        "Classes P of the P x K batches (0: as many as the dataset has, at most "
+        "batch_size / 2); K = batch_size // P.",
+    ),
+)
+
+CONTRASTIVE_METHOD = Method(
+    "siamese-contrastive",
+    "Siamese network on labelled pairs, contrastive margin loss (Hadsell et al. 2006)",
+    model_class="SiameseNetwork",
+    recipe=CONTRASTIVE,
+    flags=SIAMESE_FLAGS,
+    needs_labels=True,
+    build_batches=method_batches.pairs,
+    build_monitors=no_monitors,
+    pretrains=True,
+)
+TRIPLET_METHOD = Method(
+    "siamese-triplet",
+    "Siamese network on labelled triplets, triplet margin loss (Schroff et al. 2015)",
+    model_class="SiameseNetwork",
+    recipe=TRIPLET,
+    flags=(*SIAMESE_FLAGS, *TRIPLET_FLAGS),
+    needs_labels=True,
+    batch_layout=method_batches.class_balanced,
+    build_batches=method_batches.class_balanced_batches,
+    build_monitors=no_monitors,
+    pretrains=True,
+)
