@@ -110,35 +110,76 @@ def _retrieval_grid_data(
     return test_images[queries], test_labels[queries], neighbour_images, memory_labels[neighbours]
 
 
-def run(values: flags.FlagValues) -> int:
-    """Runs `evaluate` with parsed flags; returns the exit code."""
-    options = {name: values[name].value for name in values}
-    model_dir = run_dir.require_model_dir(options["model_dir"])
-    flag_checks.positive("knn_temperature", options["knn_temperature"])
-    config = run_dir.read_config(model_dir)
-    resolved = config["resolved"]
-    source = sources.from_run(config, options["eval_data_dir"])
-    if source.kind == sources.NAMED and resolved.get("num_classes") is None:
-        raise app.UsageError(
-            f"Dataset {config['dataset']!r} of the run has no class labels, which kNN, the "
-            f"linear probe and retrieval all need. Received: --model_dir={model_dir}"
-        )
-    from keras_siamese import plots
-    from keras_siamese.cli import data, source_data
-
-    memory, test, class_names = source_data.labelled_sets(
-        source,
-        config,
-        resolved["image_shape"],
-        options["memory_examples"],
-        options["test_examples"],
+def _retrieval(test_features, test_labels, distance: str) -> dict | None:
+    """Leave-one-out retrieval on the test split (None with too few queries)."""
+    retrieval_ks = tuple(k for k in (1, 5, 10) if k < len(test_labels))
+    if not retrieval_ks:
+        return None
+    retrieval = ks.evaluation.retrieval_metrics(
+        test_features,
+        test_labels,
+        test_features,
+        test_labels,
+        ks=retrieval_ks,
+        distance=distance,
+        exclude_self=True,
     )
-    model = run_dir.load_model(model_dir)
-    started = time.perf_counter()
-    extract = {"batch_size": options["batch_size"], "progress": options["progress"]}
-    memory_features, memory_labels = ks.evaluation.extract_features(model, memory, **extract)
-    test_features, test_labels = ks.evaluation.extract_features(model, test, **extract)
-    num_classes = len(class_names)
+    return {**{name: _plain(value) for name, value in retrieval.items()}, "distance": distance}
+
+
+def _linear_probe(features, options: dict, num_classes: int) -> dict:
+    """The linear probe on `(memory_features, memory_labels, test_features, test_labels)`."""
+    probe = ks.evaluation.linear_probe_on_features(
+        *features,
+        epochs=options["linear_probe_epochs"],
+        num_classes=num_classes,
+        seed=options["seed"],
+        progress=options["progress"],
+    )
+    results = {name: _plain(value) for name, value in probe.items() if name != "classifier"}
+    return {**results, "epochs": options["linear_probe_epochs"]}
+
+
+def _plots(model_dir, title, memory, features, test, options, class_names, distance) -> list:
+    """The training curves, retrieval grid, t-SNE map and projector files; their paths."""
+    from keras_siamese import plots
+    from keras_siamese.cli import data
+
+    memory_features, memory_labels, test_features, test_labels = features
+    plots_dir = run_dir.path(model_dir, run_dir.PLOTS)
+    points = min(options["plot_points"], len(test_labels))
+    test_images, _ = data.to_arrays(test.take(points))
+    test_features, test_labels = test_features[:points], test_labels[:points]
+    history = run_dir.path(model_dir, run_dir.HISTORY)
+    written = [plots.write_curves(history, run_dir.path(model_dir, run_dir.CURVES), title=title)]
+    grid = _retrieval_grid_data(
+        memory, memory_features, memory_labels, test_images, test_features, test_labels, distance
+    )
+    grid_path = run_dir.path(plots_dir, "retrieval_grid.png")
+    written.append(plots.retrieval_grid(*grid, grid_path, class_names=class_names))
+    if points >= 5:
+        map_path = run_dir.path(plots_dir, "embedding_map.png")
+        written.append(
+            plots.embedding_map(
+                test_features,
+                test_labels,
+                map_path,
+                class_names=class_names,
+                max_points=points,
+                seed=options["seed"],
+            )
+        )
+    logs = run_dir.path(model_dir, run_dir.LOGS)
+    written.append(
+        plots.projector_files(
+            test_features, test_labels, test_images, logs, class_names=class_names
+        )
+    )
+    return [path for path in written if path]
+
+
+def _knn(features, options: dict, num_classes: int) -> dict:
+    memory_features, memory_labels, test_features, test_labels = features
     predictions = ks.evaluation.knn_predict(
         memory_features,
         memory_labels,
@@ -147,99 +188,65 @@ def run(values: flags.FlagValues) -> int:
         temperature=options["knn_temperature"],
         num_classes=num_classes,
     )
+    top1 = float(np.mean(predictions == test_labels))
+    return {"top1": top1, "k": options["knn_k"], "temperature": options["knn_temperature"]}
+
+
+def _read_run(options: dict):
+    """The run's config.json and `Source`, refusing a run without labels."""
+    model_dir = run_dir.require_model_dir(options["model_dir"])
+    flag_checks.positive("knn_temperature", options["knn_temperature"])
+    config = run_dir.read_config(model_dir)
+    source = sources.from_run(config, options["eval_data_dir"])
+    if source.kind == sources.NAMED and config["resolved"].get("num_classes") is None:
+        raise app.UsageError(
+            f"Dataset {config['dataset']!r} of the run has no class labels, which kNN, the "
+            f"linear probe and retrieval all need. Received: --model_dir={model_dir}"
+        )
+    return model_dir, config, source
+
+
+def run(values: flags.FlagValues) -> int:
+    """Runs `evaluate` with parsed flags; returns the exit code."""
+    options = {name: values[name].value for name in values}
+    model_dir, config, source = _read_run(options)
+    from keras_siamese.cli import source_data
+
+    memory, test, class_names = source_data.labelled_sets(
+        source,
+        config,
+        config["resolved"]["image_shape"],
+        options["memory_examples"],
+        options["test_examples"],
+    )
+    model = run_dir.load_model(model_dir)
+    started = time.perf_counter()
+    extract = {"batch_size": options["batch_size"], "progress": options["progress"]}
+    memory_features, memory_labels = ks.evaluation.extract_features(model, memory, **extract)
+    test_features, test_labels = ks.evaluation.extract_features(model, test, **extract)
+    features = (memory_features, memory_labels, test_features, test_labels)
     results = {
         "method": config["method"],
         "data": source.describe(),
         "queries": source.eval_dir or config["test_split"],
         "memory_examples": len(memory_labels),
         "test_examples": len(test_labels),
-        "knn": {
-            "top1": float(np.mean(predictions == test_labels)),
-            "k": options["knn_k"],
-            "temperature": options["knn_temperature"],
-        },
+        "knn": _knn(features, options, len(class_names)),
     }
     print(f"kNN top-1 (k={options['knn_k']}): {results['knn']['top1']:.4f}")
     distance = getattr(model, "distance", "cosine")  # A SiameseNetwork's own distance.
-    retrieval_ks = tuple(k for k in (1, 5, 10) if k < len(test_labels))
-    if options["retrieval"] and retrieval_ks:
-        retrieval = ks.evaluation.retrieval_metrics(
-            test_features,
-            test_labels,
-            test_features,
-            test_labels,
-            ks=retrieval_ks,
-            distance=distance,
-            exclude_self=True,
-        )
-        results["retrieval"] = {name: _plain(value) for name, value in retrieval.items()}
-        results["retrieval"]["distance"] = distance
-        print(f"Retrieval (leave-one-out on the test split): {json.dumps(results['retrieval'])}")
+    retrieval = _retrieval(test_features, test_labels, distance) if options["retrieval"] else None
+    if retrieval is not None:
+        results["retrieval"] = retrieval
+        print(f"Retrieval (leave-one-out on the test split): {json.dumps(retrieval)}")
     if options["linear_probe"]:
-        probe = ks.evaluation.linear_probe_on_features(
-            memory_features,
-            memory_labels,
-            test_features,
-            test_labels,
-            epochs=options["linear_probe_epochs"],
-            num_classes=num_classes,
-            seed=options["seed"],
-            progress=options["progress"],
-        )
-        results["linear_probe"] = {
-            name: _plain(value) for name, value in probe.items() if name != "classifier"
-        }
-        results["linear_probe"]["epochs"] = options["linear_probe_epochs"]
+        results["linear_probe"] = _linear_probe(features, options, len(class_names))
         print(f"Linear probe: {json.dumps(results['linear_probe'])}")
-
     if options["plots"]:
-        plots_dir = run_dir.path(model_dir, run_dir.PLOTS)
         title = f"{config['method']} on {source.title()}"
-        points = min(options["plot_points"], len(test_labels))
-        test_images, _ = data.to_arrays(test.take(points))
-        written = [
-            plots.write_curves(
-                run_dir.path(model_dir, run_dir.HISTORY),
-                run_dir.path(model_dir, run_dir.CURVES),
-                title=title,
-            )
-        ]
-        written.append(
-            plots.retrieval_grid(
-                *_retrieval_grid_data(
-                    memory,
-                    memory_features,
-                    memory_labels,
-                    test_images,
-                    test_features[:points],
-                    test_labels[:points],
-                    distance,
-                ),
-                run_dir.path(plots_dir, "retrieval_grid.png"),
-                class_names=class_names,
-            )
+        results["plots"] = _plots(
+            model_dir, title, memory, features, test, options, class_names, distance
         )
-        if points >= 5:
-            written.append(
-                plots.embedding_map(
-                    test_features[:points],
-                    test_labels[:points],
-                    run_dir.path(plots_dir, "embedding_map.png"),
-                    class_names=class_names,
-                    max_points=points,
-                    seed=options["seed"],
-                )
-            )
-        written.append(
-            plots.projector_files(
-                test_features[:points],
-                test_labels[:points],
-                test_images,
-                run_dir.path(model_dir, run_dir.LOGS),
-                class_names=class_names,
-            )
-        )
-        results["plots"] = [path for path in written if path]
         print("Plots and projector files:\n  " + "\n  ".join(results["plots"]))
     results["seconds"] = round(time.perf_counter() - started, 1)
     run_dir.write_json(run_dir.path(model_dir, run_dir.EVAL), results)
