@@ -15,7 +15,7 @@ import pytest
 from absl import app
 
 from keras_siamese import validation
-from keras_siamese.cli import flag_checks
+from keras_siamese.cli import flag_checks, methods, recipe_flags
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HEAVY = ("tensorflow", "keras", "tf_keras", "jax", "torch")
@@ -133,23 +133,34 @@ def accepts(check, *arguments, **options):
 NUMBERS = [0.2, 1.0, 1e-9, 0.0, -1.0, 1.5, math.inf, -math.inf, math.nan]
 
 
+def recipe_flag_accepts(method, name, value):
+    """Whether `train --method=METHOD --NAME=VALUE` passes the recipe's check of the field."""
+    row = methods.METHODS[method]
+    flag = {flag.name: flag for flag in (*recipe_flags.RECIPE_FLAGS, *row.flags)}[name]
+    return accepts(recipe_flags.apply, row.recipe, flag, value)
+
+
 @pytest.mark.parametrize("value", NUMBERS)
 def test_flag_checks_give_the_answers_of_validation(value):
-    assert accepts(flag_checks.positive, "temperature", value) == accepts(
+    assert accepts(flag_checks.positive, "knn_temperature", value) == accepts(
         validation.check_temperature, value
     )
-    assert accepts(flag_checks.non_negative, "siamese_margin", value) == accepts(
-        validation.check_number, "margin", value, 0.0
+    assert recipe_flag_accepts("simclr", "temperature", value) == accepts(
+        validation.check_temperature, value
     )
-    assert accepts(
-        flag_checks.number, "min_crop_area", value, 0.0, 1.0, open_minimum=True
-    ) == accepts(validation.check_number, "min_crop_area", value, 0.0, 1.0, include_minimum=False)
+    assert recipe_flag_accepts("simclr", "min_crop_area", str(value)) == accepts(
+        validation.check_number, "min_crop_area", value, 0.0, 1.0, include_minimum=False
+    )
 
 
 @pytest.mark.parametrize("dims", [["512", "128"], ["16"], ["0"], ["8", "0"], []])
 def test_dims_flags_give_the_answers_of_validation(dims):
-    cli_answer = accepts(flag_checks.positive_integers, "projection_dims", dims)
+    cli_answer = recipe_flag_accepts("simclr", "projection_dims", dims)
     assert cli_answer == accepts(validation.check_dims, "projection_dims", [int(d) for d in dims])
     if cli_answer:
-        sizes = flag_checks.positive_integers("projection_dims", dims)
-        assert sizes == validation.check_dims("projection_dims", sizes)
+        recipe = recipe_flags.apply(
+            methods.METHODS["simclr"].recipe, methods.METHODS["simclr"].flags[1], dims
+        )
+        assert recipe.projection_dims == validation.check_dims(
+            "projection_dims", recipe.projection_dims
+        )

@@ -1,14 +1,13 @@
 """Checks of flag values that run before TensorFlow is imported.
 
-They apply the rules of `keras_siamese.validation` (numbers are finite; a temperature is
-> 0; layer sizes are positive integers), which imports no TensorFlow, and answer in flag terms
-(`--name ... Received: --name=value`) as one `absl.app.UsageError`.
+`number` and `positive` apply the rules of `keras_siamese.validation` (numbers are finite; a
+temperature is > 0) to the flags of `evaluate`; `auto_integer` parses `train --crop_size` and
+`--encoder_grid`. The recipe fields of `train` are checked by the recipes themselves
+(`keras_siamese.cli.recipe_flags`). Each answers in flag terms (`--name ... Received:
+--name=value`) as one `absl.app.UsageError`, without TensorFlow.
 """
 
 from __future__ import annotations
-
-import math
-from collections.abc import Sequence
 
 from absl import app
 
@@ -66,52 +65,6 @@ def number(
 def positive(name: str, value: float) -> float:
     """A finite number > 0: the rule of `keras_siamese.validation.check_temperature`."""
     return number(name, value, 0.0, open_minimum=True)
-
-
-def non_negative(name: str, value: float) -> float:
-    """A finite number >= 0 (a margin, a weight decay)."""
-    return number(name, value, 0.0)
-
-
-def positive_integers(name: str, values: Sequence[str]) -> tuple[int, ...]:
-    """Checks a list flag of layer sizes (`--projection_dims=512,128`); returns the sizes.
-
-    Raises:
-        absl.app.UsageError: for an empty list or an item that is not an integer >= 1.
-
-    Example:
-        >>> positive_integers("projection_dims", ["512", "128"])
-        (512, 128)
-    """
-    items = [str(item).strip() for item in values]
-    if not items or not all(item.isdigit() and int(item) > 0 for item in items):
-        raise app.UsageError(
-            f"--{name} must be positive integers separated by commas. "
-            f"Received: --{name}={','.join(items)}"
-        )
-    return tuple(int(item) for item in items)
-
-
-def auto_number(name: str, text: str, default: float, minimum: float, strict: bool) -> float:
-    """Parses a flag that is `auto` (the method's `default`) or a finite number above `minimum`.
-
-    Example:
-        >>> auto_number("weight_decay", "auto", 5e-4, 0.0, strict=False)
-        0.0005
-    """
-    if text.strip().lower() == "auto":
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    in_range = value > minimum if strict else value >= minimum
-    if not in_range or not math.isfinite(value):
-        bound = f"{'>' if strict else '>='} {minimum:g}"
-        raise app.UsageError(
-            f"--{name} must be 'auto' or a number {bound}. Received: --{name}={text}"
-        )
-    return value
 
 
 def auto_integer(name: str, value, minimum: int, expected: str) -> str | int:
