@@ -63,7 +63,10 @@ def test_the_default_model_and_optimizer_are_the_recipe_ones(name):
     assert config.recipe == recipe
     model, optimizer = train_command.build_model_and_optimizer(config)
     expected_model = recipe.build_model((28, 28, 1), config.total_steps, seed=0)
-    expected_optimizer = recipe.build_optimizer(config.total_steps)
+    # The peak rate follows the real global batch: the recipe's, or P x K = 10 x 11 = 110 of
+    # the triplet recipe's 112 on Fashion-MNIST's 10 classes.
+    assert config.batch_size == (110 if name == "siamese-triplet" else recipe.batch_size)
+    expected_optimizer = recipe.build_optimizer(config.total_steps, config.batch_size)
     assert without_names(keras.saving.serialize_keras_object(model)) == without_names(
         keras.saving.serialize_keras_object(expected_model)
     )

@@ -40,8 +40,6 @@ class RunConfig:
         class_names: their names, or None.
         train_examples: training examples per epoch.
         batch_size: the global batch (P x K for triplets).
-        learning_rate_batch: `--batch_size`, which the peak learning rate follows from the
-            recipe's batch (the optimizer's `batch_size`).
         triplet_batch: `(P, K)` of triplet batches, or None.
         steps_per_epoch: whole batches per epoch.
         total_steps: optimizer steps of the run.
@@ -58,7 +56,6 @@ class RunConfig:
     class_names: tuple[str, ...] | None
     train_examples: int
     batch_size: int
-    learning_rate_batch: int
     triplet_batch: tuple[int, int] | None
     steps_per_epoch: int
     total_steps: int
@@ -112,8 +109,7 @@ class RunConfig:
             "steps_per_epoch": self.steps_per_epoch,
             "total_steps": self.total_steps,
             "warmup_steps": recipe.warmup_steps(self.total_steps),
-            "learning_rate_batch": self.learning_rate_batch,
-            "peak_learning_rate": recipe.peak_learning_rate(self.learning_rate_batch),
+            "peak_learning_rate": recipe.peak_learning_rate(self.batch_size),
             "pretrain_steps": self.pretrain_steps,
             "knn_monitor": self.knn_monitor,
             "knn_every": self.knn_every,
@@ -199,7 +195,6 @@ def resolve(values: dict, info, source: sources.Source | None = None) -> RunConf
         class_names=None if info.class_names is None else tuple(info.class_names),
         train_examples=examples,
         batch_size=batch_size,
-        learning_rate_batch=requested,
         triplet_batch=triplet_batch,
         steps_per_epoch=steps_per_epoch,
         total_steps=steps_per_epoch * recipe.epochs,

@@ -66,8 +66,10 @@ def build_model_and_optimizer(config: RunConfig, encoder=None):
     """The run's model (not compiled) and its optimizer, from the resolved recipe.
 
     `recipe.build_model(image_shape, total_steps, encoder=..., seed=--seed)` and
-    `recipe.build_optimizer(total_steps, --batch_size)`: with the default flags exactly
-    `ks.recipes.get(method).build_model(...)` and `.build_optimizer(total_steps)`.
+    `recipe.build_optimizer(total_steps, batch_size)`, where `batch_size` is the real global
+    batch (P x K for triplets): the peak rate follows it from the recipe's batch by the
+    recipe's scaling rule. With the default flags this is exactly what
+    `ks.recipes.get(method)` builds (tests/test_recipe_drift.py).
 
     Args:
         config: the resolved run (`run_config.resolve`).
@@ -92,7 +94,7 @@ def build_model_and_optimizer(config: RunConfig, encoder=None):
             f"--method={config.method.name} with --encoder={config.flags['encoder']} cannot be "
             f"built for views of shape {config.view_shape}: {error}"
         ) from error
-    return model, recipe.build_optimizer(config.total_steps, config.learning_rate_batch)
+    return model, recipe.build_optimizer(config.total_steps, config.batch_size)
 
 
 def _compiled(config: RunConfig, encoder=None):

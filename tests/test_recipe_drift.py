@@ -1,0 +1,81 @@
+"""One recipe per method: the CLI, the quality benchmark and the examples build the same thing.
+
+For every method, the model and the optimizer that `train --method=NAME` builds with its
+default flags, that `benchmarks/quality.py` trains at the quick budget and that the method's
+example trains with its default flags have equal configs (auto-numbered names aside, floats
+to 12 digits), and equal the recipe's own `build_model` / `build_optimizer` at the same steps
+and batch. A value changed in one place and not the others fails here.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "tests", "scripts", "recipe_builds.py")
+METHODS = (
+    "simclr", "simsiam", "byol", "moco", "dino", "barlow-twins", "vicreg", "swav",
+    "siamese-triplet", "siamese-contrastive",
+)  # fmt: skip
+WITH_EXAMPLE = ("simclr", "simsiam", "byol", "barlow-twins", "siamese-triplet")
+WITH_EXAMPLE += ("siamese-contrastive",)
+IN_QUALITY = tuple(method for method in METHODS if method != "siamese-contrastive")
+
+
+def comparable(value):
+    """`value` without auto-numbered `name`s and compile configs (the optimizer is compared on
+    its own), floats rounded to 12 significant digits."""
+    if isinstance(value, dict):
+        ignored = ("name", "compile_config")
+        return {key: comparable(item) for key, item in value.items() if key not in ignored}
+    if isinstance(value, list | tuple):
+        return [comparable(item) for item in value]
+    return float(f"{value:.12g}") if isinstance(value, float) else value
+
+
+@pytest.fixture(scope="module")
+def builds():
+    result = subprocess.run(
+        [sys.executable, SCRIPT], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result.returncode == 0 and lines, result.stderr[-4000:]
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def test_comparable_ignores_names_and_float_noise_only():
+    a = {"name": "sgd_2", "lr": 0.005, "layers": [{"name": "x", "units": 4}]}
+    b = {"name": "sgd_3", "lr": 0.005000000000000001, "layers": [{"name": "y", "units": 4}]}
+    assert comparable(a) == comparable(b)
+    assert comparable(a) != comparable({**b, "lr": 0.0051})
+    assert comparable(a) != comparable({**b, "layers": [{"units": 5}]})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", METHODS)
+def test_cli_builds_the_recipe(builds, method):
+    recipe, cli = builds["recipes"][method], builds["cli"][method]
+    assert comparable(cli["model"]) == comparable(recipe["model"])
+    assert comparable(cli["optimizer"]) == comparable(recipe["optimizer"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", IN_QUALITY)
+def test_quality_benchmark_builds_what_the_cli_builds(builds, method):
+    quality, cli = builds["quality"][method], builds["cli"][method]
+    assert comparable(quality["model"]) == comparable(cli["model"])
+    assert comparable(quality["optimizer"]) == comparable(cli["optimizer"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", WITH_EXAMPLE)
+def test_example_builds_what_the_cli_builds(builds, method):
+    example, cli = builds["examples"][method], builds["cli"][method]
+    assert comparable(example["model"]) == comparable(cli["model"])
+    optimizer = cli["optimizer"]
+    if method.startswith("siamese"):  # the example trains on 7 seen classes: P x K = 7 x 16
+        optimizer = builds["recipes"][method]["optimizer_at_example_batch"]
+    assert comparable(example["optimizer"]) == comparable(optimizer)
