@@ -4,8 +4,10 @@ All three take labelled examples as a tuple of numpy arrays `(images, labels)` o
 `tf.data.Dataset` of single `(image, label)` examples. `make_pairs` and
 `class_balanced_batches` hold the examples in memory (they need random access by class)
 and draw everything inside `tf.data` with stateless random ops, so there is no Python
-per element, and with a `seed` the same seed gives the same pairs and batches, epoch by
-epoch (each new iteration over the returned dataset draws new ones).
+per element. Every draw is keyed by `(seed, epoch)` alone, where epoch n is the n-th
+iteration over the returned dataset: the same seed gives the same pairs and batches,
+epoch by epoch, whatever TensorFlow's global seed (`tf.random.set_seed`) and whatever ran
+before in the process; each new iteration draws new ones.
 """
 
 from __future__ import annotations
@@ -16,86 +18,32 @@ from collections.abc import Iterable
 import numpy as np
 import tensorflow as tf
 
-Examples = tuple | tf.data.Dataset
-"""`(images, labels)` numpy arrays, or a `tf.data.Dataset` of single `(image, label)` examples."""
+from keras_siamese import sampling_inputs
 
-_READ_BATCH = 4096
+Examples = sampling_inputs.Examples
 _PAIR_BLOCK = 256
 
 
-def _check_dataset_spec(dataset: tf.data.Dataset, argument: str) -> None:
-    spec = dataset.element_spec
-    if not (isinstance(spec, tuple) and len(spec) == 2):
-        raise ValueError(
-            f"Argument `{argument}` must be a tf.data.Dataset of `(image, label)` examples (for "
-            "tfds use `as_supervised=True`). "
-            f"Received: {argument}.element_spec={spec}"
-        )
-    labels_spec = spec[1]
-    if not isinstance(labels_spec, tf.TensorSpec) or labels_spec.shape.rank != 0:
-        raise ValueError(
-            f"Argument `{argument}` must yield single examples with a scalar integer label; "
-            "call `.unbatch()` on a batched dataset. "
-            f"Received: {argument}.element_spec={spec}"
-        )
-    if not labels_spec.dtype.is_integer:
-        raise TypeError(
-            f"Argument `{argument}` must have integer class labels. "
-            f"Received: labels of dtype {labels_spec.dtype.name}"
-        )
+def _epoch_seeds(seed: int | None) -> tf.data.Dataset:
+    """One stateless seed `(2,)` per iteration: `fold_in((seed, 0), n)` for the n-th one.
 
+    Seeded `tf.data` ops (`shuffle(seed=...)`, `Dataset.random(seed=...)`) combine their
+    seed with TensorFlow's global seed, so they are not used: the epoch counter is a
+    variable incremented when an iteration begins, and every draw is a stateless op keyed
+    by this seed. `seed=None` draws the base seed from TensorFlow's global generator.
+    """
+    if seed is None:
+        base = tf.random.uniform([2], maxval=2**62, dtype=tf.int64).numpy()
+    else:
+        base = np.array([seed, 0], np.int64)
+    base = tf.constant(base, tf.int64)
+    with tf.init_scope():
+        iterations = tf.Variable(-1, dtype=tf.int64, trainable=False, name="sampling_epoch")
 
-def _check_arrays(images, labels, argument: str) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = np.asarray(images), np.asarray(labels)
-    if labels.ndim != 1 or images.ndim < 1 or len(images) != len(labels):
-        raise ValueError(
-            f"Argument `{argument}` must be `(images, labels)` with one integer label per image, "
-            f"labels of shape (N,). Received: images.shape={images.shape}, "
-            f"labels.shape={labels.shape}"
-        )
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(
-            f"Argument `{argument}` must have integer class labels (not one-hot). "
-            f"Received: labels.dtype={labels.dtype}"
-        )
-    if len(labels) == 0:
-        raise ValueError(f"Argument `{argument}` holds no examples. Received: 0 examples")
-    return images, labels
+    def epoch_seed(_):
+        return tf.random.experimental.stateless_fold_in(base, iterations.assign_add(1))
 
-
-def _as_arrays(examples: Examples, argument: str = "dataset") -> tuple[np.ndarray, np.ndarray]:
-    """Returns `(images, labels)` numpy arrays of a tuple of arrays or a finite dataset."""
-    if isinstance(examples, tf.data.Dataset):
-        _check_dataset_spec(examples, argument)
-        if examples.cardinality() == tf.data.INFINITE_CARDINALITY:
-            raise ValueError(
-                f"Argument `{argument}` must be finite (its examples are read into memory); "
-                f"remove `.repeat()`. Received: an infinite dataset"
-            )
-        parts = [(x.numpy(), y.numpy()) for x, y in examples.batch(_READ_BATCH)]
-        if not parts:
-            raise ValueError(f"Argument `{argument}` holds no examples. Received: an empty dataset")
-        images = np.concatenate([part[0] for part in parts])
-        labels = np.concatenate([part[1] for part in parts])
-        return _check_arrays(images, labels, argument)
-    if isinstance(examples, (tuple, list)) and len(examples) == 2:
-        return _check_arrays(examples[0], examples[1], argument)
-    raise TypeError(
-        f"Argument `{argument}` must be a tuple `(images, labels)` of numpy arrays or a "
-        f"tf.data.Dataset of `(image, label)` examples. Received: {argument} of type "
-        f"{type(examples).__name__}"
-    )
-
-
-def _check_seed(seed) -> int | None:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise TypeError(f"Argument `seed` must be an integer or None. Received: seed={seed!r}")
-    return None if seed is None else int(seed)
-
-
-def _seeds(seed: int | None) -> tf.data.Dataset:
-    """An endless dataset of stateless seeds `(2,)`, new ones on every iteration."""
-    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.range(1).map(epoch_seed)
 
 
 def _class_tables(labels: np.ndarray):
@@ -134,6 +82,10 @@ def _check_pair_classes(counts: np.ndarray, labels: np.ndarray, positive_fractio
             "All examples are of one class, so no different-class pair exists. Pass examples "
             f"of at least two classes or positive_fraction=1. Received: labels={labels[:1]}"
         )
+
+
+def _fold_in(seed, index):
+    return tf.random.experimental.stateless_fold_in(seed, tf.cast(index, tf.int64))
 
 
 def _draw_below(limits, seed):
@@ -197,8 +149,8 @@ def make_pairs(
         dataset: `(images, labels)` numpy arrays or a finite `tf.data.Dataset` of single
             `(image, label)` examples with integer labels; read into memory.
         positive_fraction: the fraction of same-class pairs, in [0, 1].
-        seed: makes the pairs reproducible; each iteration over the returned dataset
-            (each epoch) draws new pairs.
+        seed: the pairs of epoch n (the n-th iteration over the returned dataset) depend
+            on `(seed, n)` alone, not on TensorFlow's global seed; None: random.
 
     Returns:
         A dataset of `((image_a, image_b), label)` single examples (label int32, 1 for a
@@ -216,26 +168,30 @@ def make_pairs(
         >>> model.fit(pairs.batch(128, drop_remainder=True), epochs=5)
     """
     fraction = _check_positive_fraction(positive_fraction)
-    seed = _check_seed(seed)
-    images, labels = _as_arrays(dataset)
+    seed = sampling_inputs.check_seed(seed)
+    images, labels = sampling_inputs.as_arrays(dataset)
     order, starts, counts, class_of, rank = _class_tables(labels)
     _check_pair_classes(counts, labels, positive_fraction)
     count = len(labels)
     block_of_pairs = _pair_drawer(images, labels, (order, starts, counts, class_of, rank), fraction)
+
     # Pairs are drawn a block of anchors at a time (vectorised), then unbatched.
-    anchors = (
-        tf.data.Dataset.range(count)
-        .shuffle(count, seed=seed, reshuffle_each_iteration=True)
-        .batch(_PAIR_BLOCK)
-    )
-    return (
-        tf.data.Dataset.zip(anchors, _seeds(seed))
-        .enumerate()
-        .map(
-            lambda index, element: block_of_pairs(index, *element),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
+    def blocks_of_epoch(epoch_seed):
+        seeds = tf.random.experimental.stateless_split(epoch_seed, 2)
+        anchors = tf.random.experimental.stateless_shuffle(
+            tf.range(count, dtype=tf.int64), seeds[0]
         )
+        return (
+            tf.data.Dataset.from_tensor_slices(anchors)
+            .batch(_PAIR_BLOCK)
+            .enumerate()
+            .map(lambda index, block: (index, block, _fold_in(seeds[1], index)))
+        )
+
+    return (
+        _epoch_seeds(seed)
+        .flat_map(blocks_of_epoch)
+        .map(block_of_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .unbatch()
         .apply(tf.data.experimental.assert_cardinality(count))  # so fit() knows the epoch
     )
@@ -262,8 +218,8 @@ def class_balanced_batches(
             `(image, label)` examples with integer labels; read into memory.
         classes_per_batch: P, at most the number of classes.
         samples_per_class: K, at least 2 (one example of a class has no positive).
-        seed: makes the batches reproducible; each iteration over the returned dataset
-            (each epoch) draws new batches.
+        seed: the batches of epoch n (the n-th iteration over the returned dataset)
+            depend on `(seed, n)` alone, not on TensorFlow's global seed; None: random.
 
     Returns:
         A dataset of `(images, labels)` batches of `P * K` examples (labels as given).
@@ -289,8 +245,8 @@ def class_balanced_batches(
             raise ValueError(
                 f"Argument `{name}` must be >= {minimum}{reason}. Received: {name}={value}"
             )
-    seed = _check_seed(seed)
-    images, labels = _as_arrays(dataset)
+    seed = sampling_inputs.check_seed(seed)
+    images, labels = sampling_inputs.as_arrays(dataset)
     order, starts, counts, _, _ = _class_tables(labels)
     num_classes = len(counts)
     if classes_per_batch > num_classes:
@@ -324,10 +280,16 @@ def class_balanced_batches(
         return tf.gather(images, indices), tf.gather(labels_tensor, indices)
 
     batches_per_epoch = max(1, len(labels) // batch_size)
+
+    def seeds_of_epoch(epoch_seed):
+        batches = tf.data.Dataset.range(batches_per_epoch)
+        return batches.map(lambda index: _fold_in(epoch_seed, index))
+
     return (
-        _seeds(seed)
-        .take(batches_per_epoch)
+        _epoch_seeds(seed)
+        .flat_map(seeds_of_epoch)
         .map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .apply(tf.data.experimental.assert_cardinality(batches_per_epoch))
     )
 
 
@@ -364,7 +326,7 @@ def split_classes(dataset: Examples, classes: Iterable[int]) -> tuple[Examples, 
             )
     wanted = np.asarray(sorted({int(value) for value in classes}), np.int64)
     if isinstance(dataset, tf.data.Dataset):
-        _check_dataset_spec(dataset, "dataset")
+        sampling_inputs.check_dataset_spec(dataset, "dataset")
         wanted_tensor = tf.constant(wanted)
 
         def selected(image, label):
@@ -377,7 +339,7 @@ def split_classes(dataset: Examples, classes: Iterable[int]) -> tuple[Examples, 
             f"tf.data.Dataset of `(image, label)` examples. Received: dataset of type "
             f"{type(dataset).__name__}"
         )
-    images, labels = _check_arrays(dataset[0], dataset[1], "dataset")
+    images, labels = sampling_inputs.check_arrays(dataset[0], dataset[1], "dataset")
     mask = np.isin(labels, wanted)
     if not mask.any():
         raise ValueError(
