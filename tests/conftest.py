@@ -29,3 +29,117 @@ def tiny_encoder(input_shape=(16, 16, 1), width=8, name="tiny_encoder"):
 def random_images(count=8, shape=(16, 16, 1), seed=0):
     """uint8 images in [0, 255]."""
     return np.random.default_rng(seed).integers(0, 256, (count,) + shape).astype("uint8")
+
+
+# ----------------------------------------------------------------- the shared replica process
+# Tests marked `@pytest.mark.replica_job(script, *args)` (or `("-c", code)`) get, through the
+# `replica_job` fixture, the `subprocess.CompletedProcess` of that script run by
+# tests/scripts/worker.py: one process with 4 logical CPUs for all of them, started when the
+# collection ends so that it works while pytest runs the other tests (on 2 cores, the two
+# processes overlap). Tests decorated with `in_replica_process` run there whole.
+
+WORKER = os.path.join(os.path.dirname(__file__), "scripts", "worker.py")
+_shared = {}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "replica_job(script, *args): run in the shared multi-replica process"
+    )
+
+
+def in_replica_process(test):
+    """Runs `test` (no fixtures; `parametrize` values must be JSON values) in the shared replica
+    process, beside the other tests: for long single-process trainings. The test here waits
+    for its result and fails with its traceback."""
+    import inspect
+
+    def wait_for_it(replica_job, **parameters):
+        assert replica_job.returncode == 0, replica_job.stdout[-3000:] + replica_job.stderr[-6000:]
+        print(replica_job.stdout, end="")
+
+    signature = inspect.signature(test)
+    first = inspect.Parameter("replica_job", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    parameters = [first, *signature.parameters.values()]
+    wait_for_it.__signature__ = signature.replace(parameters=parameters)
+    for attribute in ("__name__", "__qualname__", "__doc__", "__module__"):
+        setattr(wait_for_it, attribute, getattr(test, attribute))
+    wait_for_it.pytestmark = list(getattr(test, "pytestmark", []))
+    wait_for_it.replica_test = test
+    return wait_for_it
+
+
+def _job_of(item):
+    function = getattr(item, "function", None)
+    if hasattr(function, "replica_test"):
+        import json
+
+        parameters = getattr(item, "callspec", None)
+        parameters = {} if parameters is None else parameters.params
+        return ("--test", str(item.path), item.originalname, json.dumps(parameters))
+    marker = item.get_closest_marker("replica_job")
+    return None if marker is None else tuple(marker.args)
+
+
+def _start_worker(jobs, directory):
+    import json
+    import subprocess
+    import sys
+
+    jobs_path = os.path.join(directory, "jobs.json")
+    with open(jobs_path, "w") as file:
+        json.dump([list(job) for job in jobs], file)
+    environment = dict(os.environ, CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
+    log = open(os.path.join(directory, "worker.log"), "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, WORKER, jobs_path, directory],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=environment,
+    )
+    _shared.update(process=process, log=log, directory=directory, jobs=list(jobs))
+
+
+def pytest_collection_finish(session):
+    import tempfile
+
+    if session.config.option.collectonly:
+        return
+    jobs = list(dict.fromkeys(job for job in map(_job_of, session.items) if job is not None))
+    if jobs:
+        _start_worker(jobs, tempfile.mkdtemp(prefix="keras_siamese_replicas_"))
+
+
+def pytest_sessionfinish(session):
+    process = _shared.get("process")
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait()
+    if "log" in _shared:
+        _shared["log"].close()
+
+
+@pytest.fixture
+def replica_job(request):
+    """The finished `subprocess.CompletedProcess` of this test's `replica_job` marker."""
+    import json
+    import subprocess
+    import time
+
+    job = _job_of(request.node)
+    assert job is not None, "replica_job needs @pytest.mark.replica_job(script, *args)"
+    assert job in _shared.get("jobs", ()), f"the worker was not given {job[:2]}"
+    process, directory = _shared["process"], _shared["directory"]
+    path = os.path.join(directory, f"{_shared['jobs'].index(job)}.json")
+    deadline = time.monotonic() + 900
+    while not os.path.exists(path):
+        if process.poll() is not None and not os.path.exists(path):
+            with open(os.path.join(directory, "worker.log")) as file:
+                log = file.read()[-5000:]
+            pytest.fail(f"the replica worker exited with {process.returncode}:\n{log}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"the replica worker did not finish {job[:2]} in time")
+        time.sleep(0.2)
+    with open(path) as file:
+        result = json.load(file)
+    return subprocess.CompletedProcess(list(job), **result)

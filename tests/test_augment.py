@@ -5,9 +5,6 @@ test_augment_ops.py, the recipes in test_augment_recipes.py."""
 
 import json
 import math
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -515,8 +512,9 @@ REPLICA_SCRIPT = textwrap.dedent(
     import numpy as np
     import tensorflow as tf
 
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from scripts.logical_cpus import use_logical_cpus
+
+    use_logical_cpus(2)
 
     from keras_siamese import distribute
     from keras_siamese.augment import SimCLRAugmenter
@@ -543,8 +541,12 @@ REPLICA_SCRIPT = textwrap.dedent(
     # The same seed gives the same views on each replica.
     reproduced = float(np.abs(replica_views_array() - replica_views_array()).max())
     # Control: without the replica fold-in both replicas draw the same views.
+    replica_seed = distribute.replica_seed
     distribute.replica_seed = lambda seed: tf.cast(seed, tf.int32)
-    control, _ = replica_views()
+    try:
+        control, _ = replica_views()
+    finally:
+        distribute.replica_seed = replica_seed
     print(json.dumps({"replicas": strategy.num_replicas_in_sync, "shape": list(shape),
                       "difference": difference, "control": control,
                       "reproduced": reproduced}))
@@ -552,15 +554,9 @@ REPLICA_SCRIPT = textwrap.dedent(
 )
 
 
-def test_replicas_draw_different_views_of_the_same_images():
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", REPLICA_SCRIPT],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=300,
-    )
+@pytest.mark.replica_job("-c", REPLICA_SCRIPT)
+def test_replicas_draw_different_views_of_the_same_images(replica_job):
+    result = replica_job
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2

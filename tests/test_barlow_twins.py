@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import random_images, tiny_encoder
+from conftest import in_replica_process, random_images, tiny_encoder
 from scripts import redundancy_replicas
 
 import keras_siamese as ks
@@ -373,11 +373,13 @@ def check_replicas_equal_one_device(results, weights_tolerance=1e-5):
 
 
 @pytest.mark.slow
-def test_step_on_2_and_4_replicas_equals_one_device():  # ~60 s: three strategies, one process
-    check_replicas_equal_one_device(redundancy_replicas.run("barlow_twins"))
+@pytest.mark.replica_job(redundancy_replicas.SCRIPT, "barlow_twins")
+def test_step_on_2_and_4_replicas_equals_one_device(replica_job):  # ~60 s of the shared process
+    check_replicas_equal_one_device(redundancy_replicas.results_of(replica_job))
 
 
 @pytest.mark.slow
+@in_replica_process
 def test_barlow_twins_on_fashion_mnist_beats_random_init_on_knn():  # ~20 s
     images, labels = ks.datasets.load_arrays("fashion_mnist", "train")
     test_images, test_labels = ks.datasets.load_arrays("fashion_mnist", "test")

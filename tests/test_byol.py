@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import random_images, tiny_encoder
-from test_momentum import run_momentum_replicas
+from conftest import in_replica_process, random_images, tiny_encoder
+from test_momentum import REPLICAS_SCRIPT, momentum_replicas_results
 
 import keras_siamese as ks
 from keras_siamese.models.byol import BYOL
@@ -133,12 +133,14 @@ def test_byol_bad_arguments_raise(arguments, error, match):
 
 
 @pytest.mark.slow
-def test_byol_step_on_2_replicas_equals_one_device():
-    results = run_momentum_replicas("byol")
+@pytest.mark.replica_job(REPLICAS_SCRIPT, "byol")
+def test_byol_step_on_2_replicas_equals_one_device(replica_job):
+    results = momentum_replicas_results(replica_job)
     assert results["replicas_2"]["report"]["negatives_per_anchor"] is None
 
 
 @pytest.mark.slow
+@in_replica_process
 def test_byol_on_fashion_mnist_beats_random_init_on_knn():  # ~25 s on a quiet machine
     # 512 steps; the base momentum 0.96 (rising to 1) lets the target follow a short run:
     # 0.99 gave 0.566 against a random init of 0.543, 0.96 gave 0.628.

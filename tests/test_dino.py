@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import random_images, tiny_encoder
+from conftest import in_replica_process, random_images, tiny_encoder
 from test_dino_loss import lightly_dino_loss
-from test_momentum import run_momentum_replicas
+from test_momentum import REPLICAS_SCRIPT, momentum_replicas_results
 
 import keras_siamese as ks
 from keras_siamese.models.dino import DINO, DINOHead
@@ -85,7 +85,10 @@ def test_local_views_of_another_size_reach_the_student_only():
         keras.utils.set_random_seed(0)
         encoder = tiny_encoder((None, None, 1) if any_size else (16, 16, 1))
         model = DINO(
-            encoder, output_dim=32, hidden_dim=16, bottleneck_dim=8,
+            encoder,
+            output_dim=32,
+            hidden_dim=16,
+            bottleneck_dim=8,
             image_size=(16, 16) if any_size else None,
         )
         global_views = [images_in_unit_range(4, seed) for seed in (1, 2)]
@@ -114,8 +117,12 @@ def test_multi_crop_views_train_with_any_size_and_fixed_size_encoders():
         keras.utils.set_random_seed(0)
         crops = ks.augment.multi_crop_augmenter(16, 8, local_views=2, channels=1, seed=0)
         model = DINO(
-            tiny_encoder((None, None, 1) if any_size else (16, 16, 1)), crops, output_dim=32,
-            hidden_dim=16, bottleneck_dim=8, image_size=(16, 16) if any_size else None,
+            tiny_encoder((None, None, 1) if any_size else (16, 16, 1)),
+            crops,
+            output_dim=32,
+            hidden_dim=16,
+            bottleneck_dim=8,
+            image_size=(16, 16) if any_size else None,
         )
         views = model.make_views(tf.constant(random_images(4)))
         assert [tuple(view.shape[1:3]) for view in views] == [(16, 16)] * 2 + [(8, 8)] * 2
@@ -159,7 +166,8 @@ def test_training_moves_the_center_to_the_global_teacher_mean():
 
 def test_teacher_temperature_warms_up_linearly():
     model = tiny_dino(
-        teacher_temperature=0.07, warmup_teacher_temperature=0.04,
+        teacher_temperature=0.07,
+        warmup_teacher_temperature=0.04,
         teacher_temperature_warmup_steps=10,
     )
     for step, expected in ((0, 0.04), (5, 0.055), (10, 0.07), (30, 0.07)):
@@ -221,8 +229,11 @@ def test_export_serves_the_student_encoder(tmp_path):
         (dict(teacher_temperature=0.0), ValueError, r"`teacher_temperature` must be finite"),
         (dict(student_temperature="0.1"), TypeError, r"`student_temperature` must be a number"),
         (dict(warmup_teacher_temperature=-1.0), ValueError, r"`warmup_teacher_temperature`"),
-        (dict(teacher_temperature_warmup_steps=-1), ValueError,
-         r"`teacher_temperature_warmup_steps` must be an integer >= 0"),
+        (
+            dict(teacher_temperature_warmup_steps=-1),
+            ValueError,
+            r"`teacher_temperature_warmup_steps` must be an integer >= 0",
+        ),
         (dict(center_momentum=1.0), ValueError, r"`center_momentum` must be .*< 1"),
         (dict(output_dim=0), ValueError, r"`output_dim` must be an integer >= 1"),
         (dict(head_batch_norm=1), TypeError, r"`head_batch_norm` must be a bool"),
@@ -240,14 +251,16 @@ def test_dino_bad_arguments_raise(arguments, error, match):
 
 
 @pytest.mark.slow
-def test_dino_step_and_center_on_2_replicas_equal_one_device():
-    results = run_momentum_replicas("dino")
+@pytest.mark.replica_job(REPLICAS_SCRIPT, "dino")
+def test_dino_step_and_center_on_2_replicas_equal_one_device(replica_job):
+    results = momentum_replicas_results(replica_job)
     # Each replica centring with its own mean gives another center.
     control = results["without_all_gather"]
     assert any(name.endswith("/center") for name in control["variables_not_close"]), control
 
 
 @pytest.mark.slow
+@in_replica_process
 def test_dino_on_fashion_mnist_beats_random_init_on_knn():  # ~25 s on a quiet machine
     # On a 16-feature encoder the default head (no BatchNorm) collapses to the uniform
     # output within an epoch (the teacher's outputs barely differ between images, and
@@ -258,8 +271,14 @@ def test_dino_on_fashion_mnist_beats_random_init_on_knn():  # ~25 s on a quiet m
     memory, queries = (images[:2048], labels[:2048]), (test_images[:1000], test_labels[:1000])
     augmenter = ks.augment.simsiam_augmenter(28, channels=1, seed=0)
     model = DINO(
-        tiny_encoder((28, 28, 1)), augmenter, output_dim=256, hidden_dim=128, bottleneck_dim=32,
-        head_batch_norm=True, teacher_temperature=0.07, momentum=0.99,
+        tiny_encoder((28, 28, 1)),
+        augmenter,
+        output_dim=256,
+        hidden_dim=128,
+        bottleneck_dim=32,
+        head_batch_norm=True,
+        teacher_temperature=0.07,
+        momentum=0.99,
     )
     random_init = ks.evaluation.knn_accuracy(model, memory, queries, k=20, progress=False)
     model.compile(optimizer=keras.optimizers.AdamW(2e-3, weight_decay=0.04))

@@ -1,8 +1,6 @@
 """Tests of keras_siamese.distribute: strategies, replica helpers, global BN, the report."""
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -102,20 +100,15 @@ def test_worker_directory_of_a_multi_worker_cluster(tmp_path):
 # ----------------------------------------------------------------- the replica checks
 
 
-def test_two_logical_replicas_gather_scale_and_augment_differently():
+@pytest.mark.replica_job("--fresh", REPLICAS_SCRIPT)
+def test_two_logical_replicas_gather_scale_and_augment_differently(replica_job):
     """get_strategy('cpu:2'), the helpers in strategy.run, per-replica augmentation, report.
 
-    Runs in its own process: logical CPU devices must be configured before TensorFlow
-    initialises, which this pytest process has already done.
+    Runs in a fresh process (started by the shared replica process of tests/conftest.py, so
+    it runs beside pytest): get_strategy configures the logical CPU devices, which it must do
+    before TensorFlow initialises.
     """
-    environment = dict(os.environ, CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
-    result = subprocess.run(
-        [sys.executable, REPLICAS_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=environment,
-    )
+    result = replica_job
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert "REPLICAS_OK" in result.stdout
 

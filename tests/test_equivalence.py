@@ -1,18 +1,17 @@
 """A distributed training step equals the one-device step on the same global batch.
 
-Each check runs tests/scripts/equivalence.py in its own process (logical CPU devices stand
-in for replicas and must be configured before TensorFlow initialises): one `fit` step of a
-model with synchronised BatchNorm under MirroredStrategy over 2 and 4 logical CPUs, against
-the default strategy, from the same weights, on the same global batch, with a deterministic
-augmenter (none for the triplet Siamese network). Controls show the comparison can fail:
-per-replica BatchNorm, and SimCLR or triplet mining without the cross-replica gather, give
-other losses and weights. Run with `pytest -s` to see the measured differences.
+Each check runs tests/scripts/equivalence.py in the shared replica process of tests/conftest.py
+(logical CPU devices stand in for replicas and must be configured before TensorFlow
+initialises): one `fit` step of a model with synchronised BatchNorm under MirroredStrategy over
+2 and 4 logical CPUs, against the default strategy, from the same weights, on the same global
+batch, with a deterministic augmenter (none for the triplet Siamese network). Controls show the
+comparison can fail: per-replica BatchNorm, and SimCLR or triplet mining without the
+cross-replica gather, give other losses and weights. Run with `pytest -s` to see the measured
+differences.
 """
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -23,15 +22,8 @@ UPDATES_TOLERANCE = 1e-4  # the same on the step's update (learning rate x gradi
 GLOBAL_BATCH = 16
 
 
-def run_equivalence(model: str) -> dict:
-    environment = dict(os.environ, CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
-    result = subprocess.run(
-        [sys.executable, SCRIPT, model, "2", "4"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=environment,
-    )
+def equivalence_results(result) -> dict:
+    """The JSON results of tests/scripts/equivalence.py, run by the shared replica process."""
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     lines = [line for line in result.stdout.splitlines() if line.startswith("EQUIVALENCE ")]
     assert len(lines) == 1, result.stdout[-3000:]
@@ -62,8 +54,9 @@ def check_replicated_matches(results: dict, negatives: int | None) -> None:
 
 
 @pytest.mark.slow
-def test_simclr_step_on_2_and_4_replicas_equals_one_device():
-    results = run_equivalence("simclr")
+@pytest.mark.replica_job(SCRIPT, "simclr", "2", "4")
+def test_simclr_step_on_2_and_4_replicas_equals_one_device(replica_job):
+    results = equivalence_results(replica_job)
     check_replicated_matches(results, negatives=2 * GLOBAL_BATCH - 2)
     # Without the all_gather each replica sees only its own negatives: another loss.
     control = results["without_all_gather"]
@@ -73,14 +66,16 @@ def test_simclr_step_on_2_and_4_replicas_equals_one_device():
 
 
 @pytest.mark.slow
-def test_simsiam_step_on_2_and_4_replicas_equals_one_device():
-    results = run_equivalence("simsiam")
+@pytest.mark.replica_job(SCRIPT, "simsiam", "2", "4")
+def test_simsiam_step_on_2_and_4_replicas_equals_one_device(replica_job):
+    results = equivalence_results(replica_job)
     check_replicated_matches(results, negatives=None)
 
 
 @pytest.mark.slow
-def test_triplet_siamese_step_on_2_and_4_replicas_equals_one_device():
-    results = run_equivalence("siamese")
+@pytest.mark.replica_job(SCRIPT, "siamese", "2", "4")
+def test_triplet_siamese_step_on_2_and_4_replicas_equals_one_device(replica_job):
+    results = equivalence_results(replica_job)
     # SiameseNetwork has no negatives_per_anchor: the report shows no count.
     check_replicated_matches(results, negatives=None)
     # Without the gather each replica mines triplets within its own share of the batch.

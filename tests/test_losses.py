@@ -1,8 +1,5 @@
 """Tests of keras_siamese.losses: numpy references, analytic cases, gradients, round trips."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -81,9 +78,11 @@ def test_nt_xent_logits_and_labels_layout():
     np.testing.assert_allclose(logits[off_diagonal], expected[off_diagonal], rtol=1e-5)
     assert np.all(np.diag(logits) <= -1e8)
     # The labels and logits define the loss: sparse cross-entropy over the rows.
-    log_softmax = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1))[
-        :, None
-    ] - logits.max(1, keepdims=True)
+    log_softmax = (
+        logits
+        - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1))[:, None]
+        - logits.max(1, keepdims=True)
+    )
     np.testing.assert_allclose(
         -np.mean(log_softmax[np.arange(2 * n), labels.numpy()]), float(loss), rtol=1e-5
     )
@@ -207,8 +206,8 @@ def test_ntxent_bad_inputs_raise():
         losses.NTXent(temperature=0)
 
 
-# The cross-replica check runs in its own process: logical CPU devices must be configured
-# before TensorFlow initialises, which the shared pytest process has already done.
+# The cross-replica check runs in the shared replica process (tests/conftest.py): logical CPU
+# devices must be configured before TensorFlow initialises, which pytest's has already done.
 CROSS_REPLICA_CHECK = textwrap.dedent(
     """
     import os
@@ -216,10 +215,9 @@ CROSS_REPLICA_CHECK = textwrap.dedent(
     import numpy as np
     import tensorflow as tf
 
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-    )
+    from scripts.logical_cpus import use_logical_cpus
+
+    use_logical_cpus(2)
     from keras_siamese import distribute, losses
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -312,14 +310,8 @@ CROSS_REPLICA_CHECK = textwrap.dedent(
 )
 
 
-def test_nt_xent_cross_replica_equals_single_device_global_batch():
-    environment = dict(os.environ, CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
-    result = subprocess.run(
-        [sys.executable, "-c", CROSS_REPLICA_CHECK],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=environment,
-    )
+@pytest.mark.replica_job("-c", CROSS_REPLICA_CHECK)
+def test_nt_xent_cross_replica_equals_single_device_global_batch(replica_job):
+    result = replica_job
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert "CROSS_REPLICA_OK" in result.stdout

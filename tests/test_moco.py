@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import random_images, tiny_encoder
+from conftest import in_replica_process, random_images, tiny_encoder
 from test_info_nce import lightly_memory_bank_loss, moco_v3_loss, normalize
-from test_momentum import run_momentum_replicas
+from test_momentum import REPLICAS_SCRIPT, momentum_replicas_results
 
 import keras_siamese as ks
 from keras_siamese.models.moco import MoCo, MoCoProjectionHead
@@ -81,9 +81,13 @@ def test_v3_loss_is_the_symmetrised_in_batch_info_nce_times_2t():
         return model.target_projector(model.target_encoder(view)).numpy()
 
     # The heads' BatchNorm runs in inference mode here, so per-view passes equal the model's.
-    expected = 2 * 0.5 * (
-        moco_v3_loss(query(view_a), key(view_b), 0.5)
-        + moco_v3_loss(query(view_b), key(view_a), 0.5)
+    expected = (
+        2
+        * 0.5
+        * (
+            moco_v3_loss(query(view_a), key(view_b), 0.5)
+            + moco_v3_loss(query(view_b), key(view_a), 0.5)
+        )
     )
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
     assert 0.0 <= float(values["contrastive_accuracy"]) <= 1.0
@@ -98,16 +102,20 @@ def test_queue_is_fifo_and_wraps_around():
     model = tiny_moco(queue_size=5, projection_dim=3)
     initial = model.queue.numpy().copy()
     np.testing.assert_allclose(np.linalg.norm(initial, axis=1), 1.0, rtol=1e-6)
-    batches = [np.eye(3, dtype="float32")[[0, 1]] * 2, np.eye(3, dtype="float32")[[2, 0]],
-               -np.eye(3, dtype="float32")[[1, 2]]]
+    batches = [
+        np.eye(3, dtype="float32")[[0, 1]] * 2,
+        np.eye(3, dtype="float32")[[2, 0]],
+        -np.eye(3, dtype="float32")[[1, 2]],
+    ]
     model.enqueue(batches[0])
     assert int(model.queue_pointer.numpy()) == 2
     np.testing.assert_allclose(model.queue.numpy()[:2], batches[0] / 2)  # normalised
     np.testing.assert_array_equal(model.queue.numpy()[2:], initial[2:])
     model.enqueue(batches[1])
     model.enqueue(batches[2])  # rows 4 and then 0: the oldest entry is overwritten first
-    expected = np.stack([batches[2][1], batches[0][1] / 2, batches[1][0], batches[1][1],
-                         batches[2][0]])
+    expected = np.stack(
+        [batches[2][1], batches[0][1] / 2, batches[1][0], batches[1][1], batches[2][0]]
+    )
     np.testing.assert_allclose(model.queue.numpy(), expected)
     assert int(model.queue_pointer.numpy()) == 1
 
@@ -237,8 +245,9 @@ def test_a_global_batch_larger_than_the_queue_raises():
 
 
 @pytest.mark.slow
-def test_moco_v2_step_and_queue_on_2_replicas_equal_one_device():
-    results = run_momentum_replicas("moco_v2")
+@pytest.mark.replica_job(REPLICAS_SCRIPT, "moco_v2")
+def test_moco_v2_step_and_queue_on_2_replicas_equal_one_device(replica_job):
+    results = momentum_replicas_results(replica_job)
     assert results["replicas_2"]["report"]["negatives_per_anchor"] == 24
     # Each replica enqueueing only its own keys gives another queue.
     control = results["without_all_gather"]
@@ -246,14 +255,16 @@ def test_moco_v2_step_and_queue_on_2_replicas_equal_one_device():
 
 
 @pytest.mark.slow
-def test_moco_v3_step_on_2_replicas_equals_one_device():
-    results = run_momentum_replicas("moco_v3")
+@pytest.mark.replica_job(REPLICAS_SCRIPT, "moco_v3")
+def test_moco_v3_step_on_2_replicas_equals_one_device(replica_job):
+    results = momentum_replicas_results(replica_job)
     assert results["replicas_2"]["report"]["negatives_per_anchor"] == 15
     assert results["without_all_gather"]["loss_difference"] > 1e-2  # keys of one replica only
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("version, momentum", [("v2", 0.99), ("v3", 0.96)])
+@in_replica_process
 def test_moco_on_fashion_mnist_beats_random_init_on_knn(version, momentum):  # ~20 s each
     # v2 needs consistent keys in its 1024-entry queue: momentum 0.96 gave 0.522 against a
     # random init of 0.543, 0.99 gave 0.649. v3 (keys of the batch only) at 0.96: 0.643.
@@ -262,8 +273,14 @@ def test_moco_on_fashion_mnist_beats_random_init_on_knn(version, momentum):  # ~
     memory, queries = (images[:2048], labels[:2048]), (test_images[:1000], test_labels[:1000])
     augmenter = ks.augment.simsiam_augmenter(28, channels=1, seed=0)
     model = MoCo(
-        tiny_encoder((28, 28, 1)), augmenter, version=version, queue_size=1024,
-        projection_dim=64, hidden_dim=128, momentum=momentum, temperature=0.2,
+        tiny_encoder((28, 28, 1)),
+        augmenter,
+        version=version,
+        queue_size=1024,
+        projection_dim=64,
+        hidden_dim=128,
+        momentum=momentum,
+        temperature=0.2,
     )
     random_init = ks.evaluation.knn_accuracy(model, memory, queries, k=20, progress=False)
     schedule = ks.optimizers.WarmupCosine(0.2, total_steps=512, warmup_steps=32)

@@ -3,8 +3,6 @@
 import json
 import math
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -18,16 +16,11 @@ from keras_siamese.models.momentum import MomentumUpdate, cosine_momentum, steps
 REPLICAS_SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "momentum_replicas.py")
 
 
-def run_momentum_replicas(kind: str) -> dict:
-    """Runs tests/scripts/momentum_replicas.py for `kind`; checks the 2-replica step.
-
-    Returns the measured differences (printed with `pytest -s`) for model-specific checks.
+def momentum_replicas_results(result) -> dict:
+    """Checks the 2-replica step of tests/scripts/momentum_replicas.py (run by the shared replica
+    process, tests/conftest.py); returns the measured differences (printed with `pytest -s`)
+    for model-specific checks.
     """
-    environment = dict(os.environ, CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
-    result = subprocess.run(
-        [sys.executable, REPLICAS_SCRIPT, kind],
-        capture_output=True, text=True, timeout=600, env=environment,
-    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     lines = [line for line in result.stdout.splitlines() if line.startswith("MOMENTUM_REPLICAS ")]
     assert len(lines) == 1, result.stdout[-3000:]

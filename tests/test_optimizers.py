@@ -2,9 +2,6 @@
 
 import copy
 import math
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -18,8 +15,17 @@ from keras_siamese import optimizers
 # ---------------------------------------------------------------------------------------
 
 
-def numpy_lars(weight, gradients, learning_rate, momentum, weight_decay, trust_coefficient,
-               adapted, nesterov=False, decoupled_decay=0.0):
+def numpy_lars(
+    weight,
+    gradients,
+    learning_rate,
+    momentum,
+    weight_decay,
+    trust_coefficient,
+    adapted,
+    nesterov=False,
+    decoupled_decay=0.0,
+):
     """Independent LARS reference (SimCLR's classic-momentum form) over several steps.
 
     `decoupled_decay` adds Keras' base-class decay on top, to show it would be visible.
@@ -86,8 +92,11 @@ def test_lars_two_steps_match_numpy(nesterov, kernel_scale):
     assert [optimizer.adapts(v) for v in model.trainable_variables] == adapted
     for index, variable in enumerate(model.trainable_variables):
         expected = numpy_lars(
-            initial[index], [step[index] for step in gradients], adapted=adapted[index],
-            nesterov=nesterov, **HYPERPARAMETERS,
+            initial[index],
+            [step[index] for step in gradients],
+            adapted=adapted[index],
+            nesterov=nesterov,
+            **HYPERPARAMETERS,
         )
         np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-5, atol=1e-6)
 
@@ -102,10 +111,16 @@ def test_lars_weight_decay_is_applied_exactly_once():
         optimizer.apply_gradients(zip(step, model.trainable_variables, strict=True))
     kernel_gradients = [step[0] for step in gradients]
     once = numpy_lars(initial, kernel_gradients, adapted=True, **HYPERPARAMETERS)
-    twice = numpy_lars(initial, kernel_gradients, adapted=True,
-                       decoupled_decay=HYPERPARAMETERS["weight_decay"], **HYPERPARAMETERS)
-    without = numpy_lars(initial, kernel_gradients, adapted=True,
-                         **dict(HYPERPARAMETERS, weight_decay=0.0))
+    twice = numpy_lars(
+        initial,
+        kernel_gradients,
+        adapted=True,
+        decoupled_decay=HYPERPARAMETERS["weight_decay"],
+        **HYPERPARAMETERS,
+    )
+    without = numpy_lars(
+        initial, kernel_gradients, adapted=True, **dict(HYPERPARAMETERS, weight_decay=0.0)
+    )
     # The candidates differ by far more than the tolerance below, so matching `once`
     # rules the others out (the trust ratio damps the effect of the coupled decay).
     assert np.abs(once - twice).max() > 1e-2 and np.abs(once - without).max() > 1e-4
@@ -132,21 +147,34 @@ def test_lars_exclusions_by_substring_and_by_keras_method():
     optimizer.exclude_from_weight_decay(var_names=["kernel"])
     for step in gradients:
         optimizer.apply_gradients(zip(step, model.trainable_variables, strict=True))
-    expected = numpy_lars(initial, [step[0] for step in gradients], adapted=False,
-                          **HYPERPARAMETERS)
+    expected = numpy_lars(
+        initial, [step[0] for step in gradients], adapted=False, **HYPERPARAMETERS
+    )
     np.testing.assert_allclose(kernel.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_lars_config_round_trip():
     schedule = optimizers.WarmupCosine(2.0, total_steps=50, warmup_steps=5)
     optimizer = optimizers.LARS(
-        learning_rate=schedule, momentum=0.8, weight_decay=1e-4, trust_coefficient=0.002,
-        exclude_from_weight_decay=("bias",), nesterov=True, clipnorm=1.0, name="my_lars",
+        learning_rate=schedule,
+        momentum=0.8,
+        weight_decay=1e-4,
+        trust_coefficient=0.002,
+        exclude_from_weight_decay=("bias",),
+        nesterov=True,
+        clipnorm=1.0,
+        name="my_lars",
     )
     config = optimizer.get_config()
-    for key, value in dict(momentum=0.8, weight_decay=1e-4, trust_coefficient=0.002,
-                           exclude_from_weight_decay=["bias"], nesterov=True, clipnorm=1.0,
-                           name="my_lars").items():
+    for key, value in dict(
+        momentum=0.8,
+        weight_decay=1e-4,
+        trust_coefficient=0.002,
+        exclude_from_weight_decay=["bias"],
+        nesterov=True,
+        clipnorm=1.0,
+        name="my_lars",
+    ).items():
         assert config[key] == value, key
     restored = optimizers.LARS.from_config(copy.deepcopy(config))  # from_config mutates
     assert restored.get_config() == config
@@ -158,13 +186,20 @@ def test_lars_config_round_trip():
 
 def test_lars_keras_file_round_trip(tmp_path):
     model = keras.Sequential(
-        [keras.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization(),
-         keras.layers.Dense(2)]
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(3),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(2),
+        ]
     )
     optimizer = optimizers.LARS(
         learning_rate=optimizers.simclr_learning_rate(64, steps=20, warmup_steps=2),
-        momentum=0.8, weight_decay=1e-4, trust_coefficient=0.002,
-        exclude_from_weight_decay=("bias", "gamma"), nesterov=True,
+        momentum=0.8,
+        weight_decay=1e-4,
+        trust_coefficient=0.002,
+        exclude_from_weight_decay=("bias", "gamma"),
+        nesterov=True,
     )
     model.compile(optimizer=optimizer, loss="mse")
     rng = np.random.default_rng(0)
@@ -181,8 +216,12 @@ def test_lars_keras_file_round_trip(tmp_path):
     assert int(loaded.optimizer.iterations) == 2
     for saved, restored in zip(optimizer.variables, loaded.optimizer.variables, strict=True):
         np.testing.assert_allclose(restored.numpy(), saved.numpy())
-    np.testing.assert_allclose(loaded.predict(features, verbose=0),
-                               model.predict(features, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(features, verbose=0),
+        model.predict(features, verbose=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize(
@@ -193,10 +232,16 @@ def test_lars_keras_file_round_trip(tmp_path):
         (dict(momentum="0.9"), TypeError, r"momentum.*number.*Received: momentum='0.9'"),
         (dict(weight_decay=-1e-6), ValueError, r"Received: weight_decay=-1e-06"),
         (dict(trust_coefficient=0.0), ValueError, r"> 0.*Received: trust_coefficient=0"),
-        (dict(exclude_from_weight_decay="bias"), TypeError,
-         r"list or tuple of strings.*Received: exclude_from_weight_decay='bias'"),
-        (dict(exclude_from_weight_decay=["bias", 3]), TypeError,
-         r"Received: exclude_from_weight_decay=\['bias', 3\]"),
+        (
+            dict(exclude_from_weight_decay="bias"),
+            TypeError,
+            r"list or tuple of strings.*Received: exclude_from_weight_decay='bias'",
+        ),
+        (
+            dict(exclude_from_weight_decay=["bias", 3]),
+            TypeError,
+            r"Received: exclude_from_weight_decay=\['bias', 3\]",
+        ),
         (dict(nesterov="yes"), TypeError, r"Received: nesterov='yes'"),
     ],
 )
@@ -205,7 +250,8 @@ def test_lars_bad_arguments_raise(arguments, error, match):
         optimizers.LARS(**arguments)
 
 
-# Run in its own process: the logical CPU devices must exist before TensorFlow initialises.
+# Run in the shared replica process (tests/conftest.py): the logical CPU devices must exist
+# before TensorFlow initialises.
 MIRRORED_LARS_CHECK = textwrap.dedent(
     """
     import os
@@ -213,10 +259,9 @@ MIRRORED_LARS_CHECK = textwrap.dedent(
     import numpy as np
     import tensorflow as tf
 
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-    )
+    from scripts.logical_cpus import use_logical_cpus
+
+    use_logical_cpus(2)
     import keras
     from keras_siamese import optimizers
 
@@ -250,12 +295,9 @@ MIRRORED_LARS_CHECK = textwrap.dedent(
 )
 
 
-def test_lars_under_mirrored_strategy_matches_single_device():
-    environment = dict(os.environ, CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_LARS_CHECK],
-        capture_output=True, text=True, timeout=300, env=environment,
-    )
+@pytest.mark.replica_job("-c", MIRRORED_LARS_CHECK)
+def test_lars_under_mirrored_strategy_matches_single_device(replica_job):
+    result = replica_job
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert "MIRRORED_LARS_OK" in result.stdout
 
@@ -275,8 +317,9 @@ def numpy_warmup_cosine(step, peak, total, warmup, final):
 @pytest.mark.parametrize("final", [0.0, 0.1])
 def test_warmup_cosine_values(final):
     peak, total, warmup = 2.0, 100, 10
-    schedule = optimizers.WarmupCosine(peak, total_steps=total, warmup_steps=warmup,
-                                       final_learning_rate=final)
+    schedule = optimizers.WarmupCosine(
+        peak, total_steps=total, warmup_steps=warmup, final_learning_rate=final
+    )
     assert float(schedule(0)) == 0.0
     np.testing.assert_allclose(float(schedule(5)), peak / 2, rtol=1e-6)
     np.testing.assert_allclose(float(schedule(warmup)), peak, rtol=1e-6)
@@ -286,8 +329,10 @@ def test_warmup_cosine_values(final):
     np.testing.assert_allclose(float(schedule(55)), (peak + final) / 2, rtol=1e-5)
     for step in (3, 17, 40, 73, 99):
         np.testing.assert_allclose(
-            float(schedule(step)), numpy_warmup_cosine(step, peak, total, warmup, final),
-            rtol=1e-5, atol=1e-7,
+            float(schedule(step)),
+            numpy_warmup_cosine(step, peak, total, warmup, final),
+            rtol=1e-5,
+            atol=1e-7,
         )
 
 
@@ -299,11 +344,15 @@ def test_warmup_cosine_is_keras_cosine_decay_with_warmup(peak, total, warmup, fi
     # The schedule is Keras' own CosineDecay (warmup from 0 to the peak, then the cosine to
     # alpha * peak), with the arguments of SimCLR's description; every step, the hand-written
     # formula above agrees.
-    schedule = optimizers.WarmupCosine(peak, total_steps=total, warmup_steps=warmup,
-                                       final_learning_rate=final)
+    schedule = optimizers.WarmupCosine(
+        peak, total_steps=total, warmup_steps=warmup, final_learning_rate=final
+    )
     assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
     keras_schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=total - warmup, alpha=final / peak, warmup_target=peak,
+        0.0,
+        decay_steps=total - warmup,
+        alpha=final / peak,
+        warmup_target=peak,
         warmup_steps=warmup,
     )
     steps = np.arange(0, total + 5)
@@ -320,11 +369,13 @@ def test_warmup_cosine_without_warmup_starts_at_peak():
 
 
 def test_warmup_cosine_config_round_trip():
-    schedule = optimizers.WarmupCosine(1.2, total_steps=30, warmup_steps=3,
-                                       final_learning_rate=0.01)
+    schedule = optimizers.WarmupCosine(
+        1.2, total_steps=30, warmup_steps=3, final_learning_rate=0.01
+    )
     config = schedule.get_config()
-    assert config == dict(peak_learning_rate=1.2, total_steps=30, warmup_steps=3,
-                          final_learning_rate=0.01)
+    assert config == dict(
+        peak_learning_rate=1.2, total_steps=30, warmup_steps=3, final_learning_rate=0.01
+    )
     revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
     assert isinstance(revived, optimizers.WarmupCosine)
     assert revived.get_config() == config
@@ -333,8 +384,9 @@ def test_warmup_cosine_config_round_trip():
 def test_simclr_learning_rate_peaks():
     sqrt = optimizers.simclr_learning_rate(4096, steps=100, warmup_steps=10)
     linear = optimizers.simclr_learning_rate(4096, steps=100, warmup_steps=10, scaling="linear")
-    custom = optimizers.simclr_learning_rate(512, steps=100, warmup_steps=0, scaling="linear",
-                                             base_learning_rate=1.0)
+    custom = optimizers.simclr_learning_rate(
+        512, steps=100, warmup_steps=0, scaling="linear", base_learning_rate=1.0
+    )
     assert isinstance(sqrt, optimizers.WarmupCosine)
     np.testing.assert_allclose(sqrt.peak_learning_rate, 0.075 * 64)  # 4.8
     np.testing.assert_allclose(linear.peak_learning_rate, 0.3 * 4096 / 256)  # 4.8
@@ -351,8 +403,11 @@ def test_simclr_learning_rate_peaks():
     [
         (dict(batch_size=0), ValueError, r"batch_size.*>= 1.*Received: batch_size=0"),
         (dict(batch_size=8.0), TypeError, r"integer.*Received: batch_size=8.0"),
-        (dict(steps=10, warmup_steps=10), ValueError,
-         r"larger than `warmup_steps`.*Received: steps=10, warmup_steps=10"),
+        (
+            dict(steps=10, warmup_steps=10),
+            ValueError,
+            r"larger than `warmup_steps`.*Received: steps=10, warmup_steps=10",
+        ),
         (dict(warmup_steps=-1), ValueError, r"Received: warmup_steps=-1"),
         (dict(scaling="log"), ValueError, r"one of \['linear', 'sqrt'\].*Received: scaling='log'"),
         (dict(base_learning_rate=0.0), ValueError, r"Received: base_learning_rate=0.0"),
@@ -368,12 +423,18 @@ def test_simclr_learning_rate_bad_arguments_raise(arguments, error, match):
     "arguments, error, match",
     [
         (dict(peak_learning_rate=0.0), ValueError, r"> 0.*Received: peak_learning_rate=0.0"),
-        (dict(total_steps=5, warmup_steps=5), ValueError,
-         r"smaller than `total_steps`.*Received: warmup_steps=5, total_steps=5"),
+        (
+            dict(total_steps=5, warmup_steps=5),
+            ValueError,
+            r"smaller than `total_steps`.*Received: warmup_steps=5, total_steps=5",
+        ),
         (dict(total_steps=0), ValueError, r"Received: total_steps=0"),
         (dict(total_steps=10.5), TypeError, r"integer.*Received: total_steps=10.5"),
-        (dict(final_learning_rate=2.0), ValueError,
-         r"must not exceed.*Received: final_learning_rate=2.0, peak_learning_rate=1.0"),
+        (
+            dict(final_learning_rate=2.0),
+            ValueError,
+            r"must not exceed.*Received: final_learning_rate=2.0, peak_learning_rate=1.0",
+        ),
         (dict(final_learning_rate=-0.1), ValueError, r"Received: final_learning_rate=-0.1"),
     ],
 )

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import random_images, tiny_encoder
+from conftest import in_replica_process, random_images, tiny_encoder
 
 import keras_siamese as ks
 from keras_siamese import augment
@@ -421,6 +421,7 @@ def small_fashion_encoder(width=16):
 
 
 @pytest.mark.slow
+@in_replica_process
 def test_simclr_learns_fashion_mnist_features():
     """300 steps on 2,000 images lower the loss and raise kNN accuracy above random init."""
     train_images, train_labels = ks.datasets.load_arrays("fashion_mnist", "train[:2000]")

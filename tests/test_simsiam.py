@@ -1,9 +1,6 @@
 """Tests of SimSiam: its loss against numpy, the stop-gradient, collapse, the split optimizer."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 import warnings
 
@@ -11,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import random_images, tiny_encoder
+from conftest import in_replica_process, random_images, tiny_encoder
 from keras import ops
 
 import keras_siamese as ks
@@ -241,6 +238,7 @@ def test_simsiam_refuses_a_loss_and_single_image_batches():
 
 
 @pytest.mark.slow
+@in_replica_process
 def test_simsiam_on_fashion_mnist_beats_random_init_on_knn():  # ~30 s on a quiet machine
     # 512 steps at a high rate: the cosine loss' gradients are ~5x smaller than NT-Xent's
     # at temperature 0.2, and the paper's 0.03 * B / 256 barely moves a tiny encoder in
@@ -504,10 +502,9 @@ MIRRORED_SPLIT_CHECK = textwrap.dedent(
     """
     import numpy as np
     import tensorflow as tf
-    tf.config.set_logical_device_configuration(
-        tf.config.list_physical_devices("CPU")[0],
-        [tf.config.LogicalDeviceConfiguration()] * 2,
-    )
+    from scripts.logical_cpus import use_logical_cpus
+
+    use_logical_cpus(2)
     import keras
     from keras_siamese import optimizers
 
@@ -543,14 +540,8 @@ MIRRORED_SPLIT_CHECK = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_split_optimizer_under_mirrored_strategy_matches_single_device():
-    environment = dict(os.environ, CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SPLIT_CHECK],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=environment,
-    )
+@pytest.mark.replica_job("-c", MIRRORED_SPLIT_CHECK)
+def test_split_optimizer_under_mirrored_strategy_matches_single_device(replica_job):
+    result = replica_job
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert "MIRRORED_SPLIT_OK" in result.stdout

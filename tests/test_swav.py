@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import random_images, tiny_encoder
+from conftest import in_replica_process, random_images, tiny_encoder
 from scripts import redundancy_replicas
 from test_barlow_twins import (
     check_replicas_equal_one_device,
@@ -482,24 +482,28 @@ def test_bad_arguments_raise(arguments, error, match):
 
 
 @pytest.mark.slow
-def test_step_on_2_and_4_replicas_equals_one_device():
-    check_replicas_equal_one_device(redundancy_replicas.run("swav"))
+@pytest.mark.replica_job(redundancy_replicas.SCRIPT, "swav")
+def test_step_on_2_and_4_replicas_equals_one_device(replica_job):
+    check_replicas_equal_one_device(redundancy_replicas.results_of(replica_job))
 
 
 @pytest.mark.slow
-def test_two_steps_with_the_queue_on_2_and_4_replicas_equal_one_device():
+@pytest.mark.replica_job(redundancy_replicas.SCRIPT, "swav_queue")
+def test_two_steps_with_the_queue_on_2_and_4_replicas_equal_one_device(replica_job):
     # The weights include the queue: projections of a forward pass through global BatchNorm,
     # whose float32 noise (sums in another order) two steps carry to ~3e-5.
-    results = redundancy_replicas.run("swav_queue")
+    results = redundancy_replicas.results_of(replica_job)
     check_replicas_equal_one_device(results, weights_tolerance=1e-4)
 
 
 @pytest.mark.slow
-def test_multi_crop_step_on_2_and_4_replicas_equals_one_device():
-    check_replicas_equal_one_device(redundancy_replicas.run("swav_multi_crop"))
+@pytest.mark.replica_job(redundancy_replicas.SCRIPT, "swav_multi_crop")
+def test_multi_crop_step_on_2_and_4_replicas_equals_one_device(replica_job):
+    check_replicas_equal_one_device(redundancy_replicas.results_of(replica_job))
 
 
 @pytest.mark.slow
+@in_replica_process
 def test_swav_on_fashion_mnist_beats_random_init_on_knn():  # ~20 s
     images, labels = ks.datasets.load_arrays("fashion_mnist", "train")
     test_images, test_labels = ks.datasets.load_arrays("fashion_mnist", "test")

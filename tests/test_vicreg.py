@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import random_images, tiny_encoder
+from conftest import in_replica_process, random_images, tiny_encoder
 from scripts import redundancy_replicas
 from test_barlow_twins import (
     check_replicas_equal_one_device,
@@ -304,11 +304,13 @@ def test_bad_arguments_raise(arguments, error, match):
 
 
 @pytest.mark.slow
-def test_step_on_2_and_4_replicas_equals_one_device():
-    check_replicas_equal_one_device(redundancy_replicas.run("vicreg"))
+@pytest.mark.replica_job(redundancy_replicas.SCRIPT, "vicreg")
+def test_step_on_2_and_4_replicas_equals_one_device(replica_job):
+    check_replicas_equal_one_device(redundancy_replicas.results_of(replica_job))
 
 
 @pytest.mark.slow
+@in_replica_process
 def test_vicreg_on_fashion_mnist_beats_random_init_on_knn():  # ~20 s
     images, labels = ks.datasets.load_arrays("fashion_mnist", "train")
     test_images, test_labels = ks.datasets.load_arrays("fashion_mnist", "test")

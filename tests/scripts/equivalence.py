@@ -18,12 +18,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from scripts.logical_cpus import use_logical_cpus  # noqa: E402
 
 MAX_DEVICES = 4
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    cpu, [tf.config.LogicalDeviceConfiguration()] * MAX_DEVICES
-)
+use_logical_cpus(MAX_DEVICES)
 
 import keras  # noqa: E402
 from conftest import random_images, tiny_encoder  # noqa: E402
@@ -145,7 +143,7 @@ def new_mirrored_strategy(devices):
 def main(kind, counts):
     keras.utils.set_random_seed(0)
     initial = BUILDERS[kind](True).get_weights()
-    devices = [device.name for device in tf.config.list_logical_devices("CPU")]
+    devices = use_logical_cpus(MAX_DEVICES)
     default = tf.distribute.get_strategy()
     loss, reference, _ = train_one_step(kind, default, initial)
     update = relative_difference(flat(initial), flat(reference))

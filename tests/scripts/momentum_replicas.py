@@ -27,10 +27,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from scripts.logical_cpus import use_logical_cpus  # noqa: E402
 
-tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
-)
+use_logical_cpus(2)
 
 import keras  # noqa: E402
 from conftest import random_images, tiny_encoder  # noqa: E402
@@ -63,12 +62,22 @@ def build(kind, sync_batch_norm):
         return BYOL(tiny_encoder(), projection_dim=8, hidden_dim=16, **common)
     if kind.startswith("moco"):
         return MoCo(
-            tiny_encoder(), version=kind[-2:], queue_size=24, projection_dim=8, hidden_dim=16,
-            temperature=0.5, **common,
+            tiny_encoder(),
+            version=kind[-2:],
+            queue_size=24,
+            projection_dim=8,
+            hidden_dim=16,
+            temperature=0.5,
+            **common,
         )
     return DINO(
-        tiny_encoder(), output_dim=32, hidden_dim=16, bottleneck_dim=8, head_batch_norm=True,
-        teacher_temperature=0.1, **common,
+        tiny_encoder(),
+        output_dim=32,
+        hidden_dim=16,
+        bottleneck_dim=8,
+        head_batch_norm=True,
+        teacher_temperature=0.1,
+        **common,
     )
 
 
@@ -122,7 +131,7 @@ def new_mirrored_strategy(devices):
 def main(kind):
     keras.utils.set_random_seed(0)
     initial = [np.asarray(w) for w in build(kind, True).get_weights()]
-    devices = [device.name for device in tf.config.list_logical_devices("CPU")][:2]
+    devices = use_logical_cpus(2)
     loss, reference, names, _ = train(kind, tf.distribute.get_strategy(), initial)
     results = {
         "model": kind,

@@ -1,12 +1,12 @@
 """Barlow Twins, VICReg and SwAV: `fit` under MirroredStrategy over N logical CPUs vs one device.
 
-Run in its own process by tests/test_barlow_twins.py, test_vicreg.py and test_swav.py (logical
-devices must be configured before TensorFlow initialises). From the same weights and the same
-global batches, with a deterministic augmenter, the model trains one step (two for
-`swav_queue`, whose second step uses the queue; `swav_multi_crop` has two global and two local
-views) on one device and on 2 and 4 replicas. Prints one JSON line `REPLICAS {...}` with the
-differences in loss, weights (all of them: the SwAV queue and BatchNorm statistics too) and
-the step's update; the tests assert on them.
+Run by tests/test_barlow_twins.py, test_vicreg.py and test_swav.py in the shared replica process
+of tests/conftest.py (logical devices must be configured before TensorFlow initialises). From
+the same weights and the same global batches, with a deterministic augmenter, the model trains
+one step (two for `swav_queue`, whose second step uses the queue; `swav_multi_crop` has two
+global and two local views) on one device and on 2 and 4 replicas. Prints one JSON line
+`REPLICAS {...}` with the differences in loss, weights (all of them: the SwAV queue and
+BatchNorm statistics too) and the step's update; the tests assert on them.
 
 The control computes each replica's loss on its own share (`distribute.all_gather` replaced by
 the identity): statistics, codes and loss of a quarter or half batch, which must differ.
@@ -17,10 +17,10 @@ Usage: python redundancy_replicas.py MODEL [REPLICAS ...]
 
 import json
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.abspath(__file__)
 MODELS = ("barlow_twins", "vicreg", "swav", "swav_queue", "swav_multi_crop")
 GLOBAL_BATCH = 16
 # SGD rates giving steps that move the weights by a few percent: large enough to show in the
@@ -35,16 +35,9 @@ LEARNING_RATES = {
 }
 
 
-def run(model: str, counts=(2, 4), timeout: int = 600) -> dict:
-    """Runs this script for `model` in a fresh process; returns its JSON results."""
-    environment = dict(os.environ, CUDA_VISIBLE_DEVICES="", KERAS_BACKEND="tensorflow")
-    result = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), model, *map(str, counts)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=environment,
-    )
+def results_of(result) -> dict:
+    """The JSON results of this script's `subprocess.CompletedProcess` (tests/conftest.py's
+    `replica_job` runs it in the shared replica process)."""
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     lines = [line for line in result.stdout.splitlines() if line.startswith("REPLICAS ")]
     assert len(lines) == 1, result.stdout[-3000:]
@@ -59,11 +52,9 @@ def main(kind: str, counts: list[int]) -> None:
     sys.path.insert(0, os.path.dirname(HERE))
 
     import tensorflow as tf
+    from scripts.logical_cpus import use_logical_cpus
 
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * max(counts)
-    )
+    use_logical_cpus(max(counts))
 
     import keras
     import numpy as np
@@ -150,7 +141,7 @@ def main(kind: str, counts: list[int]) -> None:
 
     keras.utils.set_random_seed(0)
     initial = build(True).get_weights()
-    devices = [device.name for device in tf.config.list_logical_devices("CPU")]
+    devices = use_logical_cpus(max(counts))
     reference_loss, reference = train(tf.distribute.get_strategy(), initial)
     results = {
         "model": kind,
