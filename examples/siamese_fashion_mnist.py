@@ -1,21 +1,11 @@
 """Siamese networks on Fashion-MNIST: verify and retrieve classes never seen in training.
 
-Pretrains a small ResNet with SimCLR on the images of Fashion-MNIST classes 0-6 (labels unused),
-trains it as a Siamese embedding on those classes with the contrastive loss on pairs (Hadsell et
-al. 2006) and with the triplet loss, hard mining on P x K batches (Schroff et al. 2015; Hermans
-et al. 2017), and evaluates both beside the raw pixels on the unseen classes 7-9 (Sneaker, Bag,
-Ankle boot) of the test split: verification of 3,000 fixed pairs (ROC AUC, equal error rate) and
-leave-one-out retrieval among the 3,000 images (recall@1, mAP@R). Each run writes `model.keras`,
-`roc_curve.png`, `results.json` to `--model_dir/<loss>/` and a SavedModel to `--export_dir`.
-
-Every default is from the recipes `ks.recipes.get("siamese-triplet")` and "siamese-contrastive",
-the best `benchmarks/recipe.py` found within 5 minutes on 2 CPU cores (sweep.md): the SimCLR
-demo's encoder pretrained 3 epochs on the seen classes, then one epoch of each loss into a 128-d
-L2-normalised embedding, Adam, cosine decay. The pretraining lifts retrieval (recall@1), hard
-mining verification (ROC AUC; semi-hard from scratch: 0.70-0.71). Scaled down from the papers:
-a ResNet-10 instead of an Inception/ResNet-50, 28x28 images, minutes of training.
-
-Run: `python examples/siamese_fashion_mnist.py` (`--losses=triplet` for one run).
+SimCLR pretraining on classes 0-6 (no labels), then a Siamese embedding trained on them with the
+contrastive loss on pairs (Hadsell et al. 2006) and the triplet loss with hard mining on P x K
+batches (Schroff et al. 2015; Hermans et al. 2017), each evaluated beside the raw pixels on the
+unseen classes 7-9: verification of 3,000 fixed pairs (ROC AUC, EER), leave-one-out retrieval
+(recall@1, mAP@R); ROC curve, retrieval grid, model, results, export per loss. Defaults: the
+recipes "siamese-triplet", "siamese-contrastive" (scaled down: ResNet-10, 28x28; ~2 CPU-min).
 """
 
 import json
@@ -53,6 +43,9 @@ flags.DEFINE_string("model_dir", "runs/siamese_fashion_mnist", "Models, figures 
 flags.DEFINE_string("export_dir", "saved_models/siamese_fashion_mnist", "SavedModel base dir.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 FLAGS = flags.FLAGS
+COLUMNS = {"roc_auc": "ROC AUC", "equal_error_rate": "EER", "recall@1": "recall@1",
+           "map@r": "mAP@R", "train_seconds": "train (s)"}  # fmt: skip
+DIGITS = {key: 4 for key in COLUMNS} | {"train_seconds": 0}
 
 
 def recipe_for(loss_name: str):
@@ -99,6 +92,18 @@ def train(loss_name, seen, encoder):
     return model
 
 
+def draw_neighbours(model, unseen, path):
+    """Eight random unseen queries and their 5 nearest neighbours (wrong class: framed red)."""
+    embeddings, _ = ks.evaluation.extract_features(model, unseen, progress=False)
+    nearest = ks.evaluation.nearest_neighbors(
+        embeddings, embeddings, k=5, distance=model.distance, exclude_self=True
+    )
+    queries = np.random.default_rng(FLAGS.seed).choice(len(unseen[1]), 8, replace=False)
+    (images, labels), names = unseen, ks.datasets.FASHION_MNIST_CLASSES
+    found = (images[nearest[queries]], labels[nearest[queries]])
+    plots.retrieval_grid(images[queries], labels[queries], *found, path, class_names=names)
+
+
 def evaluate(model, pairs, unseen, **options):
     """Verification of the fixed unseen-class pairs and retrieval among the unseen images."""
     scores, same = ks.evaluation.pair_scores(model, pairs, progress=False, **options)
@@ -106,10 +111,9 @@ def evaluate(model, pairs, unseen, **options):
     return {**ks.evaluation.verification_metrics(scores, same), **retrieval}, (scores, same)
 
 
-def main(argv):
-    del argv
-    logging.set_verbosity(logging.WARNING)  # absl's INFO lines (the export's, ...); then
-    tf.get_logger().setLevel("ERROR")  # TensorFlow's Python warnings (retracing, ...)
+def main(_):
+    logging.set_verbosity(logging.WARNING)  # absl's INFO lines (the export's, ...)
+    tf.get_logger().setLevel("ERROR")  # and TensorFlow's Python warnings (retracing, ...)
     # ---- data: seen classes 0-6 of the train split train, unseen 7-9 of the test split test.
     seen, _ = ks.sampling.split_classes(ks.datasets.load_arrays("fashion_mnist", "train"), SEEN)
     _, unseen = ks.sampling.split_classes(ks.datasets.load_arrays("fashion_mnist", "test"), SEEN)
@@ -119,9 +123,7 @@ def main(argv):
     print(f"Training on {len(seen[1])} images of classes 0-6, testing on {len(unseen[1])} of 7-9.")
     pixels = ks.evaluation.raw_pixels(IMAGE_SHAPE)
     rows = {"raw pixels (cosine)": evaluate(pixels, pairs, unseen, distance="cosine")[0]}
-
-    # ---- SimCLR once on the seen-class images; each loss starts from its encoder.
-    encoder, pretrain_seconds = pretrain(seen)
+    encoder, pretrain_seconds = pretrain(seen)  # SimCLR once; each loss starts from it
     if FLAGS.pretrain_epochs:
         features = evaluate(encoder, pairs, unseen, distance="cosine", input_scale=1 / 255)[0]
         rows["SimCLR features (cosine)"] = {**features, "train_seconds": pretrain_seconds}
@@ -134,16 +136,14 @@ def main(argv):
         run_dir = os.path.join(FLAGS.model_dir, loss_name)  # ROC, model, results, export
         os.makedirs(run_dir, exist_ok=True)
         plots.roc_figure(*scored_pairs, os.path.join(run_dir, "roc_curve.png"), title=loss_name)
+        draw_neighbours(model, unseen, os.path.join(run_dir, "retrieval_grid.png"))
         model.save(os.path.join(run_dir, "model.keras"))
         with open(os.path.join(run_dir, "results.json"), "w") as file:
             json.dump({"flags": FLAGS.flag_values_dict(), "results": results}, file, indent=2)
         ks.export.export_for_serving(model, os.path.join(FLAGS.export_dir, loss_name))
 
-    print("\nUnseen classes 7-9 (Sneaker, Bag, Ankle boot), test split:")
-    columns = {"roc_auc": "ROC AUC", "equal_error_rate": "EER", "recall@1": "recall@1"}
-    columns.update({"map@r": "mAP@R", "train_seconds": "train (s)"})
-    digits = {key: 4 for key in columns} | {"train_seconds": 0}
-    print(ks.evaluation.format_table(rows, columns, "Embedding", scale=1, digits=digits))
+    table = ks.evaluation.format_table(rows, COLUMNS, "Embedding", scale=1, digits=DIGITS)
+    print(f"\nUnseen classes 7-9 (Sneaker, Bag, Ankle boot), test split:\n{table}")
 
 
 if __name__ == "__main__":

@@ -238,6 +238,7 @@ def test_siamese_example_prints_raw_pixels_beside_both_losses(tmp_path, fashion_
         assert all(0 <= value <= 1 for value in row[:4]) and (row[4] is None or row[4] >= 0)
     for loss in ("contrastive", "triplet"):
         assert os.path.isfile(model_dir / loss / "roc_curve.png")
+        assert os.path.getsize(model_dir / loss / "retrieval_grid.png") > 1000  # a drawn grid
         results = json.loads((model_dir / loss / "results.json").read_text())
         assert results["results"]["roc_auc"] == pytest.approx(rows[f"{loss} loss"][0], abs=5e-5)
         served = ks.export.load_for_inference(str(export_dir / loss / "1"))
