@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from keras_siamese.datasets import arguments, conversion, image_files, streaming
+from keras_siamese.datasets import arguments, conversion, image_files, pixel_limit, streaming
 
 _SHOWN = 3  # example files quoted per channel count or size
 
@@ -24,6 +24,7 @@ def from_directory(
     seed: int = 0,
     on_error: str = "raise",
     class_names: Sequence[str] | None = None,
+    max_pixels: int | None = pixel_limit.DEFAULT_MAX_PIXELS,
 ) -> tf.data.Dataset:
     """Streams the images of a folder as `uint8` in [0, 255], with labels from sub-folders.
 
@@ -63,6 +64,9 @@ def from_directory(
             still rejects).
         class_names: the class order with `labels="inferred"`, naming every sub-folder
             (e.g. the training folder's classes when reading its test folder).
+        max_pixels: the most pixels (width x height, from the header) an image may have;
+            4096 x 4096 by default, None for no limit. Larger files are bad files (refused,
+            or left out with `on_error="skip"`), never decoded.
 
     Returns:
         A `tf.data.Dataset` of `uint8` images `[H, W, C]` (batched: `[B, H, W, C]`), or of
@@ -84,7 +88,8 @@ def from_directory(
     image_size = arguments.normalize_image_size(image_size)
     channels = arguments.check_channels(channels, allowed=(1, 3, 4))
     batch_size = arguments.check_batching(batch_size, shuffle, seed)
-    files = image_files.list_image_files(path, labels, class_names, on_error)
+    files = image_files.list_image_files(path, labels, class_names, on_error, max_pixels)
+    max_pixels = pixel_limit.check_max_pixels(max_pixels)
 
     stored = collections.defaultdict(list)
     for file_path, header in zip(files.file_paths, files.headers, strict=True):
@@ -94,9 +99,12 @@ def from_directory(
     convert = set(stored) != {channels}
 
     def read(element):
-        image = tf.io.decode_image(
-            tf.io.read_file(element["path"]), channels=0, dtype=tf.uint8, expand_animations=False
+        data = tf.io.read_file(element["path"])
+        checks = pixel_limit.assert_pixels(
+            data, max_pixels, element["path"], "from_directory(max_pixels=...)"
         )
+        with tf.control_dependencies(checks):
+            image = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
         image = conversion.to_channels(image, channels) if convert else image
         image = conversion.resize_uint8(image, image_size)
         return tf.ensure_shape(image, (*image_size, channels))

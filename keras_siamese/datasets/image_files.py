@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from keras_siamese.datasets import arguments, image_headers
+from keras_siamese.datasets import arguments, folder_walk, image_headers, pixel_limit
 
 _SHOWN = 5  # bad files quoted in a message
 
@@ -43,11 +43,16 @@ def list_image_files(
     labels: str | None = "inferred",
     class_names: Sequence[str] | None = None,
     on_error: str = "raise",
+    max_pixels: int | None = pixel_limit.DEFAULT_MAX_PIXELS,
 ) -> ImageFiles:
     """Lists and checks the PNG, JPEG, BMP and GIF files under a folder, as `from_directory`.
 
     Use it to know what `from_directory(path, ..., shuffle=False)` yields, in order: the file
     paths (e.g. as the ids of a retrieval gallery), the labels and the class names.
+
+    Symbolic links are followed, each real directory (device, inode) at most once: a link
+    back to a folder already listed (`a/loop -> .`, `a/up -> ..`, a link to another class)
+    is not followed, so a loop never repeats or relabels images, and a warning names it.
 
     Args:
         path: the folder. With `labels="inferred"` each sub-folder is a class (images at
@@ -57,7 +62,10 @@ def list_image_files(
             sub-folders); sorted sub-folder names when None, as
             `keras.utils.image_dataset_from_directory` orders them.
         on_error: `"raise"` or `"skip"`, for files whose header shows they are not complete
-            images TensorFlow decodes.
+            images TensorFlow decodes, or have more than `max_pixels` pixels.
+        max_pixels: the most pixels (width x height, read from the header, never decoded)
+            an image may have; 4096 x 4096 by default, None for no limit. A 1 MB PNG can
+            declare 20000 x 20000 pixels, 1.2 GB once decoded.
 
     Returns:
         An `ImageFiles` tuple.
@@ -72,7 +80,13 @@ def list_image_files(
         (('cats', 'dogs'), 120)
     """
     return list_files(
-        path, labels, class_names, on_error, image_headers.EXTENSIONS, image_headers.read_header
+        path,
+        labels,
+        class_names,
+        on_error,
+        image_headers.EXTENSIONS,
+        image_headers.read_header,
+        max_pixels,
     )
 
 
@@ -83,35 +97,31 @@ def list_files(
     on_error,
     extensions: tuple[str, ...],
     read_header: Callable[[str], Any],
+    max_pixels: int | None = pixel_limit.DEFAULT_MAX_PIXELS,
 ) -> ImageFiles:
     """`list_image_files` for any file kind: `extensions` and a header reader raising
-    `image_headers.InvalidImageError`."""
+    `image_headers.InvalidImageError` (its header has `height` and `width`)."""
     path = arguments.check_directory(path)
     arguments.check_labels(labels)
     arguments.check_on_error(on_error)
+    max_pixels = pixel_limit.check_max_pixels(max_pixels)
     if labels is None:
         if class_names is not None:
             raise ValueError(
                 "`class_names` orders the sub-folder classes, so it needs labels='inferred'. "
                 f"Received: class_names={class_names!r} with labels=None"
             )
-        names, groups = None, [_walk(path, extensions)]
+        names, tops, root = None, [path], None
     else:
-        names, groups = _classes(path, class_names, extensions)
+        names = _classes(path, class_names, extensions)
+        tops, root = [os.path.join(path, name) for name in names], path
+    groups, skipped_links = folder_walk.walk_folders(tops, extensions, root)
+    if skipped_links:
+        _warn_links(skipped_links, path)
     listed = sum(len(group) for group in groups)
     if listed == 0:
         raise ValueError(_empty_message(path, extensions, labels))
-
-    file_paths, label_list, headers, bad = [], [], [], []
-    for index, group in enumerate(groups):
-        for file_path in group:
-            try:
-                headers.append(read_header(file_path))
-            except image_headers.InvalidImageError as error:
-                bad.append(str(error))
-                continue
-            file_paths.append(file_path)
-            label_list.append(index)
+    file_paths, label_list, headers, bad = _check_headers(groups, read_header, max_pixels)
     if bad:
         _report(bad, listed, path, on_error)
     if not file_paths:
@@ -136,28 +146,42 @@ def list_files(
     )
 
 
+def _check_headers(groups, read_header, max_pixels):
+    """Reads every file's header: `(file_paths, labels, headers, bad)` (bad: messages)."""
+    file_paths, label_list, headers, bad = [], [], [], []
+    for index, group in enumerate(groups):
+        for file_path in group:
+            try:
+                header = read_header(file_path)
+            except image_headers.InvalidImageError as error:
+                bad.append(str(error))
+                continue
+            reason = pixel_limit.too_many_pixels(header.height, header.width, max_pixels)
+            if reason is not None:
+                bad.append(f"{file_path} {reason}")
+                continue
+            headers.append(header)
+            file_paths.append(file_path)
+            label_list.append(index)
+    return file_paths, label_list, headers, bad
+
+
+def _warn_links(links: list[str], path: str) -> None:
+    shown = ", ".join(f"{link} -> {os.path.realpath(link)}" for link in links[:_SHOWN])
+    more = f" and {len(links) - _SHOWN} more" if len(links) > _SHOWN else ""
+    warnings.warn(
+        f"{len(links)} symbolic link(s) under {path} lead to folders already listed (a loop, "
+        f"a link to the data folder or to another class) and were not followed: {shown}{more}.",
+        stacklevel=4,
+    )
+
+
 def _visible(name: str) -> bool:
     return not name.startswith(".")
 
 
-def _walk(directory: str, extensions: tuple[str, ...]) -> list[str]:
-    """The files under `directory` with one of `extensions`, at any depth, sorted."""
-    found = []
-    for root, dirs, files in os.walk(directory, followlinks=True):
-        dirs[:] = sorted(name for name in dirs if _visible(name))
-        found.extend(
-            os.path.join(root, name)
-            for name in sorted(files)
-            if _visible(name) and name.lower().endswith(extensions)
-        )
-    return found
-
-
 def _has_files(directory: str, extensions: tuple[str, ...]) -> bool:
-    for _, _, files in os.walk(directory, followlinks=True):
-        if any(_visible(name) and name.lower().endswith(extensions) for name in files):
-            return True
-    return False
+    return bool(folder_walk.walk_folders([directory], extensions)[0][0])
 
 
 def _classes(path, class_names, extensions):
@@ -167,9 +191,11 @@ def _classes(path, class_names, extensions):
         if _visible(name) and os.path.isdir(os.path.join(path, name))
     )
     if class_names is not None:
-        if isinstance(class_names, str) or len(set(class_names)) != len(class_names) or set(
-            class_names
-        ) != set(folders):
+        if (
+            isinstance(class_names, str)
+            or len(set(class_names)) != len(class_names)
+            or set(class_names) != set(folders)
+        ):
             raise ValueError(
                 "`class_names` must name each sub-folder of `path` exactly once (the classes "
                 f"found are {folders}). Received: class_names={class_names!r}"
@@ -188,7 +214,8 @@ def _classes(path, class_names, extensions):
     loose = [
         name
         for name in os.listdir(path)
-        if _visible(name) and name.lower().endswith(extensions)
+        if _visible(name)
+        and name.lower().endswith(extensions)
         and os.path.isfile(os.path.join(path, name))
     ]
     if loose:
@@ -197,7 +224,7 @@ def _classes(path, class_names, extensions):
             "folder and are left out (labels='inferred').",
             stacklevel=4,
         )
-    return tuple(folders), [_walk(os.path.join(path, name), extensions) for name in folders]
+    return tuple(folders)
 
 
 def _empty_message(path: str, extensions: tuple[str, ...], labels) -> str:

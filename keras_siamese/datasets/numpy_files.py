@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_siamese import validation
-from keras_siamese.datasets import arguments, conversion, image_files, streaming
+from keras_siamese.datasets import arguments, conversion, image_files, pixel_limit, streaming
 from keras_siamese.datasets.image_headers import InvalidImageError
 
 # The dtypes `tf.io.decode_raw` reads.
@@ -82,6 +82,7 @@ def from_numpy_files(
     seed: int = 0,
     on_error: str = "raise",
     class_names: Sequence[str] | None = None,
+    max_pixels: int | None = pixel_limit.DEFAULT_MAX_PIXELS,
 ) -> tf.data.Dataset:
     """Streams a folder of `.npy` images with any channel count, as `uint8` in [0, 255].
 
@@ -110,6 +111,8 @@ def from_numpy_files(
         seed: the shuffle seed.
         on_error: `"raise"` or `"skip"` (bad files left out with one warning).
         class_names: the class order with `labels="inferred"`.
+        max_pixels: the most pixels (height x width, from the `.npy` header) a file may
+            hold; 4096 x 4096 by default, None for no limit.
 
     Returns:
         A dataset of `uint8` images `[H, W, C]` (or `(image, int64 label)` pairs), with
@@ -131,7 +134,9 @@ def from_numpy_files(
         channels = validation.check_integer("channels", channels, minimum=1)
     batch_size = arguments.check_batching(batch_size, shuffle, seed)
     value_range = _check_value_range(value_range)
-    files = image_files.list_files(path, labels, class_names, on_error, (".npy",), read_npy_header)
+    files = image_files.list_files(
+        path, labels, class_names, on_error, (".npy",), read_npy_header, max_pixels
+    )
     headers = files.headers
     channels, dtype, size = _common_format(files, path, image_size, channels, value_range)
     resize = image_size is not None and any(

@@ -7,6 +7,8 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from keras_siamese.datasets import named_errors
+
 
 def stream(
     elements: dict[str, np.ndarray],
@@ -24,13 +26,15 @@ def stream(
     gives the same order and pixels every time.
 
     Args:
-        elements: per-file arrays of equal length (e.g. `{"path": ...}`).
+        elements: per-file arrays of equal length, with the file's `"path"` (and e.g. its
+            offset).
         read: element -> `uint8 [H, W, C]` image.
         labels: `int64 [N]` or None.
         batch_size: batch the images (the last batch may be smaller) or yield single images.
         shuffle: reshuffle the files every epoch.
         seed: the shuffle seed.
-        on_error: "skip" drops elements whose reading fails at run time; "raise" stops.
+        on_error: "skip" drops elements whose reading fails at run time; "raise" stops with
+            an error naming the file (see `named_errors`).
 
     Returns:
         A dataset of images, or of `(image, label)` pairs.
@@ -41,16 +45,13 @@ def stream(
     dataset = tf.data.Dataset.from_tensor_slices(elements)
     if shuffle:
         dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    if labels is None:
-        dataset = dataset.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    else:
-        dataset = dataset.map(
-            lambda element: (read(element), element["label"]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-    if on_error == "skip":
-        dataset = dataset.ignore_errors()
+
+    def read_element(element):
+        return read(element) if labels is None else (read(element), element["label"])
+
+    dataset = named_errors.map_naming_errors(
+        dataset, read_element, lambda element: element["path"], on_error
+    )
     if batch_size is not None:
         dataset = dataset.batch(batch_size)
     return dataset.prefetch(tf.data.AUTOTUNE)

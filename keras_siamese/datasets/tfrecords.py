@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from keras_siamese import validation
-from keras_siamese.datasets import arguments, conversion, image_headers
+from keras_siamese.datasets import arguments, conversion, image_headers, named_errors, pixel_limit
 
 _CYCLE_LENGTH = 16  # shards read at once
 
@@ -25,6 +25,7 @@ def from_tfrecords(
     on_error: str = "raise",
     shuffle_buffer_size: int = 1024,
     compression_type: str | None = None,
+    max_pixels: int | None = pixel_limit.DEFAULT_MAX_PIXELS,
 ) -> tf.data.Dataset:
     """Streams images (and labels) from TFRecord files of `tf.train.Example`s.
 
@@ -38,7 +39,10 @@ def from_tfrecords(
     yielded, the first record of every shard is read and checked: a file that is not a
     TFRecord file, missing keys or an unreadable image raise here, naming the file and key.
     Later records are only checked when decoded: with `on_error="skip"` records that fail
-    then are dropped, with `"raise"` TensorFlow's decoding error stops the iteration.
+    then are dropped, with `"raise"` the iteration stops with an error naming the shard and
+    the record's index in it (`shard data/train-3.tfrecord record 1041`), after TensorFlow's
+    own reason in the log. An encoded image of more than `max_pixels` pixels is refused from
+    its header, in the graph, before it is decoded.
 
     Encoded images are converted to `channels` as in `from_directory` (never dropping an
     alpha channel); serialized tensors must already have `channels` channels. Resizing is
@@ -59,6 +63,9 @@ def from_tfrecords(
         shuffle_buffer_size: records in the shuffle buffer (encoded images, so memory grows
             with it).
         compression_type: `None`/`""`, `"ZLIB"` or `"GZIP"`, as `tf.data.TFRecordDataset`.
+        max_pixels: the most pixels (width x height, from the header) an encoded image may
+            have; 4096 x 4096 by default, None for no limit. Serialized tensors are stored
+            whole, so no limit applies to them.
 
     Returns:
         A dataset of `uint8` images `[H, W, C]`, or of `(image, int64 label)` pairs when
@@ -83,44 +90,72 @@ def from_tfrecords(
     for name, key in (("image_key", image_key), ("label_key", label_key)):
         if not (isinstance(key, str) and key) and not (name == "label_key" and key is None):
             raise TypeError(f"`{name}` must be a feature name. Received: {name}={key!r}")
+    max_pixels = pixel_limit.check_max_pixels(max_pixels)
     files = _match(file_pattern)
     first = _first_records(files, compression_type, file_pattern)
     encoded, stored_shape = _inspect(first, image_key, label_key)
+    _check_first_size(first[0], encoded, stored_shape, max_pixels)
     channels = _output_channels(encoded, stored_shape, channels)
     if image_size is None:
         image_size = stored_shape[:2]
-    read = _record_reader(encoded, image_key, label_key, channels, image_size)
+    read = _record_reader(encoded, image_key, label_key, channels, image_size, max_pixels)
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.interleave(
-        lambda file: tf.data.TFRecordDataset(file, compression_type=compression_type),
+        lambda file: _numbered_records(file, compression_type),
         cycle_length=min(len(files), _CYCLE_LENGTH),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if on_error == "skip":
-        dataset = dataset.ignore_errors()
+    dataset = named_errors.map_naming_errors(
+        dataset, read, lambda element: element["name"], on_error
+    )
     if batch_size is not None:
         dataset = dataset.batch(batch_size)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _record_reader(encoded: bool, image_key, label_key, channels: int, image_size):
+def _numbered_records(file: tf.Tensor, compression_type) -> tf.data.Dataset:
+    """A shard's records, each with the name messages give it: `shard <file> record <i>`."""
+    records = tf.data.TFRecordDataset(file, compression_type=compression_type).enumerate()
+    return records.map(
+        lambda index, record: {
+            "record": record,
+            "name": tf.strings.join(["shard ", file, " record ", tf.strings.as_string(index)]),
+        }
+    )
+
+
+def _check_first_size(file: str, encoded: bool, stored_shape, max_pixels) -> None:
+    height, width = stored_shape[:2]
+    reason = pixel_limit.too_many_pixels(height, width, max_pixels) if encoded else None
+    if reason is not None:
+        raise ValueError(
+            f"The first record of {file} holds an image that {reason} "
+            f"Received: max_pixels={max_pixels}"
+        )
+
+
+def _record_reader(encoded: bool, image_key, label_key, channels: int, image_size, max_pixels):
     """The `tf.data` function parsing one record into a `uint8` image (and int64 label)."""
     features = {image_key: tf.io.FixedLenFeature([], tf.string)}
     if label_key is not None:
         features[label_key] = tf.io.FixedLenFeature([], tf.int64)
 
-    def read(record):
-        example = tf.io.parse_single_example(record, features)
+    def read(element):
+        example = tf.io.parse_single_example(element["record"], features)
         if encoded:
-            image = tf.io.decode_image(
-                example[image_key], channels=0, dtype=tf.uint8, expand_animations=False
+            data = example[image_key]
+            checks = pixel_limit.assert_pixels(
+                data, max_pixels, element["name"], "from_tfrecords(max_pixels=...)"
             )
+            with tf.control_dependencies(checks):
+                image = tf.io.decode_image(
+                    data, channels=0, dtype=tf.uint8, expand_animations=False
+                )
             image = conversion.to_channels(image, channels)
         else:
             image = tf.io.parse_tensor(example[image_key], tf.uint8)
