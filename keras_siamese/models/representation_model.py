@@ -27,6 +27,7 @@ import tensorflow as tf
 from keras.src.utils import io_utils
 
 from keras_siamese import distribute, encoders
+from keras_siamese.models import nonfinite
 from keras_siamese.similarity import check_distance, pair_distance, score_from_distance
 
 _REFUSED_COMPILE_ARGUMENTS = ("loss", "metrics", "loss_weights", "weighted_metrics")
@@ -296,13 +297,17 @@ class RepresentationModel(keras.Model):
         return distribute.step_logs({metric.name: metric.result() for metric in self.metrics})
 
     def train_step(self, data):
-        batch = self.prepare_batch(data, training=True)
+        # NaN/Inf in the batch, the views, the loss or the gradients stops the step before
+        # it changes anything, naming the step (models/nonfinite.py).
+        step = self.optimizer.iterations
+        data = nonfinite.checked(data, step, "input batch")
+        batch = nonfinite.checked(self.prepare_batch(data, training=True), step, "prepared batch")
         with tf.GradientTape() as tape:
             loss, values = self.loss_on_batch(batch, training=True)
             loss = self._with_regularization(loss)
             scaled = self.optimizer.scale_loss(distribute.scale_for_replicas(loss))
         variables = self.trainable_variables
-        gradients = tape.gradient(scaled, variables)
+        loss, gradients = nonfinite.checked_update(loss, tape.gradient(scaled, variables), step)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         self.after_optimizer_step()
         return self._update_metrics(loss, values)
