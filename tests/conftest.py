@@ -116,7 +116,10 @@ def pytest_sessionfinish(session):
         process.kill()
         process.wait()
     if "log" in _shared:
+        import shutil
+
         _shared["log"].close()
+        shutil.rmtree(_shared["directory"], ignore_errors=True)
 
 
 @pytest.fixture
