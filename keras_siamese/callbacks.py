@@ -277,3 +277,107 @@ class CollapseMonitor(keras.callbacks.Callback):
         )
         if self.stop_training and self.model is not None:
             self.model.stop_training = True
+
+
+class AtomicCSVLogger(keras.callbacks.Callback):
+    """Logs one CSV row per epoch, rewriting the whole file atomically at every epoch end.
+
+    `keras.callbacks.CSVLogger` appends in place: a kill mid-write leaves half a row, and a
+    resumed run appends an epoch a second time. This one rewrites the file under a temporary
+    name and renames it (`keras_siamese.atomic_files`), so the file is always whole, and an
+    epoch logged again (a run resumed before that epoch's checkpoint) replaces its row and
+    every later one. Columns: `epoch`, then the metrics in the order they first appear;
+    a metric missing from an epoch (e.g. a kNN accuracy measured every few epochs) is empty.
+    Under a `tf.distribute` strategy only the chief writes.
+
+    Args:
+        filename: the CSV file (its directory must exist or be creatable).
+
+    Example:
+        >>> logger = AtomicCSVLogger("run/history.csv")  # in model.fit(callbacks=[...])
+    """
+
+    def __init__(self, filename: str):
+        super().__init__()
+        if not isinstance(filename, str) or not filename:
+            raise ValueError(
+                f"`filename` must be a non-empty path. Received: filename={filename!r}"
+            )
+        self.filename = filename
+
+    def _rows(self) -> list[dict]:
+        import csv
+        import os
+
+        if not os.path.isfile(self.filename):
+            return []
+        with open(self.filename, newline="", encoding="utf-8") as file:
+            return list(csv.DictReader(file))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        import csv
+        import os
+
+        from keras_siamese import atomic_files
+
+        strategy = getattr(self.model, "distribute_strategy", None)
+        if strategy is not None and not strategy.extended.should_checkpoint:
+            return
+        kept = []
+        for row in self._rows():
+            try:
+                if int(row["epoch"]) < epoch:
+                    kept.append(row)
+            except (KeyError, TypeError, ValueError):
+                continue  # not a row of ours
+        row = {"epoch": epoch, **{name: _csv_value(value) for name, value in (logs or {}).items()}}
+        names = list(dict.fromkeys(name for line in (*kept, row) for name in line))
+        os.makedirs(os.path.dirname(os.path.abspath(self.filename)), exist_ok=True)
+        with atomic_files.atomic_write(self.filename) as file:
+            writer = csv.DictWriter(file, fieldnames=names, restval="")
+            writer.writeheader()
+            writer.writerows([*kept, row])
+
+
+def _csv_value(value) -> str:
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class AtomicModelCheckpoint(keras.callbacks.Callback):
+    """Saves the whole model at every epoch end to a temporary name, then renames it.
+
+    `keras.callbacks.ModelCheckpoint` writes the `.keras` file in place: a kill mid-write
+    leaves a truncated file where the last good model was. Here the file is always a complete
+    model, the previous epoch's or this one's. Only the chief writes under a strategy.
+
+    Args:
+        filepath: the `.keras` file.
+
+    Example:
+        >>> saver = AtomicModelCheckpoint("run/model.keras")  # in model.fit(callbacks=[...])
+    """
+
+    def __init__(self, filepath: str):
+        super().__init__()
+        if not isinstance(filepath, str) or not filepath.endswith(".keras"):
+            raise ValueError(
+                f"`filepath` must be a path ending in .keras. Received: filepath={filepath!r}"
+            )
+        self.filepath = filepath
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        strategy = getattr(self.model, "distribute_strategy", None)
+        if strategy is not None and not strategy.extended.should_checkpoint:
+            return
+        save_model(self.model, self.filepath)
+
+
+def save_model(model, filepath: str) -> None:
+    """`model.save(filepath)` through a temporary name and a rename: whole or absent."""
+    from keras_siamese import atomic_files
+
+    with atomic_files.atomic_path(filepath) as temporary:
+        model.save(temporary)

@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from keras_siamese import atomic_files
+
 DPI = 100
 CURVE_PANEL_INCHES = (4.0, 3.0)  # (width, height) of one metric's panel.
 CURVE_COLUMNS = 3  # Panels per row.
@@ -163,7 +165,8 @@ def training_curves(history: dict, path: str | os.PathLike, title: str | None = 
     if title:
         figure.suptitle(title, fontsize=11)
     figure.tight_layout()
-    figure.savefig(path, format="png", dpi=DPI)
+    with atomic_files.atomic_path(path) as temporary:  # whole or absent
+        figure.savefig(temporary, format="png", dpi=DPI)
     pyplot.close(figure)
     return path
 
@@ -239,7 +242,8 @@ def retrieval_grid(
             )
         _draw_cells(axes[row], cells, gray, class_names)
     figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.97, wspace=0.08, hspace=0.3)
-    figure.savefig(path, format="png", dpi=DPI)
+    with atomic_files.atomic_path(path) as temporary:  # whole or absent
+        figure.savefig(temporary, format="png", dpi=DPI)
     pyplot.close(figure)
     return path
 
@@ -374,6 +378,7 @@ def embedding_map(
     axis.set_yticks([])
     axis.set_title(f"t-SNE of {len(embeddings)} embeddings", fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, format="png", dpi=DPI)
+    with atomic_files.atomic_path(path) as temporary:  # whole or absent
+        figure.savefig(temporary, format="png", dpi=DPI)
     pyplot.close(figure)
     return path

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from keras_siamese import atomic_files
 from keras_siamese.plots.figures import _as_uint8_images, _class_name
 
 MAX_SPRITE_SIDE = 8192  # TensorBoard's limit on the sprite image, in pixels.
@@ -108,14 +109,16 @@ def projector_files(
     from PIL import Image
     from tensorboard.plugins import projector
 
-    np.savetxt(os.path.join(log_dir, PROJECTOR_TENSORS), embeddings, fmt="%.6g", delimiter="\t")
-    with open(os.path.join(log_dir, PROJECTOR_METADATA), "w", encoding="utf-8") as file:
+    with atomic_files.atomic_write(os.path.join(log_dir, PROJECTOR_TENSORS)) as file:
+        np.savetxt(file, embeddings, fmt="%.6g", delimiter="\t")
+    with atomic_files.atomic_write(os.path.join(log_dir, PROJECTOR_METADATA)) as file:
         file.write("label\tclass\n")
         for label in labels:
             name = _class_name(int(label), class_names).replace("\t", " ").replace("\n", " ")
             file.write(f"{int(label)}\t{name}\n")
     sprite, (height, width) = _sprite(images)
-    Image.fromarray(sprite).save(os.path.join(log_dir, PROJECTOR_SPRITE), format="PNG")
+    with atomic_files.atomic_write(os.path.join(log_dir, PROJECTOR_SPRITE), "wb") as file:
+        Image.fromarray(sprite).save(file, format="PNG")
     config = projector.ProjectorConfig()
     embedding = config.embeddings.add()
     embedding.tensor_name = tensor_name

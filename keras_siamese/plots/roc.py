@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from keras_siamese import atomic_files
 from keras_siamese.plots.figures import DPI, _check_path, _pyplot
 
 ROC_INCHES = (4.5, 4.5)
@@ -47,6 +48,7 @@ def roc_figure(scores, same, path: str | os.PathLike, title: str | None = None) 
     axes.set(xlabel="false accept rate", ylabel="true accept rate", title=title or "")
     axes.legend(loc="lower right")
     figure.tight_layout()
-    figure.savefig(path)
+    with atomic_files.atomic_path(path) as temporary:  # whole or absent
+        figure.savefig(temporary, format=os.path.splitext(path)[1][1:].lower() or "png")
     pyplot.close(figure)
     return path
