@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from keras_siamese import atomic_files
 from keras_siamese.cli import encoder_flag, run_dir
 
 if TYPE_CHECKING:
@@ -72,7 +73,6 @@ def pretrained_encoder(
         _batches(config, images, batch_size), epochs=1, steps_per_epoch=steps, verbose=verbose
     )
     os.makedirs(model_dir, exist_ok=True)
-    temporary = run_dir.path(model_dir, f"tmp.{PRETRAINED_ENCODER}")
-    encoder.save_weights(temporary)
-    os.replace(temporary, path)
+    with atomic_files.atomic_path(path) as temporary:  # whole or absent
+        encoder.save_weights(temporary)
     return encoder

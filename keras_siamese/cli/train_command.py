@@ -3,10 +3,14 @@
 The model and the optimizer are the recipe's (`keras_siamese.recipes`), with the flags
 applied: `build_model_and_optimizer(resolve(flag_values, info))`. Writes into --model_dir:
 config.json (the resolved configuration, also printed), model.keras (after every epoch),
-backup/ (BackupAndRestore, so an interrupted run resumes at its last finished epoch),
+checkpoints/ (every --checkpoint_every_steps / --checkpoint_every_minutes and on SIGTERM or
+SIGINT: an interrupted run resumes at its exact step, see `train_run`),
 pretrained_encoder.weights.h5 (the Siamese methods' SimCLR pretraining), history.csv, logs/
-(TensorBoard), plots/training_curves.png and, at the end, train_result.json. A directory
-whose training has finished is left as it is.
+(TensorBoard), plots/training_curves.png and, at the end, train_result.json; each file whole
+or absent (`run_dir`). A directory whose training has finished is left as it is (a damaged
+model.keras is rewritten from the final checkpoint). A run stopped by a signal exits with
+status 75 after its checkpoint; re-running the command resumes it. --model_dir may be spelled
+otherwise or moved; --data_dir and --eval_data_dir are compared resolved.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 from absl import app, flags
 
+from keras_siamese import atomic_files
 from keras_siamese.cli import (
     encoder_flag,
     methods,
@@ -26,6 +30,7 @@ from keras_siamese.cli import (
     run_dir,
     sources,
     train_precision,
+    train_run,
     view_recipe,
 )
 from keras_siamese.cli.run_config import RunConfig, resolve
@@ -34,8 +39,19 @@ from keras_siamese.cli.train_flags import define_flags  # noqa: F401  (the comma
 USAGE = "train --method=METHOD (--dataset=NAME | --data_dir=DIR) --model_dir=DIR [flags]"
 SUMMARY = "Pretrain a model (resumes when re-run with the same --model_dir)."
 # Flags that may change between a run and its resumption: they do not change the result.
+# --model_dir is where the run is: the directory may be moved or spelled otherwise.
 RESUMABLE_FLAGS = frozenset(
-    {"strategy", "jit_compile", "verbose", "plots", "log_every_steps", "knn_every"}
+    {
+        "strategy",
+        "jit_compile",
+        "verbose",
+        "plots",
+        "log_every_steps",
+        "knn_every",
+        "model_dir",
+        "checkpoint_every_steps",
+        "checkpoint_every_minutes",
+    }
 )
 # Flags added after runs were written, with the value that reproduces those runs: a
 # config.json without the flag resumes only with that value (it trained that way).
@@ -173,6 +189,8 @@ def _changed_flags(values: dict, previous: dict) -> list[tuple[str, object, obje
             before = train_precision.recorded(previous) or previous.get(name)
         else:
             before = previous.get(name, ADDED_FLAGS.get(name))
+        if name in ("data_dir", "eval_data_dir") and before:
+            before = _same_paths({name: before})[name]  # older runs recorded the spelling
         if before != value:
             changed.append((name, before, value))
     return changed
@@ -188,6 +206,18 @@ def _check_resumable(model_dir: str, values: dict, previous: dict | None) -> Non
         absl.app.UsageError: listing the changed flags and the flags that resume the run.
     """
     changed = _changed_flags(values, previous) if previous is not None else []
+    gone = [
+        (name, before)
+        for name, before, _ in changed
+        if name in ("data_dir", "eval_data_dir") and before and not os.path.isdir(before)
+    ]
+    if gone:
+        name, before = gone[0]
+        raise app.UsageError(
+            f"--model_dir={model_dir} holds a run on --{name}={before}, which no longer "
+            f"exists: it resumes only on the same images. Move them back there, or use a new "
+            f"--model_dir. Received: --{name}={values[name]}"
+        )
     if changed:
         listed = "; ".join(f"--{name}: {before!r} -> {value!r}" for name, before, value in changed)
         recorded_flags = " ".join(_as_flag(name, before) for name, before, _ in changed)
@@ -196,39 +226,6 @@ def _check_resumable(model_dir: str, values: dict, previous: dict | None) -> Non
             "before a default changed keep their own. Re-run with the same flags to resume it "
             f"({recorded_flags}), or use a new --model_dir."
         )
-
-
-def _callbacks(config: RunConfig, model_dir: str, data_module) -> list:
-    """KNNMonitor first (so later callbacks see `val_knn_accuracy`), then checkpoints and logs."""
-    import keras
-
-    import keras_siamese as ks
-
-    callbacks = []
-    if config.knn_monitor:
-        memory, queries, _ = data_module.labelled_sets(
-            config.source,
-            config.record(),
-            list(config.image_shape),
-            config.flags["knn_memory_examples"],
-            config.flags["knn_query_examples"],
-            ordered=False,
-        )
-        callbacks.append(
-            ks.callbacks.KNNMonitor(
-                memory, queries, k=config.flags["knn_k"], every=config.knn_every, verbose=1
-            )
-        )
-    callbacks += config.method.build_monitors()
-    callbacks += [
-        keras.callbacks.BackupAndRestore(run_dir.path(model_dir, run_dir.BACKUP)),
-        keras.callbacks.ModelCheckpoint(run_dir.path(model_dir, run_dir.MODEL)),
-        keras.callbacks.CSVLogger(run_dir.path(model_dir, run_dir.HISTORY), append=True),
-        keras.callbacks.TensorBoard(
-            run_dir.path(model_dir, run_dir.LOGS), update_freq=config.flags["log_every_steps"]
-        ),
-    ]
-    return callbacks
 
 
 def _training_images(config: RunConfig, data_module, supervised: bool):
@@ -259,9 +256,9 @@ def _precision(config: RunConfig, previous: dict | None, data_module) -> dict:
     return facts
 
 
-def _fit(config: RunConfig, model_dir: str, strategy, facts: dict, data_module, callbacks) -> float:
+def _fit(config: RunConfig, model_dir: str, strategy, facts: dict, data_module, listed) -> int:
     """Builds the model in `facts["precision"]` (after any pretraining), writes config.json,
-    fits; returns the seconds it trained."""
+    trains from the newest checkpoint, finishes; returns the exit code."""
     import keras
     import tensorflow as tf
 
@@ -288,56 +285,37 @@ def _fit(config: RunConfig, model_dir: str, strategy, facts: dict, data_module, 
         record = config.record(**facts)
         print(f"Resolved configuration (saved to {config_path}):\n{format_config(record)}")
         run_dir.write_json(config_path, record)
-        started = time.perf_counter()
-        model.fit(
-            _training_batches(config, data_module),
-            epochs=config.recipe.epochs,
-            callbacks=callbacks,
-            verbose=int(config.flags["verbose"]),
-            shuffle=False,  # The pipeline shuffles; Keras cannot shuffle a tf.data.Dataset.
-        )
-        return time.perf_counter() - started
+        checkpoint = train_run.step_checkpoint(config, model_dir)
+        seconds = train_run.fit(config, model, strategy, data_module, images, listed, checkpoint)
+        if checkpoint.stopped_by:
+            print(train_run.stopped_message(checkpoint, config, model_dir))
+            return train_run.EXIT_CHECKPOINTED
+        result = train_run.finish(config, model, model_dir, seconds, checkpoint)
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
+    print(f"Training finished in {seconds:.0f} s: {json.dumps(result['final'])}")
+    return 0
 
 
-def _finish(config: RunConfig, model_dir: str, seconds: float, title: str) -> None:
-    """Writes train_result.json and the training curves."""
+def _curves(model_dir: str, values: dict, title: str) -> None:
+    if not values["plots"]:
+        return
     from keras_siamese import plots
 
-    history = run_dir.read_history(model_dir)
-    result = {
-        "epochs": config.recipe.epochs,
-        "seconds_this_run": round(seconds, 1),
-        "final": {name: series[-1] for name, series in history.items() if series},
-    }
-    run_dir.write_json(run_dir.path(model_dir, run_dir.TRAIN_RESULT), result)
-    print(f"Training finished in {seconds:.0f} s: {json.dumps(result['final'])}")
-    if config.flags["plots"]:
-        curves = plots.write_curves(
-            run_dir.path(model_dir, run_dir.HISTORY),
-            run_dir.path(model_dir, run_dir.CURVES),
-            title=title,
-        )
-        if curves:
-            print(f"Training curves: {curves}")
-    print(f"Next: evaluate --model_dir={model_dir}; export --model_dir={model_dir}")
+    curves = plots.write_curves(
+        run_dir.path(model_dir, run_dir.HISTORY), run_dir.path(model_dir, run_dir.CURVES), title
+    )
+    if curves:
+        print(f"Training curves: {curves}")
 
 
-def _finished(model_dir: str, values: dict, title: str) -> bool:
-    """Whether the run has finished (then its curves are redrawn and nothing else is done)."""
-    if not os.path.isfile(run_dir.path(model_dir, run_dir.TRAIN_RESULT)):
-        return False
-    print(f"Training in {model_dir} has finished; nothing to do (use a new --model_dir).")
-    if values["plots"]:
-        from keras_siamese import plots
-
-        plots.write_curves(
-            run_dir.path(model_dir, run_dir.HISTORY),
-            run_dir.path(model_dir, run_dir.CURVES),
-            title=title,
-        )
-    return True
+def _same_paths(values: dict) -> dict:
+    """The folder flags as absolute paths (compared and recorded by meaning, not spelling)."""
+    resolved = dict(values)
+    for name in ("data_dir", "eval_data_dir"):
+        if resolved.get(name):
+            resolved[name] = os.path.realpath(os.path.expanduser(resolved[name]))
+    return resolved
 
 
 def run(given: flags.FlagValues) -> int:
@@ -346,6 +324,7 @@ def run(given: flags.FlagValues) -> int:
     model_dir = run_dir.require_model_dir(values["model_dir"])
     method = methods.check_available(values["method"])
     values = recipe_flags.recorded(view_recipe.parse_flags(values))  # as config.json has them
+    values = _same_paths(values)
     _check_values(values, method)
     source = sources.from_config(values, dataset_given=given["dataset"].present)
     _warn_unused(values, given, source)
@@ -353,7 +332,10 @@ def run(given: flags.FlagValues) -> int:
     _check_resumable(model_dir, values, previous)
     # Everything above answers without TensorFlow.
     title = f"{values['method']} on {source.title()}"
-    if _finished(model_dir, values, title):
+    atomic_files.remove_stale(model_dir)
+    if train_run.finished(model_dir):
+        print(f"Training in {model_dir} has finished; nothing to do (use a new --model_dir).")
+        _curves(model_dir, values, title)
         return 0
     import keras_siamese as ks
     from keras_siamese.cli import source_data
@@ -364,8 +346,10 @@ def run(given: flags.FlagValues) -> int:
         raise app.UsageError(f"{error}") from error
     encoder_flag.check_application_name(encoder_flag.parse(values["encoder"]))
     config = resolve(values, source_data.probe_source(source, values), source)
-    callbacks = _callbacks(config, model_dir, source_data)  # checks the queries first
+    listed = train_run.callbacks(config, model_dir, source_data)  # checks the queries first
     facts = _precision(config, previous, source_data)
-    seconds = _fit(config, model_dir, strategy, facts, source_data, callbacks)
-    _finish(config, model_dir, seconds, title)
-    return 0
+    code = _fit(config, model_dir, strategy, facts, source_data, listed)
+    if code == 0:
+        _curves(model_dir, values, title)
+        print(f"Next: evaluate --model_dir={model_dir}; export --model_dir={model_dir}")
+    return code

@@ -14,11 +14,12 @@ from absl import flags
 from keras_siamese.cli import encoder_flag, methods, recipe_flags, sources
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-STRING, INTEGER, BOOL, ENUM = (
+STRING, INTEGER, BOOL, ENUM, FLOAT = (
     flags.DEFINE_string,
     flags.DEFINE_integer,
     flags.DEFINE_bool,
     flags.DEFINE_enum,
+    flags.DEFINE_float,
 )
 
 # (define, name, default, help, options)
@@ -69,6 +70,11 @@ FLAGS = (
      "random N at each evaluation).", {"lower_bound": 1}),
     (INTEGER, "knn_query_examples", 2000, "Test examples classified by the kNN monitor (folders: a "
      "random N each time).", {"lower_bound": 1}),
+    (INTEGER, "checkpoint_every_steps", 0, "Checkpoint into DIR/checkpoints every N steps (0: "
+     "by time only). A run also checkpoints on SIGTERM/SIGINT at the next step, then exits with "
+     "status 75; re-running resumes at that exact step.", {"lower_bound": 0}),
+    (FLOAT, "checkpoint_every_minutes", 10.0, "Checkpoint every M minutes of training (0: by "
+     "steps only).", {"lower_bound": 0.0}),
     (INTEGER, "log_every_steps", 50, "TensorBoard scalars every N steps.", {"lower_bound": 1}),
     (ENUM, "verbose", "2", "Keras fit verbosity.", {"enum_values": ["0", "1", "2"]}),
     (BOOL, "plots", True, "Write plots/training_curves.png.", {}),
