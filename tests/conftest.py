@@ -49,9 +49,10 @@ def pytest_configure(config):
 
 
 def in_replica_process(test):
-    """Runs `test` (no fixtures; `parametrize` values must be JSON values) in the shared replica
-    process, beside the other tests: for long single-process trainings. The test here waits
-    for its result and fails with its traceback."""
+    """Runs `test` in the shared replica process, beside the other tests: for long trainings
+    and runs that wait on their own processes. The test here waits for its result and fails
+    with its traceback. The only fixture is `tmp_path` (a temporary directory of the worker);
+    `parametrize` values must be JSON values."""
     import inspect
 
     def wait_for_it(replica_job, **parameters):
@@ -60,7 +61,7 @@ def in_replica_process(test):
 
     signature = inspect.signature(test)
     first = inspect.Parameter("replica_job", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    parameters = [first, *signature.parameters.values()]
+    parameters = [first, *(p for p in signature.parameters.values() if p.name != "tmp_path")]
     wait_for_it.__signature__ = signature.replace(parameters=parameters)
     for attribute in ("__name__", "__qualname__", "__doc__", "__module__"):
         setattr(wait_for_it, attribute, getattr(test, attribute))

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import in_replica_process
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "multi_worker.py")
 TIMEOUT_SECONDS = 420
@@ -55,6 +56,7 @@ def relative_difference(value, expected) -> float:
 
 
 @pytest.mark.slow
+@in_replica_process
 def test_two_workers_end_with_the_weights_of_one_process(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     outputs = [str(tmp_path / f"worker{index}.npz") for index in range(2)]

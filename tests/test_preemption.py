@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import in_replica_process
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "preemption.py")
 STEPS_PER_EPOCH = 3
@@ -54,6 +55,7 @@ def wait_for(path, process, timeout):
 
 
 @pytest.mark.slow
+@in_replica_process
 def test_killed_run_resumes_from_its_backup_and_exports_once(tmp_path):
     model_dir, export_dir = tmp_path / "run", tmp_path / "export"
     reference_dir, reference_export = tmp_path / "uninterrupted", tmp_path / "reference_export"

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import random_images, tiny_encoder
+from conftest import in_replica_process, random_images, tiny_encoder
 from sklearn.metrics import roc_auc_score, roc_curve
 
 import keras_siamese as ks
@@ -525,6 +525,7 @@ def test_gallery_layout_in_chunks():
 
 
 @pytest.mark.slow
+@in_replica_process
 def test_a_million_item_gallery_is_searched(tmp_path):
     keras.utils.set_random_seed(7)
     inputs = keras.Input(GRAY_SHAPE)

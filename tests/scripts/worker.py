@@ -14,12 +14,15 @@ Usage: python worker.py JOBS_JSON OUT_DIR
 
 import contextlib
 import importlib
+import inspect
 import io
 import json
 import os
+import pathlib
 import runpy
 import subprocess
 import sys
+import tempfile
 import traceback
 
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -59,7 +62,12 @@ def run_script(argv: list[str]) -> None:
 def run_test(path: str, name: str, parameters: str) -> None:
     """Calls the test `name` of the test module at `path` (see conftest.in_replica_process)."""
     module = importlib.import_module(os.path.splitext(os.path.basename(path))[0])
-    getattr(module, name).replica_test(**json.loads(parameters))
+    test = getattr(module, name).replica_test
+    arguments = json.loads(parameters)
+    with tempfile.TemporaryDirectory(prefix=f"{name}_") as directory:
+        if "tmp_path" in inspect.signature(test).parameters:
+            arguments["tmp_path"] = pathlib.Path(directory)
+        test(**arguments)
 
 
 def run_here(job) -> dict:
