@@ -17,7 +17,15 @@ from PIL import Image
 
 import keras_siamese as ks
 from keras_siamese import cli, plots
-from keras_siamese.cli import data, methods, run_config, run_dir, train_command, train_flags
+from keras_siamese.cli import (
+    data,
+    methods,
+    run_config,
+    run_dir,
+    train_command,
+    train_flags,
+    train_run,
+)
 
 TINY = [
     "--train_examples=128",
@@ -359,13 +367,10 @@ def history_epochs(model_dir):
 def test_train_resume_evaluate_export(capsys, tmp_path, monkeypatch):
     model_dir = tmp_path / "run"
     train = ["train", "--method=simclr", f"--model_dir={model_dir}", *TINY]
-    make_callbacks = train_command._callbacks
-    monkeypatch.setattr(
-        train_command, "_callbacks", lambda *args: [*make_callbacks(*args), Interrupt()]
-    )
+    make_callbacks = train_run.callbacks
+    monkeypatch.setattr(train_run, "callbacks", lambda *args: [*make_callbacks(*args), Interrupt()])
     with pytest.raises(Preempted):
         run_cli(*train)
-    assert os.path.isdir(model_dir / run_dir.BACKUP)
     assert not os.path.exists(model_dir / run_dir.TRAIN_RESULT)
     assert history_epochs(model_dir) == [0]
     config = json.loads((model_dir / run_dir.CONFIG).read_text())
@@ -380,7 +385,10 @@ def test_train_resume_evaluate_export(capsys, tmp_path, monkeypatch):
     assert run_cli(*train) == 0  # Resumes at the second epoch, in the recorded precision.
     assert f"Precision: {precision} (recorded in config.json" in capsys.readouterr().out
     assert history_epochs(model_dir) == [0, 1]
-    assert not os.path.exists(model_dir / run_dir.BACKUP)
+    assert sorted(os.listdir(model_dir / run_dir.CHECKPOINTS)) == [  # the final one only
+        "ckpt-000000008.json",
+        "ckpt-000000008.weights.h5",
+    ]
     result = json.loads((model_dir / run_dir.TRAIN_RESULT).read_text())
     assert result["epochs"] == 2 and 0.0 <= result["final"]["val_knn_accuracy"] <= 1.0
     assert os.listdir(model_dir / run_dir.LOGS / "train")

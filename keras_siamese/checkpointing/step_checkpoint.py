@@ -1,42 +1,7 @@
-"""Step-level checkpoints that survive kills, and a `fit` that resumes at the exact step.
-
-`StepCheckpoint` is a Keras callback, after `tf.train.CheckpointManager` (it keeps the `keep`
-newest complete checkpoints) and `tf.distribute.experimental.PreemptionCheckpointHandler`
-(on SIGTERM or SIGINT it saves at the next step boundary and stops training). A checkpoint
-is two files in its directory:
-
-```
-ckpt-000001200.weights.h5   model.save_weights(): weights, optimizer (its step counter and
-                            slots), the augmenters' SeedGenerator states
-ckpt-000001200.json         the step, the weights' SHA-256, the metrics' running state and
-                            Keras' global seed generator state; written last, so it marks the
-                            checkpoint complete
-```
-
-Both are written under a temporary name, flushed and renamed (`keras_siamese.atomic_files`),
-so a kill at any moment leaves the previous checkpoints whole. A checkpoint is trusted only if
-its JSON parses and the weights file has the recorded SHA-256 and loads; otherwise the
-previous one is used (with a warning naming the damaged file). Under a `tf.distribute`
-strategy only the chief writes (`strategy.extended.should_checkpoint`) and every worker
-restores; a signal must reach every worker (schedulers send it to all of them).
-
-`fit(model, batches, ...)` resumes exactly: it restores the newest valid checkpoint, asks
-`batches(step)` for the training batches from that global step on (so the data order must be
-a function of the seed and the step, e.g. `dataset.repeat().skip(step)` of a seeded
-pipeline), finishes the interrupted epoch (its metrics continue from the checkpoint), then
-runs the remaining epochs. A run interrupted and resumed this way ends with the same weights
-as an uninterrupted one (tests/test_checkpointing.py: equal within 1e-6 on CPU).
-
-Example:
-    >>> checkpoint = StepCheckpoint("run/checkpoints", every_steps=500)
-    >>> fit(model, lambda step: batches.repeat().skip(step), epochs=10,
-    ...     steps_per_epoch=100, checkpoint=checkpoint)
-    >>> checkpoint.stopped_by  # "SIGTERM" when a signal stopped it (a checkpoint was saved)
-"""
+"""`StepCheckpoint`: the callback (see the package docstring)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -48,6 +13,14 @@ import warnings
 import keras
 
 from keras_siamese import atomic_files
+from keras_siamese.checkpointing.state import (
+    assign_metrics,
+    check_arguments,
+    global_seed_generator,
+    is_chief,
+    metric_values,
+    sha256,
+)
 
 _NAME = re.compile(r"^ckpt-(\d{9})\.json$")
 SIGNALS = ("SIGTERM", "SIGINT")
@@ -55,77 +28,6 @@ SIGNALS = ("SIGTERM", "SIGINT")
 
 class CheckpointError(ValueError):
     """A checkpoint directory that holds checkpoints, none of them usable."""
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _is_chief(model) -> bool:
-    strategy = getattr(model, "distribute_strategy", None)
-    if strategy is None:
-        return True
-    return bool(strategy.extended.should_checkpoint)
-
-
-def _global_seed_generator():
-    try:
-        from keras.src.backend.common import global_state
-    except ImportError:  # pragma: no cover - a Keras without it keeps no global generator
-        return None
-    return global_state.get_global_attribute("global_seed_generator")
-
-
-def _seed_states(model) -> list:
-    """The states of the model's `SeedGenerator`s (Keras draws from them while `fit` sets up,
-    before any step: `fit` puts them back, so every run draws the same stream)."""
-    return [
-        (variable, variable.numpy())
-        for variable in model.variables
-        if variable.name == "seed_generator_state"
-    ]
-
-
-def _metric_values(model) -> list[list]:
-    values = []
-    for metric in model.metrics:
-        values.append([variable.numpy().tolist() for variable in metric.variables])
-    return values
-
-
-def _assign_metrics(model, values: list[list]) -> None:
-    metrics = model.metrics
-    if len(metrics) != len(values):
-        return
-    try:
-        for metric, saved in zip(metrics, values, strict=True):
-            for variable, value in zip(metric.variables, saved, strict=False):
-                variable.assign(value)
-    except (ValueError, NotImplementedError, RuntimeError) as error:  # e.g. sync-on-read sums
-        warnings.warn(f"The metrics' running state was not restored ({error}).", stacklevel=2)
-
-
-def _check_arguments(every_steps, every_minutes, keep) -> None:
-    if isinstance(every_steps, bool) or not isinstance(every_steps, int) or every_steps < 0:
-        raise ValueError(
-            f"`every_steps` must be an integer >= 0 (0: not by steps). "
-            f"Received: every_steps={every_steps!r}"
-        )
-    if every_minutes is not None and (
-        isinstance(every_minutes, bool)
-        or not isinstance(every_minutes, (int, float))
-        or every_minutes < 0
-    ):
-        raise ValueError(
-            f"`every_minutes` must be a number >= 0 or None (0 or None: not by time). "
-            f"Received: every_minutes={every_minutes!r}"
-        )
-    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-        raise ValueError(f"`keep` must be an integer >= 1. Received: keep={keep!r}")
 
 
 class StepCheckpoint(keras.callbacks.Callback):
@@ -171,7 +73,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         verbose: int = 1,
     ):
         super().__init__()
-        _check_arguments(every_steps, every_minutes, keep)
+        check_arguments(every_steps, every_minutes, keep)
         unknown = [name for name in signals if not hasattr(signal, name)]
         if unknown:
             raise ValueError(f"`signals` must be signal names. Received: signals={signals!r}")
@@ -220,7 +122,7 @@ class StepCheckpoint(keras.callbacks.Callback):
             raise CheckpointError(f"{meta} is damaged ({error})") from None
         if not os.path.isfile(weights):
             raise CheckpointError(f"{weights} is missing")
-        if _sha256(weights) != metadata.get("sha256"):
+        if sha256(weights) != metadata.get("sha256"):
             raise CheckpointError(f"{weights} is damaged (its SHA-256 differs from {meta})")
         return metadata
 
@@ -285,7 +187,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         except (OSError, ValueError, KeyError) as error:
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise CheckpointError(f"{weights} cannot be loaded ({first})") from None
-        generator = _global_seed_generator()
+        generator = global_seed_generator()
         state = metadata.get("global_seed_state")
         if generator is not None and state is not None:
             generator.state.assign(state)
@@ -298,17 +200,17 @@ class StepCheckpoint(keras.callbacks.Callback):
             return None  # already on disk
         self._last_save = time.monotonic()
         self._saved_step = self.step
-        if not _is_chief(self.model):
+        if not is_chief(self.model):
             return None
         os.makedirs(self.directory, exist_ok=True)
         weights, meta = self._paths(self.step)
         with atomic_files.atomic_path(weights) as temporary:
             self.model.save_weights(temporary)
-        generator = _global_seed_generator()
+        generator = global_seed_generator()
         metadata = {
             "step": self.step,
-            "sha256": _sha256(weights),
-            "metrics": _metric_values(self.model),
+            "sha256": sha256(weights),
+            "metrics": metric_values(self.model),
             "global_seed_state": None if generator is None else generator.state.numpy().tolist(),
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
@@ -382,7 +284,7 @@ class StepCheckpoint(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._last_batch = -1
         if self._metrics_to_restore is not None:
-            _assign_metrics(self.model, self._metrics_to_restore)
+            assign_metrics(self.model, self._metrics_to_restore)
             self._metrics_to_restore = None
 
     def _due(self) -> bool:
@@ -422,100 +324,3 @@ class StepCheckpoint(keras.callbacks.Callback):
         self._uninstall()
         if self.save_at_end:
             self.save()
-
-
-def fit(model, batches, *, epochs: int, steps_per_epoch: int, checkpoint, callbacks=(), **kwargs):
-    """`model.fit` that resumes at the exact step of `checkpoint`'s newest valid checkpoint.
-
-    Args:
-        model: a compiled, built model.
-        batches: `batches(step)`, the training batches from global step `step` on (at least
-            `epochs * steps_per_epoch - step` of them), the same sequence whatever `step`.
-        epochs: epochs of the whole run.
-        steps_per_epoch: steps of every epoch.
-        checkpoint: the `StepCheckpoint` (it is added last to `callbacks`).
-        callbacks: the other callbacks.
-        **kwargs: passed to `model.fit` (e.g. `verbose`).
-
-    Returns:
-        The `History` of the last `model.fit` call, or None when the checkpoint had finished.
-    """
-    step = checkpoint.restore(model) if checkpoint.restored is None else checkpoint.step
-    epoch, in_epoch = divmod(step, steps_per_epoch)
-    callbacks = [*callbacks, checkpoint]
-    history = None
-    if epoch < epochs and in_epoch:
-        checkpoint._seeds_before_fit = _seed_states(model)
-        history = model.fit(
-            batches(step),
-            initial_epoch=epoch,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch - in_epoch,
-            callbacks=[*callbacks, _StopAfterEpoch()],
-            **kwargs,
-        )
-        if checkpoint.stopped_by:
-            return history
-        epoch += 1
-    checkpoint._metrics_to_restore = None
-    if epoch < epochs:
-        checkpoint._seeds_before_fit = _seed_states(model)
-        history = model.fit(
-            batches(epoch * steps_per_epoch),
-            initial_epoch=epoch,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks,
-            **kwargs,
-        )
-    return history
-
-
-def resumable_batches(examples, batch_size: int, seed: int, step: int = 0):
-    """Endless batches of in-memory `examples` whose order is a function of (seed, step) alone.
-
-    Epoch `e` is `tf.random.experimental.stateless_shuffle` of the indices keyed by
-    `(seed, e)`, cut into whole batches; the dataset starts at global step `step` (its first
-    epoch skips `step % steps_per_epoch` index batches, cheap: no example is read). A seeded
-    `Dataset.shuffle(reshuffle_each_iteration=True)` is not: its order depends on how many
-    iterators were made from the dataset before (Keras makes one to build a model), so it
-    cannot be replayed from a step.
-
-    Args:
-        examples: an array or tensor, or a tuple of them with equal first dimensions.
-        batch_size: examples per batch (the remainder of each epoch is dropped).
-        seed: the integer seed.
-        step: the global step of the first batch.
-
-    Returns:
-        A `tf.data.Dataset` of batches (the structure of `examples`).
-    """
-    import tensorflow as tf
-
-    tensors = tuple(tf.convert_to_tensor(part) for part in tf.nest.flatten(examples))
-    count = int(tensors[0].shape[0])
-    steps_per_epoch = count // batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(
-            f"`batch_size` must be at most the {count} examples. Received: batch_size={batch_size}"
-        )
-    first_epoch, skip = divmod(int(step), steps_per_epoch)
-
-    def epoch_indices(epoch):
-        key = tf.stack([tf.constant(seed, tf.int64), epoch])
-        order = tf.random.experimental.stateless_shuffle(tf.range(count), seed=key)
-        batches = tf.data.Dataset.from_tensor_slices(order[: steps_per_epoch * batch_size])
-        batches = batches.batch(batch_size, drop_remainder=True)
-        return batches.skip(tf.where(epoch == first_epoch, tf.constant(skip, tf.int64), 0))
-
-    def gather(indices):
-        parts = [tf.gather(part, indices) for part in tensors]
-        return tf.nest.pack_sequence_as(examples, parts)
-
-    indices = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch_indices)
-    return indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-class _StopAfterEpoch(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        self.model.stop_training = True
