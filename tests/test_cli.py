@@ -191,6 +191,7 @@ def test_a_run_resumes_only_with_the_same_flags(capsys, tmp_path):
     config = train_flags.flag_values(f"--model_dir={model_dir}", "--epochs=3", "--strategy=default")
     run_dir.write_json(str(model_dir / run_dir.CONFIG), config)
     run_dir.write_json(str(model_dir / run_dir.TRAIN_RESULT), {"epochs": 3})
+    keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).save(model_dir / run_dir.MODEL)
     # Changing the schedule is refused; changing only the strategy is a resumption.
     assert run_cli("train", f"--model_dir={model_dir}", "--epochs=2") == 2
     assert "--epochs: 3 -> 2" in only_error_line(capsys)
