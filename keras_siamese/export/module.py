@@ -158,12 +158,15 @@ def serving_default(module: ExportModule) -> Function:
     return serving_default
 
 
-def embed_bytes(module: ExportModule) -> Function:
-    """`embed_bytes`: string `image_bytes` `[None]` (JPEG/PNG/...) -> `embedding` `[None, D]`."""
+def embed_bytes(module: ExportModule, max_pixels: int | None) -> Function:
+    """`embed_bytes`: string `image_bytes` `[None]` (JPEG/PNG/...) -> `embedding` `[None, D]`.
+
+    An image whose header declares more than `max_pixels` pixels is refused undecoded.
+    """
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_KEY)])
     def embed_bytes(image_bytes):
-        images = preprocess.decode_images(image_bytes, module.image_shape)
+        images = preprocess.decode_images(image_bytes, module.image_shape, max_pixels)
         return {EMBEDDING_KEY: module.embed(images)}
 
     return embed_bytes

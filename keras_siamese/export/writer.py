@@ -5,63 +5,23 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import shutil
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_siamese.export import calibration, checks, preprocess, search
+from keras_siamese.datasets import pixel_limit
+from keras_siamese.export import calibration, checks, preprocess, search, versions
 from keras_siamese.export import module as module_lib
 from keras_siamese.export import warmup as warmup_lib
 
 METADATA_FILE = "metadata.json"
 METADATA_FORMAT = "keras_siamese.export/1"
 CALIBRATION_BATCH_SIZE = 256
-_TEMPORARY_PREFIX = ".tmp-"
-_REPLACED_PREFIX = ".old-"
+numeric_versions = versions.numeric_versions  # where `inference` and users look for it
 
 logger = logging.getLogger(__name__)
-
-
-def numeric_versions(export_dir: str) -> list[int]:
-    """Returns the versions found in `export_dir`: its sub-directories named by an integer."""
-    if not os.path.isdir(export_dir):
-        return []
-    return sorted(
-        int(entry.name)
-        for entry in os.scandir(export_dir)
-        if entry.name.isdigit() and entry.is_dir()
-    )
-
-
-def _refuse_existing(version_dir: str, version: int) -> None:
-    raise ValueError(
-        f"Version {version} already exists at {version_dir!r}; pass overwrite=True to "
-        f"replace it, or another version. Received: version={version}"
-    )
-
-
-def _move_into_place(temporary_dir: str, version_dir: str, version: int, overwrite: bool) -> None:
-    """Renames the finished `temporary_dir` to `version_dir`, moving an old version aside first."""
-    if not os.path.lexists(version_dir):
-        os.rename(temporary_dir, version_dir)
-        return
-    if not overwrite:
-        _refuse_existing(version_dir, version)
-    export_dir = os.path.dirname(version_dir)
-    replaced_dir = os.path.join(export_dir, f"{_REPLACED_PREFIX}{version}-{secrets.token_hex(4)}")
-    os.rename(version_dir, replaced_dir)
-    try:
-        os.rename(temporary_dir, version_dir)
-    except BaseException:
-        os.rename(replaced_dir, version_dir)
-        raise
-    if os.path.isdir(replaced_dir) and not os.path.islink(replaced_dir):
-        shutil.rmtree(replaced_dir, ignore_errors=True)
-    else:
-        os.remove(replaced_dir)
 
 
 def _pair_scores(similarity, images_a: np.ndarray, images_b: np.ndarray) -> np.ndarray:
@@ -126,9 +86,51 @@ def _metadata(
     }
 
 
+def _verification(model, functions, calibration_pairs, threshold, is_metric_model):
+    """The `verify` threshold and its calibration, or None (no `verify` signature)."""
+    if calibration_pairs is not None:
+        images_a, images_b, same = calibration_pairs
+        scores = _pair_scores(functions[module_lib.SIMILARITY_SIGNATURE], images_a, images_b)
+        return calibration.calibrate(scores, same, threshold)
+    if threshold is not None:
+        return {"threshold": threshold, "threshold_source": "given"}
+    if is_metric_model:
+        logger.warning(
+            "No `verify` signature for %s: pass `threshold=` or `calibration_pairs=` to "
+            "export_for_serving to get one.",
+            model.name,
+        )
+    return None
+
+
+def _write_version(module, concrete, metadata, records, version_dir, version, overwrite):
+    """Writes the SavedModel and its extras into a temporary directory, then publishes it."""
+    temporary_dir = versions.new_temporary_dir(os.path.dirname(version_dir), version)
+    try:
+        tf.saved_model.save(module, temporary_dir, signatures=concrete)
+        extra_dir = os.path.join(temporary_dir, warmup_lib.WARMUP_DIRECTORY)
+        os.makedirs(extra_dir, exist_ok=True)
+        with open(os.path.join(extra_dir, METADATA_FILE), "w", encoding="utf-8") as file:
+            json.dump(metadata, file, indent=2, sort_keys=True)
+        if records is not None:
+            warmup_lib.write_warmup_file(temporary_dir, records)
+        versions.publish(temporary_dir, version_dir, version, overwrite)
+    finally:
+        if os.path.exists(temporary_dir):
+            shutil.rmtree(temporary_dir, ignore_errors=True)
+
+
 def _build(
-    model, embedding_model, image_shape, gallery, gallery_ids, top_k, threshold,
-    calibration_pairs, warmup_enabled,
+    model,
+    embedding_model,
+    image_shape,
+    gallery,
+    gallery_ids,
+    top_k,
+    threshold,
+    calibration_pairs,
+    warmup_enabled,
+    max_pixels,
 ):
     """Builds the module, its signatures (as `tf.function`s and traced) and its metadata."""
     distance, is_metric_model = checks.model_distance(model)
@@ -139,26 +141,16 @@ def _build(
 
     functions = {module_lib.SERVING_SIGNATURE: module_lib.serving_default(module)}
     if image_shape[-1] in (1, 3):
-        functions[module_lib.EMBED_BYTES_SIGNATURE] = module_lib.embed_bytes(module)
+        functions[module_lib.EMBED_BYTES_SIGNATURE] = module_lib.embed_bytes(module, max_pixels)
     else:
         logger.warning(
             "No `embed_bytes` signature: encoded images decode to 1 or 3 channels, and the "
-            "model takes %d.", image_shape[-1]
+            "model takes %d.",
+            image_shape[-1],
         )
     functions[module_lib.SIMILARITY_SIGNATURE] = module_lib.similarity(module)
 
-    verification = None
-    if calibration_pairs is not None:
-        images_a, images_b, same = calibration_pairs
-        scores = _pair_scores(functions[module_lib.SIMILARITY_SIGNATURE], images_a, images_b)
-        verification = calibration.calibrate(scores, same, threshold)
-    elif threshold is not None:
-        verification = {"threshold": threshold, "threshold_source": "given"}
-    elif is_metric_model:
-        logger.warning(
-            "No `verify` signature for %s: pass `threshold=` or `calibration_pairs=` to "
-            "export_for_serving to get one.", model.name
-        )
+    verification = _verification(model, functions, calibration_pairs, threshold, is_metric_model)
     if verification is not None:
         verification["rule"] = "same = score >= threshold"
         functions[module_lib.VERIFY_SIGNATURE] = module_lib.verify(
@@ -170,9 +162,15 @@ def _build(
     signatures = [*functions, module_lib.METADATA_SIGNATURE]
     warmup_signatures = list(functions) if warmup_enabled else None
     metadata = _metadata(
-        model, module, embedding_dims, is_metric_model, signatures, verification,
+        model,
+        module,
+        embedding_dims,
+        is_metric_model,
+        signatures,
+        verification,
         warmup_signatures,
     )
+    metadata["preprocessing"]["max_pixels"] = max_pixels
     functions[module_lib.METADATA_SIGNATURE] = module_lib.metadata(metadata)
     return module, functions, module_lib.concrete_signatures(module, functions), metadata
 
@@ -189,6 +187,7 @@ def export_for_serving(
     warmup: bool = True,
     threshold: float | None = None,
     calibration_pairs: tuple | None = None,
+    max_pixels: int | None = pixel_limit.DEFAULT_MAX_PIXELS,
 ) -> str:
     """Writes `model` as a versioned SavedModel that TensorFlow Serving answers end to end.
 
@@ -199,9 +198,11 @@ def export_for_serving(
     trainer nor its optimizer state is saved. Signatures (see `keras_siamese.export.module`):
 
     - `serving_default`: uint8 `images` `[None, H, W, C]` -> L2-normalised `embedding`.
-    - `embed_bytes`: string `image_bytes` `[None]` (JPEG, PNG, ...; grayscale or RGB, any
-      size) -> `embedding`, decoded and resized in the graph as `keras_siamese.datasets.load`
-      does for training.
+    - `embed_bytes`: string `image_bytes` `[None]` (JPEG, PNG, ...; grayscale or RGB, up to
+      `max_pixels` pixels) -> `embedding`, decoded and resized in the graph as
+      `keras_siamese.datasets.load` does for training. The size is read from each image's
+      header first: a larger image is refused before decoding, in milliseconds and without a
+      large allocation (a 1.2 MB PNG can declare 20000x20000 pixels, 1.2 GiB decoded).
     - `similarity`: `images_a`, `images_b` -> `score` (the Siamese model's own score, or the
       cosine similarity for other models; higher = more similar).
     - `verify` (given `threshold` or `calibration_pairs`): -> `score` and `same`
@@ -219,10 +220,13 @@ def export_for_serving(
     before anything is written — pass `warmup=False` to export without warm-up.
 
     The version is written atomically: into a hidden temporary directory of `export_dir`
-    (`.tmp-<version>-<random>`), then renamed to `<version>`, so a server polling `export_dir`
-    never sees a half-written version, and a failed export leaves nothing behind. With
-    `overwrite=True` an existing version is moved aside just before the rename and deleted
-    just after it.
+    (`.version-<version>.tmp-<pid>-<random>`), flushed, then renamed to `<version>`, so a
+    server polling `export_dir` never sees a half-written version, and a failed export leaves
+    nothing behind. With `overwrite=True` the old and new directories are swapped in one
+    atomic step where the OS allows it, else renamed in an order that keeps a complete
+    numeric version at every moment (see `keras_siamese.export.versions`): a kill at any
+    point leaves a servable version. Every export first removes what killed exports left
+    (temporary directories whose process no longer runs).
 
     Args:
         model: a keras_siamese model, or a `keras.Model` taking float32 images in [0, 255]
@@ -239,6 +243,9 @@ def export_for_serving(
         threshold: the `verify` threshold on the score, if known.
         calibration_pairs: validation pairs `(images_a, images_b, same)` (uint8 images of the
             served shape, one boolean per pair) to calibrate and document the threshold.
+        max_pixels: the most pixels (width x height) an `embed_bytes` image may have, read
+            from its header before decoding; 4096 x 4096 by default, None for no limit.
+            Stored in the metadata (`preprocessing.max_pixels`).
 
     Returns:
         The path of the written version directory, `export_dir/<version>`.
@@ -260,6 +267,7 @@ def export_for_serving(
         ['embed_bytes', 'metadata', 'serving_default', 'similarity']
     """
     export_dir = checks.check_arguments(export_dir, version, overwrite, top_k, warmup)
+    max_pixels = pixel_limit.check_max_pixels(max_pixels)
     threshold = calibration.check_threshold(threshold)
     if gallery is None and gallery_ids is not None:
         raise ValueError(
@@ -272,16 +280,26 @@ def export_for_serving(
     image_shape = checks.image_shape_of(embedding_model, image_size)
     if calibration_pairs is not None:
         calibration_pairs = checks.check_calibration_pairs(calibration_pairs, image_shape)
+    for path in versions.remove_leftovers(export_dir):
+        logger.warning("Removed or restored %s, left by an export that was killed.", path)
     if version is None:
         version = max(numeric_versions(export_dir), default=0) + 1
     version = int(version)
     version_dir = os.path.join(export_dir, str(version))
     if os.path.lexists(version_dir) and not overwrite:
-        _refuse_existing(version_dir, version)
+        versions.refuse_existing(version_dir, version)
 
     module, functions, concrete, metadata = _build(
-        model, embedding_model, image_shape, gallery, gallery_ids, top_k, threshold,
-        calibration_pairs, warmup,
+        model,
+        embedding_model,
+        image_shape,
+        gallery,
+        gallery_ids,
+        top_k,
+        threshold,
+        calibration_pairs,
+        warmup,
+        max_pixels,
     )
     records = None
     if warmup:
@@ -289,18 +307,5 @@ def export_for_serving(
         records = warmup_lib.warmup_requests(functions, image_shape, model_name)
 
     os.makedirs(export_dir, exist_ok=True)
-    temporary_dir = os.path.join(export_dir, f"{_TEMPORARY_PREFIX}{version}-{secrets.token_hex(4)}")
-    os.mkdir(temporary_dir)
-    try:
-        tf.saved_model.save(module, temporary_dir, signatures=concrete)
-        extra_dir = os.path.join(temporary_dir, warmup_lib.WARMUP_DIRECTORY)
-        os.makedirs(extra_dir, exist_ok=True)
-        with open(os.path.join(extra_dir, METADATA_FILE), "w", encoding="utf-8") as file:
-            json.dump(metadata, file, indent=2, sort_keys=True)
-        if records is not None:
-            warmup_lib.write_warmup_file(temporary_dir, records)
-        _move_into_place(temporary_dir, version_dir, version, overwrite)
-    finally:
-        if os.path.exists(temporary_dir):
-            shutil.rmtree(temporary_dir, ignore_errors=True)
+    _write_version(module, concrete, metadata, records, version_dir, version, overwrite)
     return version_dir
