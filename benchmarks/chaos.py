@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pty
 import random
 import re
 import shutil
@@ -35,7 +36,7 @@ FLAGS = [
     "--method=simclr",
     "--train_examples=1024",
     "--batch_size=32",
-    "--epochs=6",
+    "--epochs=16",
     "--encoder_width=4",
     "--image_size=16",
     "--projection_dims=32,16",
@@ -45,27 +46,37 @@ FLAGS = [
     "--verbose=1",
     "--noplots",
 ]
-TOTAL = 1024 // 32 * 6
+TOTAL = 1024 // 32 * 16
 
 
 def start(model_dir: str, *extra: str) -> subprocess.Popen:
+    """Starts `train` on a pseudo-terminal, so Keras' progress bar reports every step."""
     command = [sys.executable, "-m", "keras_siamese", "train", f"--model_dir={model_dir}"]
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-    return subprocess.Popen(
-        [*command, *FLAGS, *extra],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
+    main, child = pty.openpty()
+    process = subprocess.Popen(
+        [*command, *FLAGS, *extra], env=env, stdout=child, stderr=child, stdin=subprocess.DEVNULL
     )
+    os.close(child)
+    process.terminal = main
+    return process
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+PROGRESS = re.compile(r"(\d+)/(\d+) ")
+
+
+def plain(output) -> str:
+    """The terminal output without colours, one progress update per line."""
+    return ANSI.sub("", "".join(output)).replace("\r", "\n")
 
 
 def steps_seen(output: str) -> int:
     """Steps trained in one process, from its progress bars (one per `Epoch e/E`)."""
+    output = plain(output)
     total = 0
     for segment in output.split("Epoch ")[1:]:
-        counts = re.findall(r"(\d+)/(\d+) ", segment)
+        counts = PROGRESS.findall(segment)
         if counts:
             total += int(counts[-1][0])
     return total
@@ -119,7 +130,7 @@ def kill_once(model_dir: str, rng: random.Random, by_file: bool, reader) -> dict
     output = []
     reader(process, output)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not re.search(r"\d+/\d+ ", "".join(output)):
+    while time.monotonic() < deadline and not PROGRESS.search(plain(output)):
         if process.poll() is not None:
             break
         time.sleep(0.02)
@@ -131,18 +142,19 @@ def kill_once(model_dir: str, rng: random.Random, by_file: bool, reader) -> dict
                 break
             time.sleep(0.002)
     else:
-        time.sleep(rng.uniform(0.0, 6.0))
+        time.sleep(rng.uniform(0.0, 1.0))
     process.kill()
     process.wait()
-    time.sleep(0.2)
+    process._reader.join(5)
     text = "".join(output)
     trained = resumed_at + steps_seen(text)
     saved = newest_step(model_dir)
     return {
-        "finished": process.returncode == 0,
+        "finished_before_kill": process.returncode == 0,
         "lost": max(0, trained - saved),
         "damaged": damaged_files(model_dir),
         "started_ok": "error:" not in text and "Traceback" not in text,
+        "output": "" if "Traceback" not in text else text[-2000:],
     }
 
 
@@ -150,8 +162,15 @@ def background_reader(process, output):
     import threading
 
     def read():
-        for line in iter(lambda: process.stdout.read(256), ""):
-            output.append(line)
+        while True:
+            try:
+                chunk = os.read(process.terminal, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            output.append(chunk.decode("utf-8", "replace"))
+        os.close(process.terminal)
 
     thread = threading.Thread(target=read, daemon=True)
     thread.start()
@@ -160,8 +179,11 @@ def background_reader(process, output):
 
 def finish(model_dir: str, *extra: str) -> tuple[int, str]:
     process = start(model_dir, *extra)
-    text = process.communicate()[0]
-    return process.returncode, text
+    output = []
+    background_reader(process, output)
+    process.wait()
+    process._reader.join(10)
+    return process.returncode, "".join(output)
 
 
 def weights(model_dir: str):
@@ -184,9 +206,9 @@ def sigterm_once(model_dir: str, rng: random.Random) -> dict:
     output = []
     background_reader(process, output)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not re.search(r"\d+/\d+ ", "".join(output)):
+    while time.monotonic() < deadline and not PROGRESS.search(plain(output)):
         time.sleep(0.05)
-    time.sleep(rng.uniform(0.2, 4.0))
+    time.sleep(rng.uniform(0.2, 1.5))
     process.send_signal(signal.SIGTERM)
     process.wait()
     process._reader.join(5)

@@ -162,3 +162,25 @@ def test_resumable_batches_depend_on_seed_and_step_alone():
     first, second = np.concatenate(whole[:4]), np.concatenate(whole[4:8])
     assert sorted(map(bytes, first)) == sorted(map(bytes, second))  # each epoch: every example
     assert not np.array_equal(first, second)  # in a new order
+
+
+@pytest.mark.slow
+def test_resume_under_a_mirrored_strategy_over_two_replicas(tmp_path):
+    """The chief (the one process) writes; the replicas restore the mirrored variables and
+    end as an uninterrupted two-replica run (asserted within 1e-6)."""
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "scripts", "checkpoint_replicas.py")
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=os.path.dirname(__file__))
+    done = subprocess.run(
+        [sys.executable, script, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["restored"] == 6 and result["iterations"] == TOTAL
+    assert result["difference"] <= 1e-6

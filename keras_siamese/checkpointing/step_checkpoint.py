@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -180,10 +181,13 @@ class StepCheckpoint(keras.callbacks.Callback):
                 f"StepCheckpoint restores into a built model: build it (call it on a batch) "
                 f"before fit or restore. Received: model.built={model.built}"
             )
-        if model.optimizer is not None and not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
+        strategy = getattr(model, "distribute_strategy", None)
+        scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
         try:
-            model.load_weights(weights)
+            with scope:  # slots and restored values mirrored on every replica
+                if model.optimizer is not None and not model.optimizer.built:
+                    model.optimizer.build(model.trainable_variables)
+                model.load_weights(weights)
         except (OSError, ValueError, KeyError) as error:
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise CheckpointError(f"{weights} cannot be loaded ({first})") from None
