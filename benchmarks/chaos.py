@@ -153,7 +153,7 @@ def kill_once(model_dir: str, rng: random.Random, by_file: bool, reader) -> dict
         "finished_before_kill": process.returncode == 0,
         "lost": max(0, trained - saved),
         "damaged": damaged_files(model_dir),
-        "started_ok": "error:" not in text and "Traceback" not in text,
+        "started_ok": "Traceback" not in text and not re.search(r"^error:", plain(text), re.M),
         "output": "" if "Traceback" not in text else text[-2000:],
     }
 
