@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import posixpath
-import secrets
 
+from keras_siamese import atomic_files
 from keras_siamese.export import warmup
 
 CONFIG_FILE = "models.config"
@@ -101,11 +101,9 @@ def write_models_config(
         entry.base_path = posixpath.join(root, name)
         entry.model_platform = "tensorflow"
 
-    config_path = os.fspath(config_path) if config_path is not None else os.path.join(
-        models_dir, CONFIG_FILE
+    config_path = (
+        os.fspath(config_path) if config_path is not None else os.path.join(models_dir, CONFIG_FILE)
     )
-    temporary_path = f"{config_path}.tmp-{secrets.token_hex(4)}"
-    with open(temporary_path, "w", encoding="utf-8") as file:
+    with atomic_files.atomic_write(config_path) as file:  # whole or absent, fsynced
         file.write(text_format.MessageToString(config))
-    os.replace(temporary_path, config_path)
     return config_path
