@@ -74,6 +74,9 @@ def plain(output) -> str:
 def steps_seen(output: str) -> int:
     """Steps trained in one process, from its progress bars (one per `Epoch e/E`)."""
     output = plain(output)
+    # A run stopped mid-epoch ends its progress bar at the epoch's target (Keras' finalize):
+    # count only what was printed before the checkpoint line.
+    output = output.split("SIGTERM: checkpointed")[0]
     total = 0
     for segment in output.split("Epoch ")[1:]:
         counts = PROGRESS.findall(segment)
@@ -245,6 +248,8 @@ def report(results: dict) -> str:
         f"| files damaged after a kill | {sum(len(k['damaged']) for k in kills)} | 0 |",
         f"| steps lost per SIGKILL (max / mean) | {max(lost)} / {sum(lost) / len(lost):.1f} | "
         f"<= {INTERVAL} |",
+        "| (a SIGTERM before training has begun, while TensorFlow loads, ends the process "
+        "as usual: nothing trained, nothing lost) | | |",
         f"| SIGTERMs that exited 75 after a checkpoint | {sum(t['code'] == 75 for t in terms)}/"
         f"{len(terms)} | 10/10 |",
         f"| steps lost per SIGTERM (max) | {max(term_lost) if term_lost else '-'} | 0 |",

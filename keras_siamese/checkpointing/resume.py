@@ -23,11 +23,26 @@ def fit(model, batches, *, epochs: int, steps_per_epoch: int, checkpoint, callba
     Returns:
         The `History` of the last `model.fit` call, or None when the checkpoint had finished.
     """
+    owner = not checkpoint._held
+    if owner:  # a signal between or before the fits is caught as well
+        checkpoint.hold_signals()
+    try:
+        return _fit_from_checkpoint(
+            model, batches, epochs, steps_per_epoch, checkpoint, callbacks, kwargs
+        )
+    finally:
+        if owner:
+            checkpoint.release_signals()
+
+
+def _fit_from_checkpoint(model, batches, epochs, steps_per_epoch, checkpoint, callbacks, kwargs):
     step = checkpoint.restore(model) if checkpoint.restored is None else checkpoint.step
     epoch, in_epoch = divmod(step, steps_per_epoch)
     callbacks = [*callbacks, checkpoint]
     history = None
     if epoch < epochs and in_epoch:
+        if checkpoint.stop_if_signalled():
+            return history
         checkpoint._seeds_before_fit = seed_states(model)
         history = model.fit(
             batches(step),
@@ -37,11 +52,9 @@ def fit(model, batches, *, epochs: int, steps_per_epoch: int, checkpoint, callba
             callbacks=[*callbacks, _StopAfterEpoch()],
             **kwargs,
         )
-        if checkpoint.stopped_by:
-            return history
         epoch += 1
     checkpoint._metrics_to_restore = None
-    if epoch < epochs:
+    if epoch < epochs and not checkpoint.stop_if_signalled():
         checkpoint._seeds_before_fit = seed_states(model)
         history = model.fit(
             batches(epoch * steps_per_epoch),

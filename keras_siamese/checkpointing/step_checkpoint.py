@@ -96,6 +96,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         self._previous_handlers = {}
         self._metrics_to_restore = None
         self._seeds_before_fit = None
+        self._held = False  # `checkpointing.fit` holds the handlers across its fit calls
 
     # ------------------------------------------------------------------ files
 
@@ -254,6 +255,23 @@ class StepCheckpoint(keras.callbacks.Callback):
             return
         self._received = name
 
+    def hold_signals(self) -> None:
+        """Catches the signals from now until `release_signals` (across several fits)."""
+        self.stopped_by = None
+        self._received = None
+        self._install()
+        self._held = True
+
+    def release_signals(self) -> None:
+        self._held = False
+        self._uninstall()
+
+    def stop_if_signalled(self) -> bool:
+        """Between fits: saves and stops if a signal came; returns whether it did."""
+        if self._received and self.stopped_by is None:
+            self._stop_or_save()
+        return self.stopped_by is not None
+
     def _install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
@@ -280,10 +298,11 @@ class StepCheckpoint(keras.callbacks.Callback):
         for variable, state in self._seeds_before_fit or ():
             variable.assign(state)
         self._seeds_before_fit = None
-        self.stopped_by = None
-        self._received = None
         self._last_save = time.monotonic()
-        self._install()
+        if not self._held:
+            self.stopped_by = None
+            self._received = None
+            self._install()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._last_batch = -1
@@ -320,11 +339,13 @@ class StepCheckpoint(keras.callbacks.Callback):
         self.save()
         if self._received and self.stopped_by is None:
             self.stopped_by = self._received
-            self.model.stop_training = True
+            if self.model is not None:
+                self.model.stop_training = True
             if self.verbose:
                 print(f"{self._received}: checkpointed step {self.step} in {self.directory}.")
 
     def on_train_end(self, logs=None):
-        self._uninstall()
+        if not self._held:
+            self._uninstall()
         if self.save_at_end:
             self.save()

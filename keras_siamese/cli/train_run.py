@@ -108,23 +108,26 @@ def fit(config: RunConfig, model, strategy, data_module, images, listed, checkpo
     """Restores the newest checkpoint, trains to the end (or a signal); returns the seconds."""
     from keras_siamese import checkpointing
 
-    batches = batches_from(config, data_module, images)
     started = time.perf_counter()
+    checkpoint.hold_signals()  # from the restore on: a signal saves, never kills
     try:
-        with strategy.scope():
-            checkpoint.restore(model)
-    except checkpointing.CheckpointError as error:
-        raise app.UsageError(str(error)) from None
-    checkpointing.fit(
-        model,
-        batches,
-        epochs=config.recipe.epochs,
-        steps_per_epoch=config.steps_per_epoch,
-        checkpoint=checkpoint,
-        callbacks=listed,
-        verbose=int(config.flags["verbose"]),
-        shuffle=False,  # The pipeline shuffles; Keras cannot shuffle a tf.data.Dataset.
-    )
+        try:
+            with strategy.scope():
+                checkpoint.restore(model)
+        except checkpointing.CheckpointError as error:
+            raise app.UsageError(str(error)) from None
+        checkpointing.fit(
+            model,
+            batches_from(config, data_module, images),
+            epochs=config.recipe.epochs,
+            steps_per_epoch=config.steps_per_epoch,
+            checkpoint=checkpoint,
+            callbacks=listed,
+            verbose=int(config.flags["verbose"]),
+            shuffle=False,  # The pipeline shuffles; Keras cannot shuffle a tf.data.Dataset.
+        )
+    finally:
+        checkpoint.release_signals()
     return time.perf_counter() - started
 
 
