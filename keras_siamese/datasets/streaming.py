@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from keras_siamese.datasets import named_errors
+from keras_siamese.datasets import in_memory, named_errors
 
 
 def stream(
@@ -22,8 +22,10 @@ def stream(
     """Streams images read from small per-file `elements` (paths, offsets, ...).
 
     Only the elements are held in memory (and shuffled, all of them, once per epoch); `read`
-    maps one element to a uint8 image, in parallel and in a deterministic order, so a seed
-    gives the same order and pixels every time.
+    maps one element to a uint8 image, in parallel and in a deterministic order. Epoch n's
+    order (the n-th iteration over the dataset) is a stateless permutation keyed by
+    `(seed, n)` alone, so a seed gives the same order and pixels every time, whatever
+    TensorFlow's global seed and whatever ran before.
 
     Args:
         elements: per-file arrays of equal length, with the file's `"path"` (and e.g. its
@@ -32,7 +34,7 @@ def stream(
         labels: `int64 [N]` or None.
         batch_size: batch the images (the last batch may be smaller) or yield single images.
         shuffle: reshuffle the files every epoch.
-        seed: the shuffle seed.
+        seed: the shuffle seed (None: drawn from TensorFlow's global generator).
         on_error: "skip" drops elements whose reading fails at run time; "raise" stops with
             an error naming the file (see `named_errors`).
 
@@ -42,9 +44,16 @@ def stream(
     if labels is not None:
         elements = {**elements, "label": labels}
     count = len(next(iter(elements.values())))
-    dataset = tf.data.Dataset.from_tensor_slices(elements)
     if shuffle:
-        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        tables = {key: tf.constant(values) for key, values in elements.items()}
+        dataset = in_memory.epoch_orders(count, seed, endless=False).flat_map(
+            lambda order: tf.data.Dataset.from_tensor_slices(
+                {key: tf.gather(table, order) for key, table in tables.items()}
+            )
+        )
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(count))
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices(elements)
 
     def read_element(element):
         return read(element) if labels is None else (read(element), element["label"])

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from keras_siamese import validation
-from keras_siamese.datasets import arguments, conversion, image_headers, named_errors, pixel_limit
+from keras_siamese.datasets import (
+    arguments,
+    conversion,
+    image_headers,
+    in_memory,
+    named_errors,
+    pixel_limit,
+)
 
 _CYCLE_LENGTH = 16  # shards read at once
 
@@ -35,7 +42,9 @@ def from_tfrecords(
     The label feature `label_key`, if any, is an int64.
 
     Shards are read interleaved (up to 16 at once, in parallel), in a reshuffled order every
-    epoch, and records pass through a `shuffle_buffer_size` shuffle buffer. Before anything is
+    epoch, and records are shuffled in blocks of `shuffle_buffer_size`. Epoch n's order (the
+    n-th iteration over the dataset) depends on `(seed, n)` alone, not on TensorFlow's
+    global seed nor on what ran before. Before anything is
     yielded, the first record of every shard is read and checked: a file that is not a
     TFRecord file, missing keys or an unreadable image raise here, naming the file and key.
     Later records are only checked when decoded: with `on_error="skip"` records that fail
@@ -60,8 +69,8 @@ def from_tfrecords(
         shuffle: reshuffle shards and records every epoch.
         seed: the shuffle seed.
         on_error: `"raise"` or `"skip"`.
-        shuffle_buffer_size: records in the shuffle buffer (encoded images, so memory grows
-            with it).
+        shuffle_buffer_size: records per shuffled block (encoded images, so memory grows
+            with it: a few blocks are held at once).
         compression_type: `None`/`""`, `"ZLIB"` or `"GZIP"`, as `tf.data.TFRecordDataset`.
         max_pixels: the most pixels (width x height, from the header) an encoded image may
             have; 4096 x 4096 by default, None for no limit. Serialized tensors are stored
@@ -99,23 +108,55 @@ def from_tfrecords(
     if image_size is None:
         image_size = stored_shape[:2]
     read = _record_reader(encoded, image_key, label_key, channels, image_size, max_pixels)
-    dataset = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle:
-        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.interleave(
-        lambda file: _numbered_records(file, compression_type),
-        cycle_length=min(len(files), _CYCLE_LENGTH),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-    if shuffle:
-        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+    dataset = _records(files, compression_type, shuffle, seed, shuffle_buffer_size)
     dataset = named_errors.map_naming_errors(
         dataset, read, lambda element: element["name"], on_error
     )
     if batch_size is not None:
         dataset = dataset.batch(batch_size)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _records(files, compression_type, shuffle, seed, block_size) -> tf.data.Dataset:
+    """The shards' numbered records, interleaved, shuffled by stateless draws if `shuffle`.
+
+    Epoch n (the n-th iteration) reads the shards in a permutation keyed by `(seed, n)` and
+    permutes each block of `block_size` records by `(seed, n, block)`: the order depends on
+    the seed alone and only whole blocks are held in memory.
+    """
+
+    def epoch(epoch_seed):
+        names = tf.constant(files)
+        if epoch_seed is not None:
+            order = in_memory.stateless_order(len(files), _fold_in(epoch_seed, 0))
+            names = tf.gather(names, order)
+        records = tf.data.Dataset.from_tensor_slices(names).interleave(
+            lambda file: _numbered_records(file, compression_type),
+            cycle_length=min(len(files), _CYCLE_LENGTH),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        if epoch_seed is None:
+            return records
+        return _shuffle_blocks(records, block_size, _fold_in(epoch_seed, 1))
+
+    if not shuffle:
+        return epoch(None)
+    return in_memory.epoch_seeds(seed, endless=False).flat_map(epoch)
+
+
+def _fold_in(seed, index):
+    return tf.random.experimental.stateless_fold_in(seed, tf.cast(index, tf.int64))
+
+
+def _shuffle_blocks(records: tf.data.Dataset, block_size: int, seed) -> tf.data.Dataset:
+    """Permutes each block of `block_size` records, block i by the stateless `(seed, i)`."""
+
+    def permute(index, block):
+        order = in_memory.stateless_order(tf.shape(block["record"])[0], _fold_in(seed, index))
+        return {key: tf.gather(values, order) for key, values in block.items()}
+
+    return records.batch(block_size).enumerate().map(permute).unbatch()
 
 
 def _numbered_records(file: tf.Tensor, compression_type) -> tf.data.Dataset:
