@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_siamese import augment, validation
+from keras_siamese.datasets.in_memory import shuffled_batches
 from keras_siamese.evaluation.features import (
     Data,
     _check_input_scale,
@@ -166,11 +167,9 @@ def _fit(
 ) -> None:
     """Trains `trainer` on the labelled `(images, labels)`: Nesterov SGD, cosine decay."""
     images, labels = examples
-    dataset = (
-        tf.data.Dataset.from_tensor_slices((images.astype(np.float32), labels.astype(np.int64)))
-        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size, drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
+    # Epoch n's order depends on (seed, n) alone, not on TensorFlow's global seed.
+    dataset = shuffled_batches(
+        (images.astype(np.float32), labels.astype(np.int64)), batch_size, seed=seed, repeat=False
     )
     steps = len(images) // batch_size
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps)
