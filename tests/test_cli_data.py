@@ -194,6 +194,8 @@ def test_bad_folders_fail_with_one_line_before_anything_is_written(capsys, tmp_p
         ),
         ([f"--data_dir={mixed}", "--image_size=0"], "are of different sizes: pass --image_size"),
         ([f"--data_dir={broken}"], r"notes\.png"),
+        # 16 x 16 = 256 pixels, read from the PNG headers, over the limit: named, not decoded.
+        ([f"--data_dir={train}", "--max_pixels=100"], r"\d{3}\.png.*max_pixels=100"),
         (
             [f"--data_dir={train}", "--channels=3", "--encoder=keras.applications:MobileNetV3Smal"],
             "Close matches: MobileNetV3Small",
@@ -412,8 +414,10 @@ def test_train_evaluate_export_on_a_folder(capsys, tmp_path):
 
     export_dir = tmp_path / "export"
     export = ["export", f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--warmup=false"]
-    assert run_cli(*export, f"--gallery_dir={test}", "--top_k=12", "--calibration_pairs=12") == 0
+    gallery = [f"--gallery_dir={test}", "--top_k=12", "--calibration_pairs=12"]
+    assert run_cli(*export, *gallery, "--max_pixels=1000") == 0
     served = ks.export.load_for_inference(str(export_dir))
+    assert served.metadata["preprocessing"]["max_pixels"] == 1000  # embed_bytes' limit
     assert {"search", "verify"} <= set(served.signatures)
     query = np.asarray(Image.open(test / "dog" / "004.png"))[None, ..., None]
     ids, scores = served.search(query)

@@ -60,6 +60,14 @@ def define_flags(values: flags.FlagValues) -> None:
     )
     flags.DEFINE_integer("top_k", 10, "Neighbours returned by `search`.", lower_bound=1, **define)
     flags.DEFINE_integer(
+        "max_pixels",
+        4096 * 4096,
+        "embed_bytes refuses images with more pixels, read from the header before decoding; "
+        "--gallery_dir leaves such files out by name (0: no limit).",
+        lower_bound=0,
+        **define,
+    )
+    flags.DEFINE_integer(
         "calibration_pairs",
         0,
         "Add a `verify` signature whose threshold is the equal error rate of N same/different "
@@ -74,6 +82,7 @@ def _gallery(model, source, config: dict, gallery_dir: str, options: dict) -> di
     import keras_siamese as ks
     from keras_siamese.cli import source_data
 
+    config = dict(config, max_pixels=options["max_pixels"])  # the export's limit
     images, ids = source_data.gallery_images(
         source, config, config["resolved"]["image_shape"], gallery_dir, options["gallery_examples"]
     )
@@ -136,6 +145,7 @@ def run(values: flags.FlagValues) -> int:
             version=options["version"] or None,
             overwrite=options["overwrite"],
             warmup=warmup,
+            max_pixels=options["max_pixels"] or None,
             **extras,
         )
     except (ImportError, ValueError) as error:

@@ -206,6 +206,13 @@ def folder_labels(path: str, choice: str) -> str | None:
     return "inferred" if len(folders) >= 2 and not loose else None
 
 
+def max_pixels(config: dict) -> int | None:
+    """`--max_pixels` of a flag dict or recorded run (0: no limit; runs recorded before the
+    flag existed: the readers' default, 4096 x 4096)."""
+    value = config.get("max_pixels", datasets.pixel_limit.DEFAULT_MAX_PIXELS)
+    return value or None
+
+
 def _read_folder(
     path: str,
     image_shape,
@@ -225,6 +232,7 @@ def _read_folder(
             seed=config["seed"],
             on_error=config.get("on_error", "raise"),
             class_names=class_names,
+            max_pixels=max_pixels(config),
         )
     except (ValueError, TypeError) as error:
         raise data.usage_error(error, f"--{flag}={path}") from error
@@ -249,7 +257,10 @@ def _probe_folder(source: sources.Source, config: dict) -> data.DatasetInfo:
     labels = folder_labels(source.location, config["labels"])
     try:
         files = datasets.list_image_files(
-            source.location, labels=labels, on_error=config["on_error"]
+            source.location,
+            labels=labels,
+            on_error=config["on_error"],
+            max_pixels=max_pixels(config),
         )
     except (ValueError, TypeError) as error:
         raise data.usage_error(error, source.describe()) from error
@@ -287,6 +298,7 @@ def _read_tfrecords(
             seed=config["seed"],
             on_error=config.get("on_error", "raise"),
             shuffle_buffer_size=config.get("shuffle_buffer", 1024),
+            max_pixels=max_pixels(config),
         )
     except (ValueError, TypeError) as error:
         raise data.usage_error(error, source.describe()) from error

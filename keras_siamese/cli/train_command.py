@@ -51,6 +51,7 @@ RESUMABLE_FLAGS = frozenset(
         "model_dir",
         "checkpoint_every_steps",
         "checkpoint_every_minutes",
+        "max_pixels",  # refuses oversized files; the images within it train the same
     }
 )
 # Flags added after runs were written, with the value that reproduces those runs: a

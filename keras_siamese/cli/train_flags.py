@@ -36,6 +36,9 @@ FLAGS = (
      "queries of the kNN monitor and of `evaluate` (empty: no kNN monitor).", {}),
     (ENUM, "on_error", "raise", "Unreadable image files or records: raise (naming them) or skip "
      "(counted in one warning).", {"enum_values": ["raise", "skip"]}),
+    (INTEGER, "max_pixels", 4096 * 4096, "Images with more pixels (width x height, read from the "
+     "file header before any decoding) are unreadable files: refused by name, or left out with "
+     "--on_error=skip (0: no limit).", {"lower_bound": 0}),
     (STRING, "tfrecord_image_key", "image", "Image feature of --dataset=tfrecord:...", {}),
     (STRING, "tfrecord_label_key", "", "Int64 label feature of --dataset=tfrecord:... (empty: "
      "unlabelled).", {}),
