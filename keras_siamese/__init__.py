@@ -45,6 +45,7 @@ _SUBMODULES = (
     "distribute",
     "augment",
     "callbacks",
+    "checkpointing",
     "datasets",
     "encoders",
     "evaluation",
