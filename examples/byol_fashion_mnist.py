@@ -26,6 +26,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import keras_siamese as ks
+from keras_siamese import atomic_files
 
 IMAGE_SHAPE = (28, 28, 1)
 RECIPE = ks.recipes.get("byol")
@@ -84,7 +85,7 @@ def main(argv):
     tf.get_logger().setLevel("ERROR")  # TensorFlow's Python warnings (retracing, ...)
     strategy = ks.distribute.get_strategy(FLAGS.strategy)
     os.makedirs(FLAGS.model_dir, exist_ok=True)
-    with open(os.path.join(FLAGS.model_dir, "flags.json"), "w") as file:
+    with atomic_files.atomic_write(os.path.join(FLAGS.model_dir, "flags.json")) as file:
         json.dump(FLAGS.flag_values_dict(), file, indent=2, default=str)
 
     # ---- data: uint8 images in [0, 255]; the labels only evaluate.
@@ -103,28 +104,27 @@ def main(argv):
         model = make_model(total_steps)
     print(f"{model.encoder.count_params():,} encoder parameters, {total_steps} steps, {precision}")
 
-    # ---- pretraining: a kNN monitor on test images; a restarted job resumes from its backup.
-    backup = ks.distribute.worker_directory(os.path.join(FLAGS.model_dir, "backup"), strategy)
+    # ---- pretraining: a kNN monitor on test images; a restarted job resumes at the exact step.
     callbacks = [
         ks.callbacks.KNNMonitor(
             (train[0][:10000], train[1][:10000]), (test[0][:2000], test[1][:2000]), verbose=0
         ),
         ks.callbacks.CollapseMonitor(threshold=0.1, patience=2),  # watches output_std
-        keras.callbacks.BackupAndRestore(backup),
-        keras.callbacks.ModelCheckpoint(os.path.join(FLAGS.model_dir, "model.keras")),
+        ks.callbacks.AtomicModelCheckpoint(os.path.join(FLAGS.model_dir, "model.keras")),
         keras.callbacks.TensorBoard(os.path.join(FLAGS.model_dir, "logs"), update_freq=50),
     ]
-    started = time.perf_counter()
-    history = model.fit(
-        images,
-        epochs=FLAGS.epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=validation,
-        callbacks=callbacks,
-        verbose=2,
-    )
+    checkpoint = ks.checkpointing.StepCheckpoint(os.path.join(FLAGS.model_dir, "checkpoints"))
+    fit_args = dict(epochs=FLAGS.epochs, steps_per_epoch=steps_per_epoch, verbose=2)
+    fit_args.update(checkpoint=checkpoint, callbacks=callbacks, validation_data=validation)
+    started = time.perf_counter()  # the chief alone writes checkpoints; every worker restores
+    history = ks.checkpointing.fit(model, lambda step: images.skip(step), **fit_args)
     seconds = time.perf_counter() - started
-    print(f"output_std per epoch: {[round(v, 4) for v in history.history['output_std']]}")
+    if checkpoint.stopped_by:  # SIGTERM/SIGINT: it saved the step; the same command resumes
+        return
+    if history is None:
+        print(f"The run in {FLAGS.model_dir} had finished: evaluating its restored model.")
+    logs = history.history if history else {}
+    print(f"output_std per epoch: {[round(v, 4) for v in logs.get('output_std', [])]}")
     momentum = float(model.momentum_update.current_momentum())
     print(f"Target momentum after {total_steps} steps: {momentum:.4f}")
 
@@ -139,8 +139,8 @@ def main(argv):
     )
     print(f"\nFashion-MNIST test split, top-1 %, after {seconds / 60:.1f} min of pretraining:")
     print(ks.evaluation.format_table(rows))
-    results = {"results": rows, "train_seconds": seconds, "history": history.history}
-    with open(os.path.join(FLAGS.model_dir, "results.json"), "w") as file:
+    results = {"results": rows, "train_seconds": seconds, "history": logs}
+    with atomic_files.atomic_write(os.path.join(FLAGS.model_dir, "results.json")) as file:
         json.dump({**results, "precision": precision}, file, indent=2, default=float)
     if ks.distribute.is_chief(strategy):  # one export per job, written atomically
         print(f"SavedModel for TF Serving: {ks.export.export_for_serving(model, FLAGS.export_dir)}")

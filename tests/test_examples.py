@@ -214,6 +214,11 @@ def test_self_supervised_examples_print_the_table_and_export(
     assert json.loads((model_dir / "flags.json").read_text())["encoder_width"] == 4
     served = ks.export.load_for_inference(str(export_dir / "1"))
     assert served.image_shape == (28, 28, 1)
+    # Crash-safe run files: a step checkpoint (weights, then its JSON) and a whole model.keras.
+    saved = os.listdir(model_dir / "checkpoints")
+    assert any(name.endswith(".weights.h5") for name in saved), saved
+    assert any(name.endswith(".json") for name in saved), saved
+    assert keras.models.load_model(model_dir / "model.keras").count_params() > 0
 
 
 @pytest.mark.slow
