@@ -272,6 +272,8 @@ def test_an_old_run_directory_resumes_only_with_its_own_flags(capsys, tmp_path):
     old = old_run_config(model_dir)
     run_dir.write_json(str(model_dir / run_dir.CONFIG), old)
     run_dir.write_json(str(model_dir / run_dir.TRAIN_RESULT), {"epochs": 3})
+    # A finished run holds a whole model.keras (train checks it before doing nothing).
+    keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).save(model_dir / run_dir.MODEL)
     # The new defaults would train another model: refused, naming the flags that resume it.
     assert run_cli("train", f"--model_dir={model_dir}") == 2
     error = only_error_line(capsys)

@@ -161,3 +161,19 @@ def test_every_method_trains_in_bfloat16_with_a_finite_loss(method):
         keras.mixed_precision.set_global_policy("float32")
     assert model.encoder.layers[1].compute_dtype == "bfloat16"
     assert np.all(np.isfinite(history.history["loss"]))
+
+
+def test_loss_scaling_overflow_is_skipped_not_stopped():
+    """Under mixed_float16 an overflowing scaled gradient is the LossScaleOptimizer's to skip
+    (it lowers the scale): the non-finite check must not stop training (models/nonfinite.py),
+    while a non-finite loss still does."""
+    from keras_siamese.models import nonfinite
+
+    loss = tf.constant(1.0)
+    overflowed = [tf.constant([float("inf"), 1.0])]
+    kept_loss, kept = nonfinite.checked_update(loss, overflowed, tf.constant(0), True)
+    assert float(kept_loss) == 1.0 and not np.isfinite(kept[0].numpy()).all()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="the gradients"):
+        nonfinite.checked_update(loss, overflowed, tf.constant(0), False)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="the loss"):
+        nonfinite.checked_update(tf.constant(float("nan")), overflowed, tf.constant(0), True)

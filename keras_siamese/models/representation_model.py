@@ -307,7 +307,9 @@ class RepresentationModel(keras.Model):
             loss = self._with_regularization(loss)
             scaled = self.optimizer.scale_loss(distribute.scale_for_replicas(loss))
         variables = self.trainable_variables
-        loss, gradients = nonfinite.checked_update(loss, tape.gradient(scaled, variables), step)
+        loss_scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+        gradients = tape.gradient(scaled, variables)
+        loss, gradients = nonfinite.checked_update(loss, gradients, step, loss_scaled)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         self.after_optimizer_step()
         return self._update_metrics(loss, values)
