@@ -26,8 +26,8 @@ class SiameseRecipe(Recipe):
     ("the batch hard triplet loss ... performs best"), margin 0.2, 2e-3 at a batch of 112
     (the example's 7 seen classes x 16; on 10 classes P x K is 10 x 11 = 110, and the peak
     rate follows the real batch linearly). Contrastive (Hadsell et al. 2006): pairs, half
-    positive, margin 1.0, 5e-4 at a batch of 64. Against raw pixels the pretraining lifts retrieval, hard mining
-    verification (semi-hard from scratch: ROC AUC 0.70-0.71).
+    positive, margin 1.0, 5e-4 at a batch of 64. Against raw pixels the pretraining lifts
+    retrieval, hard mining verification (semi-hard from scratch: ROC AUC 0.70-0.71).
 
     Args:
         loss: "triplet" (P x K batches of labelled images) or "contrastive" (labelled pairs).
