@@ -37,8 +37,10 @@ data:
 demo: install data
 	$(PY) examples/simclr_fashion_mnist.py
 
+# Two pytest workers (pytest-xdist) on a 2-core machine, at most 4 elsewhere; the multi-replica
+# runs share one more process (tests/conftest.py).
 test: install data
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto --maxprocesses=4 tests
 
 clean:
 	rm -rf $(VENV) runs

@@ -101,26 +101,51 @@ def _start_worker(jobs, directory):
     _shared.update(process=process, log=log, directory=directory, jobs=list(jobs))
 
 
-def pytest_collection_finish(session):
+def _shared_directory(config):
+    """The replica worker's directory: one per pytest run, also under pytest-xdist, whose
+    workers all collect every test and share the run's `testrunuid`."""
     import tempfile
 
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return tempfile.mkdtemp(prefix="keras_siamese_replicas_"), True
+    directory = os.path.join(
+        tempfile.gettempdir(), f"keras_siamese_replicas_{workerinput['testrunuid']}"
+    )
+    os.makedirs(directory, exist_ok=True)
+    return directory, workerinput["workerid"] == "gw0"  # one worker starts it
+
+
+def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
     jobs = list(dict.fromkeys(job for job in map(_job_of, session.items) if job is not None))
     if jobs:
-        _start_worker(jobs, tempfile.mkdtemp(prefix="keras_siamese_replicas_"))
+        directory, starts = _shared_directory(session.config)
+        if starts:
+            _start_worker(jobs, directory)
+        else:  # another xdist worker runs the jobs; this one reads their results
+            _shared.update(process=None, directory=directory, jobs=list(jobs))
 
 
 def pytest_sessionfinish(session):
     process = _shared.get("process")
+    xdist = getattr(session.config, "workerinput", None) is not None
     if process is not None and process.poll() is None:
-        process.kill()
-        process.wait()
+        if xdist:  # other xdist workers may still wait for its results: let it finish
+            try:
+                process.wait(timeout=900)
+            except Exception:  # noqa: BLE001 - a hung worker is killed below
+                pass
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     if "log" in _shared:
         import shutil
 
         _shared["log"].close()
-        shutil.rmtree(_shared["directory"], ignore_errors=True)
+        if not xdist:  # under xdist the others may read results later: /tmp keeps them
+            shutil.rmtree(_shared["directory"], ignore_errors=True)
 
 
 @pytest.fixture
@@ -137,7 +162,7 @@ def replica_job(request):
     path = os.path.join(directory, f"{_shared['jobs'].index(job)}.json")
     deadline = time.monotonic() + 900
     while not os.path.exists(path):
-        if process.poll() is not None and not os.path.exists(path):
+        if process is not None and process.poll() is not None and not os.path.exists(path):
             with open(os.path.join(directory, "worker.log")) as file:
                 log = file.read()[-5000:]
             pytest.fail(f"the replica worker exited with {process.returncode}:\n{log}")
