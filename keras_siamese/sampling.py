@@ -19,31 +19,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_siamese import sampling_inputs
+from keras_siamese.datasets.in_memory import epoch_seeds
 
 Examples = sampling_inputs.Examples
 _PAIR_BLOCK = 256
-
-
-def _epoch_seeds(seed: int | None) -> tf.data.Dataset:
-    """One stateless seed `(2,)` per iteration: `fold_in((seed, 0), n)` for the n-th one.
-
-    Seeded `tf.data` ops (`shuffle(seed=...)`, `Dataset.random(seed=...)`) combine their
-    seed with TensorFlow's global seed, so they are not used: the epoch counter is a
-    variable incremented when an iteration begins, and every draw is a stateless op keyed
-    by this seed. `seed=None` draws the base seed from TensorFlow's global generator.
-    """
-    if seed is None:
-        base = tf.random.uniform([2], maxval=2**62, dtype=tf.int64).numpy()
-    else:
-        base = np.array([seed, 0], np.int64)
-    base = tf.constant(base, tf.int64)
-    with tf.init_scope():
-        iterations = tf.Variable(-1, dtype=tf.int64, trainable=False, name="sampling_epoch")
-
-    def epoch_seed(_):
-        return tf.random.experimental.stateless_fold_in(base, iterations.assign_add(1))
-
-    return tf.data.Dataset.range(1).map(epoch_seed)
 
 
 def _class_tables(labels: np.ndarray):
@@ -189,7 +168,7 @@ def make_pairs(
         )
 
     return (
-        _epoch_seeds(seed)
+        epoch_seeds(seed, endless=False)
         .flat_map(blocks_of_epoch)
         .map(block_of_pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .unbatch()
@@ -286,7 +265,7 @@ def class_balanced_batches(
         return batches.map(lambda index: _fold_in(epoch_seed, index))
 
     return (
-        _epoch_seeds(seed)
+        epoch_seeds(seed, endless=False)
         .flat_map(seeds_of_epoch)
         .map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .apply(tf.data.experimental.assert_cardinality(batches_per_epoch))
