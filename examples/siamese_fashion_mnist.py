@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import keras_siamese as ks
-from keras_siamese import plots
+from keras_siamese import atomic_files, plots
 
 IMAGE_SHAPE, SEEN = (28, 28, 1), range(7)  # classes 0-6 train, 7-9 test
 RECIPES = {loss: ks.recipes.get(f"siamese-{loss}") for loss in ("contrastive", "triplet")}
@@ -137,8 +137,8 @@ def main(_):
         os.makedirs(run_dir, exist_ok=True)
         plots.roc_figure(*scored_pairs, os.path.join(run_dir, "roc_curve.png"), title=loss_name)
         draw_neighbours(model, unseen, os.path.join(run_dir, "retrieval_grid.png"))
-        model.save(os.path.join(run_dir, "model.keras"))
-        with open(os.path.join(run_dir, "results.json"), "w") as file:
+        ks.callbacks.save_model(model, os.path.join(run_dir, "model.keras"))  # whole or absent
+        with atomic_files.atomic_write(os.path.join(run_dir, "results.json")) as file:
             json.dump({"flags": FLAGS.flag_values_dict(), "results": results}, file, indent=2)
         ks.export.export_for_serving(model, os.path.join(FLAGS.export_dir, loss_name))
 
