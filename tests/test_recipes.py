@@ -63,7 +63,7 @@ def test_from_config_refuses_unknown_fields():
         ("moco", {"moco_version": "v1"}, ValueError, r"`moco_version` must be one of"),
         ("swav", {"local_views": -1}, ValueError, r"`local_views` must be at least 0"),
         ("siamese-triplet", {"mining": "easy"}, ValueError, r"`mining` must be one of"),
-        ("siamese-triplet", {"loss": "arcface"}, ValueError, r"`loss` must be one of"),
+        ("siamese-triplet", {"loss": "arc_face"}, ValueError, r"`loss` must be one of"),
     ],
 )
 def test_bad_values_name_the_field(name, changes, error, message):

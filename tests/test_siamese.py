@@ -254,7 +254,7 @@ def test_bad_data_raises_clear_errors():
         triplet.fit(images, np.eye(4, dtype="int64")[LABELS], batch_size=8, verbose=0)
     with pytest.raises(TypeError, match="integer class ids"):
         triplet.fit(images, LABELS.astype("float32"), batch_size=8, verbose=0)
-    with pytest.raises(ValueError, match="Triplet mining needs"):  # all labels distinct
+    with pytest.raises(ValueError, match="Triplet and pair mining need"):  # all labels distinct
         triplet.fit(images, np.arange(16), batch_size=8, verbose=0)
     with pytest.raises(ValueError, match="trains on pairs"):  # not ((a, b), y)
         contrastive.fit(images, LABELS, batch_size=8, verbose=0)

@@ -25,8 +25,10 @@ Modules, re-exported here:
 
 from keras_siamese.losses.barlow_twins import BarlowTwinsLoss, barlow_twins
 from keras_siamese.losses.contrastive import ContrastiveMargin, contrastive_margin
+from keras_siamese.losses.cross_batch_memory import CrossBatchMemory
 from keras_siamese.losses.dino import DINOLoss, dino
 from keras_siamese.losses.info_nce import InfoNCE, info_nce
+from keras_siamese.losses.metric_loss import MetricLoss
 from keras_siamese.losses.negative_cosine import NegativeCosine, negative_cosine
 from keras_siamese.losses.nt_xent import LARGE_NEGATIVE, NTXent, nt_xent
 from keras_siamese.losses.sinkhorn import sinkhorn
@@ -39,8 +41,10 @@ __all__ = [
     "MINING_MODES",
     "BarlowTwinsLoss",
     "ContrastiveMargin",
+    "CrossBatchMemory",
     "DINOLoss",
     "InfoNCE",
+    "MetricLoss",
     "NTXent",
     "NegativeCosine",
     "SwAVLoss",

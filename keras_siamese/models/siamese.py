@@ -8,34 +8,32 @@ import tensorflow as tf
 
 from keras_siamese import distribute, losses, validation
 from keras_siamese.models import siamese_inputs as inputs
+from keras_siamese.models import siamese_losses
+from keras_siamese.models.embedding_memory import EmbeddingMemory
 from keras_siamese.models.representation_model import RepresentationModel
 from keras_siamese.similarity import check_distance, pair_distance
 
 _METRIC_NAMES = {
     inputs.PAIRS: ("pair_accuracy",),
-    "triplets": ("fraction_active", "positive_distance", "negative_distance"),
+    inputs.TRIPLETS: ("fraction_active", "positive_distance", "negative_distance"),
+    inputs.METRIC: (),
+    inputs.PROXIES: (),
 }
 
 
-def _resolve_loss(loss) -> losses.ContrastiveMargin | losses.TripletLoss:
-    if isinstance(loss, (losses.ContrastiveMargin, losses.TripletLoss)):
-        return loss
-    if isinstance(loss, str) and loss in ("contrastive", "triplet"):
-        return losses.ContrastiveMargin() if loss == "contrastive" else losses.TripletLoss()
-    if loss is losses.contrastive_margin:
-        return losses.ContrastiveMargin()
-    if loss is losses.triplet_loss:
-        return losses.TripletLoss()
-    if isinstance(loss, str):
+def _check_views(views_per_image, mode: str, augmenter) -> None:
+    if views_per_image not in (1, 2):
         raise ValueError(
-            "Argument `loss` must be 'contrastive', 'triplet' or a loss of keras_siamese.losses "
-            f"(ContrastiveMargin, TripletLoss). Received: loss={loss!r}"
+            "Argument `views_per_image` must be 1 (each image once) or 2 (two augmented views "
+            f"of each image, as SupCon trains). Received: views_per_image={views_per_image!r}"
         )
-    raise TypeError(
-        "Argument `loss` must be 'contrastive', 'triplet', `keras_siamese.losses."
-        "ContrastiveMargin(margin)` or `keras_siamese.losses.TripletLoss(margin, mining)`. "
-        f"Received: loss={loss!r} of type {type(loss).__name__}"
-    )
+    if views_per_image == 2 and (augmenter is None or mode not in (inputs.METRIC, inputs.PROXIES)):
+        raise ValueError(
+            "views_per_image=2 needs an `augmenter` (two views of an image must differ) and a "
+            "loss on labelled batches other than the triplet loss (e.g. "
+            f"'supervised_contrastive'). Received: views_per_image=2, augmenter={augmenter!r}, "
+            f"loss mode {mode!r}"
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
@@ -111,15 +109,18 @@ class SiameseNetwork(RepresentationModel):
         normalize: bool = True,
         augmenter: keras.layers.Layer | None = None,
         sync_batch_norm: bool | str = "auto",
+        num_classes: int | None = None,
+        views_per_image: int = 1,
         **kwargs,
     ):
-        loss_fn = _resolve_loss(loss)
+        loss_fn = siamese_losses.resolve_loss(loss, num_classes)
         check_distance(distance)
         if embedding_dim is not None:
             embedding_dim = validation.check_integer(
                 "embedding_dim", embedding_dim, meaning=" or None (the encoder's features)"
             )
-        mode = inputs.PAIRS if isinstance(loss_fn, losses.ContrastiveMargin) else "triplets"
+        mode = siamese_losses.mode_of(loss_fn)
+        _check_views(views_per_image, mode, augmenter)
         self.metric_names = _METRIC_NAMES[mode]
         super().__init__(encoder, augmenter, sync_batch_norm=sync_batch_norm, **kwargs)
         self.loss_fn = loss_fn
@@ -127,21 +128,36 @@ class SiameseNetwork(RepresentationModel):
         self.distance = distance
         self.embedding_dim = embedding_dim
         self.normalize = bool(normalize)
+        self.num_classes = getattr(loss_fn, "num_classes", None)
+        self.views_per_image = views_per_image
         self.projection = (
             None if embedding_dim is None else keras.layers.Dense(embedding_dim, name="embedding")
         )
         self.normalizer = keras.layers.UnitNormalization(name="l2_normalize") if normalize else None
+        self.proxies = None
+        if mode == inputs.PROXIES:
+            from keras_siamese.proxies import ClassProxies
+
+            self.proxies = ClassProxies(
+                loss_fn.num_classes, loss_fn.proxies_per_class, name="class_proxies"
+            )
+        self.memory = None
+        if isinstance(loss_fn, losses.CrossBatchMemory):
+            self.memory = EmbeddingMemory(loss_fn.memory_size, name="cross_batch_memory")
         self.build((None, *self.image_shape))
 
     def build(self, input_shape=None):
         if self.projection is not None and not self.projection.built:
             self.projection.build((None, self.feature_dim))
+        for layer in (self.proxies, self.memory):
+            if layer is not None and not layer.built:
+                layer.build((None, self.output_dim))
         self.built = True
 
     @property
-    def margin(self) -> float:
-        """The loss margin."""
-        return self.loss_fn.margin
+    def margin(self) -> float | None:
+        """The margin of a contrastive or triplet loss (None for the other losses)."""
+        return getattr(self.loss_fn, "margin", None)
 
     @property
     def output_dim(self) -> int:
@@ -226,6 +242,22 @@ class SiameseNetwork(RepresentationModel):
             "negative_distance": tf.reduce_mean(negative_distance),
         }
 
+    def _metric_loss(self, images, labels, training):
+        """A `losses.MetricLoss` on a labelled batch (two views per image if asked)."""
+        if training and self.views_per_image == 2:
+            images = tf.concat([images, images], axis=0)  # each copy augmented on its own
+            labels = tf.concat([labels, labels], axis=0)
+        (embeddings,) = self._embed_batches((images,), training)
+        if self.proxies is not None:
+            return self.loss_fn.call(labels, self.proxies(embeddings)), {}
+        memory = None
+        if self.memory is not None:
+            memory = self.memory.contents(tf.shape(distribute.all_gather(labels))[0])
+        loss = self.loss_fn.compute(embeddings, labels, memory=memory)
+        if training and self.memory is not None:
+            self.memory.enqueue(embeddings, labels)
+        return loss, {}
+
     def prepare_batch(self, data, training: bool):
         return inputs.parse_batch(data, self.mode, self.image_shape)
 
@@ -233,6 +265,8 @@ class SiameseNetwork(RepresentationModel):
         kind, tensors = batch
         if kind == inputs.PAIRS:
             return self._pair_loss(*tensors, training=training)
+        if kind == inputs.LABELLED and self.mode in (inputs.METRIC, inputs.PROXIES):
+            return self._metric_loss(*tensors, training=training)
         if kind == inputs.LABELLED:
             return self._mined_triplet_loss(*tensors, training=training)
         return self._explicit_triplet_loss(*tensors, training=training)
@@ -256,8 +290,13 @@ class SiameseNetwork(RepresentationModel):
     @property
     def cross_replica_loss(self) -> str:
         """How the loss combines replicas (shown in the distribution report)."""
-        if self.mode != inputs.PAIRS:
+        if self.mode == inputs.TRIPLETS:
             return "triplets mined over the global batch (embeddings and labels all_gathered)"
+        if self.mode == inputs.METRIC:
+            memory = " and the cross-batch memory" if self.memory is not None else ""
+            return f"pairs of each anchor with the global batch{memory} (all_gathered)"
+        if self.mode == inputs.PROXIES:
+            return "class proxies shared by the replicas; the mean over the global batch"
         return "per-pair loss, nothing gathered across replicas"
 
     # ----------------------------------------------------------------- config
@@ -272,6 +311,8 @@ class SiameseNetwork(RepresentationModel):
                 "distance": self.distance,
                 "embedding_dim": self.embedding_dim,
                 "normalize": self.normalize,
+                "num_classes": self.num_classes,
+                "views_per_image": self.views_per_image,
             }
         )
         return config

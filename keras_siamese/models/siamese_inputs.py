@@ -8,6 +8,10 @@ A batch is one of three formats, decided by the structure of the data and the mo
 - `"triplets"` (triplet loss, given explicitly): `((anchors, positives, negatives),)`, i.e.
   `fit(x=(anchors, positives, negatives))`, or a dataset of `(anchors, positives, negatives)`.
 
+The model's mode says which formats it takes: `"pairs"`, `"triplets"` (labelled or explicit
+triplets), `"metric"` (a pair loss of `keras_siamese.losses.MetricLoss`: labelled batches with
+two images of a class) or `"proxies"` (a proxy loss: labelled batches, any classes).
+
 `parse_batch` works on anything with `.shape` and `.dtype` — tensors, numpy arrays and the
 `tf.TensorSpec`s of a dataset's `element_spec` — so `fit` checks a dataset's structure
 before anything is traced, and the step checks it again when it is traced.
@@ -23,12 +27,17 @@ from keras_siamese import validation
 PAIRS = "pairs"
 LABELLED = "labelled"
 TRIPLETS = "triplets"
+METRIC = "metric"
+PROXIES = "proxies"
 
 PAIR_FORMAT = "((images_a, images_b), labels) with labels 1 for a same-class pair, 0 otherwise"
 TRIPLET_FORMAT = (
     "(images, labels) with integer class labels (triplets are mined in the batch), or "
     "explicit triplets ((anchors, positives, negatives),)"
 )
+LABELLED_FORMAT = "(images, labels) with integer class labels"
+_LOSS_KIND = {TRIPLETS: "a triplet loss", METRIC: "a pair loss", PROXIES: "a proxy loss"}
+_FORMAT = {PAIRS: PAIR_FORMAT, TRIPLETS: TRIPLET_FORMAT}
 
 
 def describe(structure) -> str:
@@ -101,7 +110,8 @@ def parse_batch(data, mode: str, image_shape: tuple):
 
     Args:
         data: what `train_step` receives (or a dataset's `element_spec`).
-        mode: `"pairs"` for a contrastive model, `"triplets"` for a triplet model.
+        mode: `"pairs"` for a contrastive model, `"triplets"` for a triplet model,
+            `"metric"` or `"proxies"` for a pair or proxy loss of `losses.MetricLoss`.
         image_shape: the encoder's `(height, width, channels)`.
 
     Returns:
@@ -122,7 +132,7 @@ def parse_batch(data, mode: str, image_shape: tuple):
     if len(data) > 2:
         raise ValueError(
             "SiameseNetwork does not take sample weights: a batch is "
-            f"{PAIR_FORMAT if mode == PAIRS else TRIPLET_FORMAT}. Received: {describe(data)}"
+            f"{_FORMAT.get(mode, LABELLED_FORMAT)}. Received: {describe(data)}"
         )
     x = data[0]
     y = data[1] if len(data) == 2 else None
@@ -140,21 +150,22 @@ def parse_batch(data, mode: str, image_shape: tuple):
         check_same_shapes(x, ("images_a", "images_b"))
         _check_labels(y, x[0].shape[0], "labels", integer=False)
         return PAIRS, (x[0], x[1], y)
+    kind, expected = _LOSS_KIND[mode], _FORMAT.get(mode, LABELLED_FORMAT)
     if isinstance(x, tuple):
-        if len(x) == 3 and y is None:
+        if len(x) == 3 and y is None and mode == TRIPLETS:
             names = ("anchors", "positives", "negatives")
             for value, name in zip(x, names, strict=True):
                 check_images(value, image_shape, name)
             check_same_shapes(x, names)
             return TRIPLETS, x
         raise ValueError(
-            f"A SiameseNetwork with a triplet loss trains on {TRIPLET_FORMAT} (pairs go with "
+            f"A SiameseNetwork with {kind} trains on {expected} (pairs go with "
             f"loss='contrastive'). Received: a batch {describe(data)}"
         )
     if y is None:
         raise ValueError(
-            f"A SiameseNetwork with a triplet loss needs the class labels of the images to mine "
-            f"triplets: {TRIPLET_FORMAT}. Received: a batch {describe(data)}"
+            f"A SiameseNetwork with {kind} needs the class labels of the images: {expected}. "
+            f"Received: a batch {describe(data)}"
         )
     check_images(x, image_shape, "images")
     _check_labels(y, x.shape[0], "labels", integer=True)
@@ -184,13 +195,13 @@ def check_arrays(x, y, mode: str, image_shape: tuple, batch_size: int | None) ->
                 "Argument `y` must hold pair labels: 1 for a same-class pair, 0 otherwise. "
                 f"Received: y with values {np.unique(labels)[:10].tolist()}"
             )
-    if kind == LABELLED:
+    if kind == LABELLED and mode != PROXIES:
         labels = arrays[1]
         _, counts = np.unique(labels, return_counts=True)
         if counts.max(initial=0) < 2 or len(counts) < 2:
             raise ValueError(
-                "Triplet mining needs batches holding at least two images of one class and an "
-                "image of another class, but the labels cannot give any: "
+                "Triplet and pair mining need batches holding at least two images of one class "
+                "and an image of another class, but the labels cannot give any: "
                 f"{len(counts)} class(es), at most {counts.max(initial=0)} image(s) per class. "
                 "Use `keras_siamese.sampling.class_balanced_batches`. "
                 f"Received: y.shape={labels.shape}"

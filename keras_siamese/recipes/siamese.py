@@ -6,10 +6,11 @@ import dataclasses
 from typing import ClassVar
 
 import keras_siamese as ks
+from keras_siamese.loss_names import LOSS_NAMES, PROXY_LOSS_NAMES
 from keras_siamese.recipes.recipe import Recipe, check_choice, check_integer, check_number
 from keras_siamese.recipes.simclr import SimCLRRecipe
 
-LOSSES = ("triplet", "contrastive")
+LOSSES = LOSS_NAMES
 MININGS = ("semi-hard", "hard", "all")
 DISTANCES = ("euclidean", "cosine")
 
@@ -30,7 +31,9 @@ class SiameseRecipe(Recipe):
     retrieval, hard mining verification (semi-hard from scratch: ROC AUC 0.70-0.71).
 
     Args:
-        loss: "triplet" (P x K batches of labelled images) or "contrastive" (labelled pairs).
+        loss: "contrastive" (labelled pairs) or a loss on P x K batches of labelled images:
+            "triplet" or a name of `keras_siamese.loss_names.LOSS_NAMES`
+            ("multi_similarity", "arcface", ...; pytorch-metric-learning's defaults).
         mining: the triplet loss' online mining: "semi-hard", "hard" or "all".
         margin: the loss' margin.
         embedding_dim: size of the L2-normalised embedding (0: the encoder's features).
@@ -39,6 +42,10 @@ class SiameseRecipe(Recipe):
             half the batch); K = batch_size // P.
         pretrain_epochs: epochs of SimCLR (its recipe, this encoder) first; 0: none.
         augment: train on SimCLR views of the images instead of the images.
+        num_classes: classes of the training labels, for a proxy loss (0: set from the data
+            by whoever builds the model, e.g. `recipe.replace(num_classes=7)`).
+        memory_size: a cross-batch memory of this many embeddings for a pair loss (0: none).
+        views_per_image: 2 trains on two augmented views of each image (needs `augment`).
         **fields: the `Recipe` fields (`crop_size` None: whole images).
 
     Example:
@@ -63,6 +70,9 @@ class SiameseRecipe(Recipe):
     classes_per_batch: int = 0
     pretrain_epochs: float = 3.0
     augment: bool = False
+    num_classes: int = 0
+    memory_size: int = 0
+    views_per_image: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -73,12 +83,37 @@ class SiameseRecipe(Recipe):
         check_number("pretrain_epochs", self.pretrain_epochs)
         check_integer("embedding_dim", self.embedding_dim, minimum=0)
         check_integer("classes_per_batch", self.classes_per_batch, minimum=0)
+        check_integer("num_classes", self.num_classes, minimum=0)
+        check_integer("memory_size", self.memory_size, minimum=0)
+        check_choice("views_per_image", self.views_per_image, (1, 2))
+
+    @property
+    def pairs(self) -> bool:
+        """True when the loss trains on labelled pairs, False for P x K batches."""
+        return self.loss == "contrastive"
 
     def build_loss(self):
-        """The recipe's loss object."""
+        """The recipe's loss object (a proxy loss needs `num_classes`).
+
+        Raises:
+            ValueError: for a proxy loss without `num_classes`, or a memory for a proxy loss.
+        """
+        from keras_siamese.models.siamese_losses import resolve_loss
+
         if self.loss == "contrastive":
             return ks.losses.ContrastiveMargin(margin=self.margin)
-        return ks.losses.TripletLoss(margin=self.margin, mining=self.mining)
+        if self.loss == "triplet":
+            return ks.losses.TripletLoss(margin=self.margin, mining=self.mining)
+        if self.loss in PROXY_LOSS_NAMES:
+            if not self.num_classes or self.memory_size:
+                raise ValueError(
+                    f"The proxy loss {self.loss!r} needs num_classes (the classes of the "
+                    "training labels) and takes no cross-batch memory. Received: "
+                    f"num_classes={self.num_classes}, memory_size={self.memory_size}"
+                )
+            return resolve_loss(self.loss, self.num_classes)
+        loss = resolve_loss(self.loss)
+        return ks.losses.CrossBatchMemory(loss, self.memory_size) if self.memory_size else loss
 
     def build_augmenter(self, image_shape, seed=None):
         """SimCLR's views when `augment`, else None (the images as they are)."""
@@ -91,6 +126,7 @@ class SiameseRecipe(Recipe):
             distance=self.distance,
             embedding_dim=self.embedding_dim or None,
             augmenter=augmenter,
+            views_per_image=self.views_per_image,
             **self.model_options(image_shape),
         )
 

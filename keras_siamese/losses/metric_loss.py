@@ -1,0 +1,43 @@
+"""`MetricLoss`: the base of the metric-learning losses on labelled batches.
+
+Two families share it, and `SiameseNetwork(loss=...)` trains either:
+
+- **Pair losses** (multi-similarity, circle, supervised contrastive, in-batch contrastive):
+  `compute(embeddings, labels, memory=None)` scores the pairs of the global batch (and of a
+  cross-batch memory). As a Keras loss, `y_true` holds the labels and `y_pred` the embeddings.
+- **Proxy losses** (ArcFace, sub-center ArcFace, CosFace, ProxyAnchor, ProxyNCA): learned class
+  weights ("proxies") stand for the classes. `compute(embeddings, labels, proxies=...)`. As a
+  Keras loss `y_pred` holds the cosine similarities of the embeddings to the proxies, the
+  output of `keras_siamese.proxies.ClassProxies`, like logits for a classification loss. The
+  proxies live in the model that owns them (saved with it, left out of its export).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+class MetricLoss(keras.losses.Loss):
+    """Base class of the losses of embeddings and integer labels (see the module docstring).
+
+    Subclasses set `uses_proxies` and implement `compute`; the value of `compute` follows the
+    package's replica convention (`keras_siamese.losses.pair_batch.global_mean`).
+
+    Attributes:
+        uses_proxies: True for the proxy losses (they need `num_classes`).
+        proxies_per_class: proxies of each class (sub-centres), 1 for most.
+        num_classes: the classes of a proxy loss (None for pair losses).
+    """
+
+    uses_proxies: bool = False
+    num_classes: int | None = None
+
+    @property
+    def proxies_per_class(self) -> int:
+        """Proxies of each class: `sub_centers` for sub-center ArcFace, else 1."""
+        return int(getattr(self, "sub_centers", 1))
+
+    def compute(self, embeddings, labels, proxies=None, memory=None) -> tf.Tensor:
+        """The loss of a batch; see the subclass. Returns a float32 scalar."""
+        raise NotImplementedError(f"{type(self).__name__} must implement compute().")
