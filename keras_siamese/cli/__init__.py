@@ -1,4 +1,5 @@
-"""The `keras-siamese` command line (also `python -m keras_siamese`): train, evaluate, export.
+"""The `keras-siamese` command line (also `python -m keras_siamese`): train, evaluate, export,
+embed.
 
 ```
 python -m keras_siamese train --method=simclr --dataset=fashion_mnist --model_dir=runs/simclr
@@ -7,6 +8,7 @@ python -m keras_siamese export --model_dir=runs/simclr --export_dir=saved_models
 python -m keras_siamese train --data_dir=photos --eval_data_dir=test_photos --model_dir=runs/own
 python -m keras_siamese train --encoder=keras.applications:ConvNeXtTiny --image_size=64 ...
 python -m keras_siamese export --model_dir=runs/own --gallery_dir=catalogue
+python -m keras_siamese embed --model_dir=runs/own --data_dir=catalogue --output=vectors
 python -m keras_siamese train --help
 ```
 
@@ -43,12 +45,19 @@ from collections.abc import Iterator, Sequence
 from absl import app, flags
 from absl import logging as absl_logging
 
-from keras_siamese.cli import evaluate_command, export_command, methods, train_command
+from keras_siamese.cli import (
+    embed_command,
+    evaluate_command,
+    export_command,
+    methods,
+    train_command,
+)
 
 COMMANDS = {
     "train": train_command,
     "evaluate": evaluate_command,
     "export": export_command,
+    "embed": embed_command,
 }
 HELP_ARGUMENTS = ("-h", "--help", "-help", "--helpfull", "--helpshort")
 USAGE_ERROR_STATUS = 2
