@@ -1,4 +1,5 @@
-"""Tests of keras_siamese.evaluation.retrieval: recall@k, precision@k, mAP@R vs brute force."""
+"""Tests of keras_siamese.evaluation.retrieval: recall@k, precision@k, R-precision, mAP@R vs
+brute force, and the report's NMI / AMI of k-means on the gallery."""
 
 import keras
 import numpy as np
@@ -20,7 +21,7 @@ def brute_force_retrieval(
         queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
         gallery = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
     totals = {f"recall@{k}": 0.0 for k in ks} | {f"precision@{k}": 0.0 for k in ks}
-    totals["map@r"] = 0.0
+    totals["r_precision"] = totals["map@r"] = 0.0
     used = 0
     for index, (query, label) in enumerate(zip(queries, query_labels, strict=True)):
         candidates = [g for g in range(len(gallery)) if not (exclude_self and g == index)]
@@ -37,6 +38,7 @@ def brute_force_retrieval(
         for k in ks:
             totals[f"recall@{k}"] += float(any(relevant[:k]))
             totals[f"precision@{k}"] += sum(relevant[:k]) / k
+        totals["r_precision"] += sum(relevant[:r]) / r
         hits, precision_sum = 0, 0.0
         for position in range(r):
             if relevant[position]:
@@ -78,7 +80,28 @@ def test_map_at_r_analytic_case():
         np.zeros((1, 1)), [0], gallery, np.array([0, 1, 0]), ks=(1, 2)
     )
     assert metrics["map@r"] == 0.5
+    assert metrics["r_precision"] == 0.5  # 1 of the R = 2 nearest is relevant
     assert (metrics["recall@1"], metrics["precision@2"]) == (1.0, 0.5)
+
+
+def test_r_precision_analytic_case():
+    # Query 0 at 0: gallery ranked [hit, miss, hit, hit, miss], R = 3: R-precision 2/3, while
+    # mAP@R = (1/3)(1/1 + 2/3) also sees the miss come before the second hit. Query 1 at 3.4
+    # (class 1, R = 2): ranked 3, 4, 4.5, 2, 1 = [miss, miss, hit, hit, miss]: both 0.
+    gallery = np.array([[1.0], [2.0], [3.0], [4.0], [4.5]])
+    gallery_labels = np.array([0, 1, 0, 0, 1])
+    metrics = retrieval.retrieval_metrics(
+        np.array([[0.0], [3.4]]), [0, 1], gallery, gallery_labels, ks=(1,)
+    )
+    assert metrics["r_precision"] == pytest.approx((2 / 3 + 0.0) / 2)
+    assert metrics["map@r"] == pytest.approx(((1 + 2 / 3) / 3 + 0.0) / 2)
+    # Every relevant item ranked first: R-precision and mAP@R are both 1.
+    separated = np.array([[0.0], [0.1], [0.2], [5.0], [5.1]])
+    labels = np.array([0, 0, 0, 1, 1])
+    perfect = retrieval.retrieval_metrics(
+        separated, labels, separated, labels, ks=(1,), exclude_self=True
+    )
+    assert perfect["r_precision"] == perfect["map@r"] == 1.0
 
 
 def test_nearest_neighbors():
@@ -127,12 +150,18 @@ def test_report_uses_the_models_distance_unless_told():
     embeddings = model.predict(images, verbose=0)
     for distance in ("cosine", "euclidean"):
         expected = retrieval.retrieval_metrics(
-            embeddings, gallery[1], embeddings, gallery[1], ks=(1, 5), distance=distance,
+            embeddings,
+            gallery[1],
+            embeddings,
+            gallery[1],
+            ks=(1, 5),
+            distance=distance,
             exclude_self=True,
         )
         told = {"distance": distance} if distance == "euclidean" else {}
-        report = retrieval.retrieval_report(model, gallery, gallery, ks=(1, 5), progress=False,
-                                            **told)
+        report = retrieval.retrieval_report(
+            model, gallery, gallery, ks=(1, 5), progress=False, **told
+        )
         for name, value in expected.items():
             assert report[name] == pytest.approx(value, abs=1e-6), (distance, name)
 
@@ -157,3 +186,39 @@ def test_bad_input_raises():
         retrieval.retrieval_metrics(embeddings, labels[:2], embeddings, labels, ks=1)
     with pytest.raises(ValueError, match="distance='l1'"):
         retrieval.retrieval_metrics(embeddings, labels, embeddings, labels, ks=1, distance="l1")
+
+
+def test_report_adds_nmi_and_ami_of_kmeans_on_the_gallery():
+    keras.utils.set_random_seed(0)
+    model = ks.SiameseNetwork(tiny_encoder(IMAGE_SHAPE), embedding_dim=4, distance="cosine")
+    images = random_images(30, IMAGE_SHAPE, seed=3)
+    labels = np.arange(30) % 3
+    gallery = (images, labels)
+    queries = (random_images(12, IMAGE_SHAPE, seed=4), np.arange(12) % 3)
+    report = retrieval.retrieval_report(model, gallery, queries, ks=(1, 5), progress=False)
+    expected = ks.evaluation.clustering_metrics(
+        model.predict(images, verbose=0), labels, distance="cosine", seed=0
+    )
+    assert report["nmi"] == pytest.approx(expected["nmi"], abs=1e-9)
+    assert report["ami"] == pytest.approx(expected["ami"], abs=1e-9)
+    assert 0.0 <= report["nmi"] <= 1.0 and 0.0 <= report["r_precision"] <= 1.0
+    without = retrieval.retrieval_report(
+        model, gallery, queries, ks=(1, 5), progress=False, clustering=False
+    )
+    assert "nmi" not in without and "ami" not in without
+    assert without == {name: report[name] for name in without}
+
+
+def test_report_clustering_needs_two_gallery_classes_and_a_bool():
+    model = ks.SiameseNetwork(tiny_encoder(IMAGE_SHAPE), embedding_dim=4)
+    one_class = (random_images(6, IMAGE_SHAPE, seed=5), np.zeros(6, "int64"))
+    with pytest.raises(ValueError, match=r"pass clustering=False.*Received: gallery classes \[0\]"):
+        retrieval.retrieval_report(model, one_class, one_class, ks=1, progress=False)
+    report = retrieval.retrieval_report(
+        model, one_class, one_class, ks=1, progress=False, clustering=False
+    )
+    assert report["recall@1"] == 1.0
+    with pytest.raises(TypeError, match="clustering='yes'"):
+        retrieval.retrieval_report(
+            model, one_class, one_class, ks=1, progress=False, clustering="yes"
+        )

@@ -17,10 +17,15 @@ Modules (one protocol each), re-exported here:
     - `report`: `representation_report`, all of the above as one dict.
     - `verification`: `verification_report` (ROC AUC, EER, accuracy of labelled pairs),
       `pair_scores`, `verification_metrics`, `roc_curve`, `check_scores`.
-    - `retrieval`: `retrieval_report` (recall@k, precision@k, mAP@R), `retrieval_metrics`,
-      `nearest_neighbors`.
+    - `retrieval`: `retrieval_report` (recall@k, precision@k, R-precision, mAP@R, and NMI
+      and AMI of k-means on the gallery), `retrieval_metrics`, `nearest_neighbors`.
+    - `clustering`: `clustering_metrics` (NMI and AMI of k-means clusters against the
+      classes) and `kmeans`, in numpy.
+    - `mutual_information`: `normalized_mutual_info` and `adjusted_mutual_info` of two
+      labellings.
 """
 
+from keras_siamese.evaluation.clustering import clustering_metrics, kmeans
 from keras_siamese.evaluation.comparison import (
     compare_encoders,
     comparison_columns,
@@ -49,6 +54,10 @@ from keras_siamese.evaluation.linear_probe import (
     linear_probe_on_features,
     top_k_accuracies,
 )
+from keras_siamese.evaluation.mutual_information import (
+    adjusted_mutual_info,
+    normalized_mutual_info,
+)
 from keras_siamese.evaluation.report import representation_report
 from keras_siamese.evaluation.retrieval import (
     nearest_neighbors,
@@ -67,10 +76,12 @@ from keras_siamese.evaluation.verification import (
 __all__ = [
     "Data",
     "FeatureExtractor",
+    "adjusted_mutual_info",
     "check_data",
     "check_knn_arguments",
     "check_scores",
     "class_balanced_subset",
+    "clustering_metrics",
     "compare_encoders",
     "comparison_columns",
     "default_few_label_epochs",
@@ -79,6 +90,7 @@ __all__ = [
     "few_label_linear_probe_on_features",
     "fine_tune",
     "format_table",
+    "kmeans",
     "knn_accuracy",
     "knn_predict",
     "linear_probe",
@@ -86,6 +98,7 @@ __all__ = [
     "representation_report",
     "top_k_accuracies",
     "nearest_neighbors",
+    "normalized_mutual_info",
     "pair_scores",
     "raw_pixels",
     "retrieval_metrics",

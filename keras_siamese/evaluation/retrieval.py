@@ -1,8 +1,9 @@
-"""Retrieval: "find the nearest items" scored as recall@k, precision@k and mAP@R.
+"""Retrieval: "find the nearest items" scored as recall@k, precision@k, R-precision, mAP@R.
 
 `nearest_neighbors` ranks a gallery for each query; `retrieval_metrics` scores the ranking
 of embeddings with class labels; `retrieval_report` runs a model over gallery and queries
-first.
+first and adds the NMI and AMI of k-means on the gallery (`clustering`): the columns of the
+metric-learning table of Musgrave, Belongie & Lim 2020.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from keras_siamese import validation
+from keras_siamese.evaluation.clustering import clustering_metrics
 from keras_siamese.evaluation.features import Data, FeatureExtractor, _is_representation_model
 from keras_siamese.similarity import check_distance, pairwise_distances
 
@@ -129,7 +131,7 @@ def retrieval_metrics(
     distance: str = "euclidean",
     exclude_self: bool = False,
 ) -> dict[str, float]:
-    """Recall@k, precision@k and mAP@R of ranking the gallery by distance to each query.
+    """Recall@k, precision@k, R-precision and mAP@R of ranking the gallery by distance.
 
     A gallery item is relevant to a query when it has the query's class. For each query,
     with `R` its number of relevant gallery items:
@@ -137,9 +139,12 @@ def retrieval_metrics(
     - `recall@k`: 1 when a relevant item is among the k nearest (the "Recall@K" of
       metric learning; Song et al. 2016), averaged over queries.
     - `precision@k`: the fraction of the k nearest that are relevant.
+    - `r_precision`: the fraction of the R nearest that are relevant (Musgrave, Belongie &
+      Lim 2020, section 3.2): precision@k with k adapted to each query's class size.
     - `map@r`: mean average precision at R, `(1/R) sum_{i<=R} P(i) rel(i)` with `P(i)`
-      the precision of the first i (Musgrave, Belongie & Lim 2020, "A Metric Learning
-      Reality Check", section 3.2): 1 only when the R nearest are exactly the R relevant.
+      the precision of the first i (same paper, "A Metric Learning Reality Check"): 1 only
+      when the R nearest are exactly the R relevant; unlike R-precision it also rewards
+      ranking the relevant ones first among the R.
 
     Queries without any relevant gallery item are left out of the averages (counted in
     `queries_without_match`).
@@ -155,8 +160,8 @@ def retrieval_metrics(
             removed from its own ranking and from its R.
 
     Returns:
-        A dict: `recall@k` and `precision@k` for each k, `map@r`, `queries` (the number
-        averaged over) and `queries_without_match`.
+        A dict: `recall@k` and `precision@k` for each k, `r_precision`, `map@r`,
+        `queries` (the number averaged over) and `queries_without_match`.
 
     Raises:
         ValueError: for bad shapes, a k larger than the gallery, no query with a relevant
@@ -180,6 +185,7 @@ def retrieval_metrics(
             f"Argument `ks` must be at most the {available} gallery items each. Received: ks={ks}"
         )
     sums = {f"recall@{k}": 0.0 for k in ks} | {f"precision@{k}": 0.0 for k in ks}
+    sums["r_precision"] = 0.0
     sums["map@r"] = 0.0
     matched = 0
     for start, stop in _chunks(len(queries), len(gallery)):
@@ -193,8 +199,11 @@ def retrieval_metrics(
             sums[f"recall@{k}"] += float(relevant[:, :k].any(axis=1).sum())
             sums[f"precision@{k}"] += float((relevant[:, :k].sum(axis=1) / k).sum())
         ranks = np.arange(1, relevant.shape[1] + 1)
-        precision_at = np.cumsum(relevant, axis=1) / ranks
+        hits = np.cumsum(relevant, axis=1)
+        hits_in_r = hits[np.arange(len(hits)), relevant_count - 1]
+        sums["r_precision"] += float((hits_in_r / relevant_count).sum())
         within_r = ranks[None, :] <= relevant_count[:, None]
+        precision_at = hits / ranks
         average_precision = (precision_at * relevant * within_r).sum(axis=1) / relevant_count
         sums["map@r"] += float(average_precision.sum())
     if matched == 0:
@@ -227,11 +236,16 @@ def retrieval_report(
     distance: str | None = None,
     *,
     input_scale: float | None = None,
+    clustering: bool = True,
 ) -> dict[str, float]:
-    """Embeds a gallery and queries with a model and reports recall@k, precision@k, mAP@R.
+    """Embeds a gallery and queries with a model and reports the metric-learning table.
 
-    Evaluate on classes unseen in training (`keras_siamese.sampling.split_classes`) to
-    measure generalisation. See `retrieval_metrics` for the definitions.
+    Recall@k, precision@k, R-precision and mAP@R of the queries' rankings
+    (`retrieval_metrics`, for the definitions) and, with `clustering`, the NMI and AMI of
+    k-means on the gallery embeddings against the gallery labels (`clustering_metrics`:
+    k = the number of gallery classes, embeddings L2-normalised first for the cosine
+    distance, seed 0), the columns of Musgrave, Belongie & Lim 2020. Evaluate on classes
+    unseen in training (`keras_siamese.sampling.split_classes`) to measure generalisation.
 
     Using one set as both gallery and queries (leave-one-out retrieval, as in Musgrave
     et al. 2020) needs each query left out of its own ranking. With
@@ -254,14 +268,18 @@ def retrieval_report(
             `distance`, else `"cosine"`.
         input_scale: the factor the stored images are multiplied by before a plain model
             (`1 / 255` for an encoder taking [0, 1]); see `extract_features`.
+        clustering: also report `nmi` and `ami` of k-means on the gallery (needs at least
+            2 gallery classes).
 
     Returns:
-        The dict of `retrieval_metrics`.
+        The dict of `retrieval_metrics`, plus `nmi` and `ami` with `clustering`.
 
     Raises:
-        ValueError: for bad data, a k larger than the gallery, or no query with a
-            gallery item of its class.
-        TypeError: for data that are neither tuples nor datasets.
+        ValueError: for bad data, a k larger than the gallery, no query with a gallery
+            item of its class, or, with `clustering`, fewer than 2 gallery classes or
+            non-finite gallery embeddings.
+        TypeError: for data that are neither tuples nor datasets, or a non-bool
+            `clustering`.
 
     Example:
         >>> unseen = keras_siamese.sampling.split_classes(test, classes=range(7))[1]
@@ -269,6 +287,10 @@ def retrieval_report(
     """
     validation.check_integer("batch_size", batch_size)
     ks = _check_ks(ks)
+    if not isinstance(clustering, (bool, np.bool_)):
+        raise TypeError(
+            f"Argument `clustering` must be True or False. Received: clustering={clustering!r}"
+        )
     if distance is None:
         distance = model.distance if _is_representation_model(model) else "cosine"
     distance = check_distance(distance)
@@ -280,7 +302,7 @@ def retrieval_report(
         query_embeddings, query_labels = gallery_embeddings, gallery_labels
     else:
         query_embeddings, query_labels = extractor(queries, batch_size, progress)
-    return retrieval_metrics(
+    metrics = retrieval_metrics(
         query_embeddings,
         query_labels,
         gallery_embeddings,
@@ -289,3 +311,18 @@ def retrieval_report(
         distance=distance,
         exclude_self=bool(exclude_self),
     )
+    if clustering:
+        metrics |= _gallery_clustering(gallery_embeddings, gallery_labels, distance)
+    return metrics
+
+
+def _gallery_clustering(gallery_embeddings, gallery_labels, distance: str) -> dict[str, float]:
+    """NMI and AMI of k-means on the gallery, with a message in `retrieval_report`'s terms."""
+    classes = np.unique(np.asarray(gallery_labels))
+    if len(classes) < 2:
+        raise ValueError(
+            "With clustering=True the gallery is clustered into its classes, which needs at "
+            "least 2 of them; pass clustering=False to report retrieval only. Received: "
+            f"gallery classes {classes.tolist()}"
+        )
+    return clustering_metrics(gallery_embeddings, gallery_labels, distance=distance, seed=0)
