@@ -54,12 +54,13 @@ _SUBMODULES = (
     "losses",
     "models",
     "optimizers",
+    "proxies",
     "recipes",
     "sampling",
 )
 # Submodules that never import TensorFlow themselves: the command line reads them (the
 # recipes' defaults) to answer `--help`, so asking for them does not load the package.
-_LIGHT_SUBMODULES = ("recipes",)
+_LIGHT_SUBMODULES = ("recipes", "loss_names")
 _MODELS = (
     "BYOL",
     "BarlowTwins",

@@ -179,6 +179,8 @@ def resolve(values: dict, info, source: sources.Source | None = None) -> RunConf
     resnet = encoder_flag.parse(values["encoder"]).family == encoder_flag.RESNET
     recipe = view_recipe.resolve(recipe, values, image_shape, resnet)
     _check_labels(method, info, source)
+    if getattr(recipe, "num_classes", None) == 0 and info.num_classes:  # a proxy loss' classes
+        recipe = recipe.replace(num_classes=info.num_classes)
     examples = info.num_examples
     if values["train_examples"]:
         examples = min(examples, values["train_examples"])

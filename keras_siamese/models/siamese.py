@@ -36,6 +36,15 @@ def _check_views(views_per_image, mode: str, augmenter) -> None:
         )
 
 
+def _check_class_range(labels: np.ndarray, num_classes: int) -> None:
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"Argument `y` must hold class ids in [0, num_classes={num_classes}) for the proxy "
+            f"loss (one learned weight per class). Received: y with values from {labels.min()} "
+            f"to {labels.max()}; relabel the classes 0..N-1 or pass num_classes=N"
+        )
+
+
 @keras.saving.register_keras_serializable(package="keras_siamese")
 class SiameseNetwork(RepresentationModel):
     """A Siamese network: one embedding network compared across pairs or triplets of images.
@@ -59,6 +68,16 @@ class SiameseNetwork(RepresentationModel):
       `positive_distance` and `negative_distance` (mean anchor-positive and
       anchor-negative distances). A batch without any valid triplet (no two images of a
       class, or a single class) stops training with an error naming the fix.
+    - Metric mode, any other loss of `keras_siamese.loss_names.LOSS_NAMES` or a
+      `losses.MetricLoss` (pytorch-metric-learning's defaults): batches `(images, labels)`,
+      P x K for the pair losses (`"multi_similarity"`, `"circle"`,
+      `"supervised_contrastive"`, `"batch_contrastive"`), whose pairs span the global
+      batch, and of any classes for the proxy losses (`"arcface"`, `"sub_center_arcface"`,
+      `"cosface"`, `"proxy_anchor"`, `"proxy_nca"`), whose class weights
+      (`keras_siamese.proxies.ClassProxies`, labels in `[0, num_classes)`) are variables
+      of this model: saved and restored with it, left out of `embedding_model()` and the
+      export. `losses.CrossBatchMemory(pair_loss, memory_size)` adds a queue of past
+      embeddings (`EmbeddingMemory`, saved likewise). Metric: `loss`.
 
     Images are uint8 or float in [0, 255]; the optional `augmenter` (e.g.
     `keras_siamese.augment.simclr_augmenter`, [0, 255] in, [0, 1] out) is applied to
@@ -70,8 +89,9 @@ class SiameseNetwork(RepresentationModel):
     Args:
         encoder: a `keras.Model` from float images in [0, 1] of a fixed shape to
             features (rank-4 outputs are globally average-pooled).
-        loss: `"contrastive"` (margin 1.0), `"triplet"` (semi-hard, margin 0.2), or a
-            configured `keras_siamese.losses.ContrastiveMargin` / `TripletLoss`.
+        loss: `"contrastive"` (margin 1.0), `"triplet"` (semi-hard, margin 0.2), another
+            name of `LOSS_NAMES`, or a configured loss object (`ContrastiveMargin`,
+            `TripletLoss`, any `MetricLoss`, `CrossBatchMemory`).
         distance: `"euclidean"` or `"cosine"`, used by the loss, the metrics and
             `similarity`.
         embedding_dim: size of a linear layer on top of the encoder, or None for the
@@ -82,13 +102,18 @@ class SiameseNetwork(RepresentationModel):
             the encoder's input size), or None.
         sync_batch_norm: global BatchNorm for the encoder: `"auto"` (default, synchronised
             when more than one replica is in sync), True or False.
+        num_classes: classes of the labels, for a proxy loss given by name.
+        views_per_image: 2 trains a metric-mode loss on two augmented views of every
+            image (labels repeated; SupCon's setting, Khosla et al. 2020); 1: each once.
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Raises:
         TypeError: for an `encoder` that is not a `keras.Model`, an `augmenter` that is
             not a layer, or a `loss` of another type.
-        ValueError: for an unknown `loss` or `distance` name, an `embedding_dim` that is not
-            a positive integer, or an encoder without a fixed input shape.
+        ValueError: for an unknown `loss` or `distance` name, a proxy loss name without
+            `num_classes`, an `embedding_dim` that is not a positive integer,
+            `views_per_image=2` without an augmenter, or an encoder without a fixed input
+            shape.
 
     Example:
         >>> encoder = keras_siamese.encoders.resnet(depth=10, input_shape=(28, 28, 1), width=8)
@@ -98,6 +123,7 @@ class SiameseNetwork(RepresentationModel):
         ...     (images, labels), classes_per_batch=8, samples_per_class=4, seed=0)
         >>> model.fit(batches, epochs=1)
         >>> scores = model.similarity(images[:4], images[4:8])  # shape (4,)
+        >>> arcface = SiameseNetwork(encoder, loss="arcface", num_classes=10, embedding_dim=64)
     """
 
     def __init__(
@@ -279,6 +305,8 @@ class SiameseNetwork(RepresentationModel):
             inputs.check_dataset(x, self.mode, self.image_shape)
         elif isinstance(x, (np.ndarray, tf.Tensor, tuple, list)):
             inputs.check_arrays(x, y, self.mode, self.image_shape, batch_size)
+            if self.proxies is not None and isinstance(y, (np.ndarray, tf.Tensor)):
+                _check_class_range(np.asarray(y), self.num_classes)
 
     def _check_inputs(self, x, y, batch_size, validation_data=None):
         self._check_data(x, y, batch_size)

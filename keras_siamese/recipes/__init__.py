@@ -23,7 +23,12 @@ from keras_siamese.recipes.dino import DINORecipe
 from keras_siamese.recipes.moco import MoCoRecipe
 from keras_siamese.recipes.multi_crop import multi_crop_views
 from keras_siamese.recipes.recipe import Recipe
-from keras_siamese.recipes.siamese import SiameseContrastiveRecipe, SiameseRecipe
+from keras_siamese.recipes.siamese import (
+    SiameseContrastiveRecipe,
+    SiameseMetricRecipe,
+    SiameseRecipe,
+    for_loss,
+)
 from keras_siamese.recipes.simclr import SimCLRRecipe
 from keras_siamese.recipes.simsiam import SimSiamRecipe
 from keras_siamese.recipes.swav import SwAVRecipe
@@ -42,6 +47,7 @@ RECIPE_CLASSES: dict[str, type[Recipe]] = {
         SwAVRecipe,
         SiameseRecipe,
         SiameseContrastiveRecipe,
+        SiameseMetricRecipe,
     )
 }
 NAMES: tuple[str, ...] = tuple(RECIPE_CLASSES)
@@ -52,7 +58,8 @@ def get(name: str, **changes) -> Recipe:
 
     Args:
         name: a method of `NAMES` ("simclr", "simsiam", "byol", "moco", "dino",
-            "barlow-twins", "vicreg", "swav", "siamese-triplet", "siamese-contrastive").
+            "barlow-twins", "vicreg", "swav", "siamese-triplet", "siamese-contrastive",
+            "siamese-metric").
         **changes: fields to change (checked).
 
     Returns:
@@ -78,6 +85,8 @@ __all__ = [
     "DINORecipe",
     "MoCoRecipe",
     "Recipe",
+    "SiameseMetricRecipe",
+    "for_loss",
     "SiameseContrastiveRecipe",
     "SiameseRecipe",
     "SimCLRRecipe",

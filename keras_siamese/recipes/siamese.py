@@ -171,3 +171,41 @@ class SiameseContrastiveRecipe(SiameseRecipe):
     margin: float = 1.0
     batch_size: int = 64
     learning_rate: float = 5e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class SiameseMetricRecipe(SiameseRecipe):
+    """`SiameseRecipe` with a metric-learning loss on P x K batches (its measured values).
+
+    The loss is any of `keras_siamese.loss_names.LOSS_NAMES` with pytorch-metric-learning's
+    default hyperparameters; the default is the loss that `benchmarks/metric_learning.py`
+    measured best on classes unseen in training.
+
+    Example:
+        >>> ks.recipes.get("siamese-metric").loss
+        'multi_similarity'
+    """
+
+    name: ClassVar[str] = "siamese-metric"
+    loss: str = "multi_similarity"
+
+
+def for_loss(loss: str) -> SiameseRecipe:
+    """The recipe of a Siamese network trained with `loss` (any name of `LOSS_NAMES`).
+
+    "contrastive" and "triplet" have their own recipes; every other loss starts from
+    "siamese-metric" with its loss replaced.
+
+    Raises:
+        ValueError: for an unknown loss name.
+
+    Example:
+        >>> for_loss("arcface").loss
+        'arcface'
+    """
+    check_choice("loss", loss, LOSSES)
+    if loss == "contrastive":
+        return SiameseContrastiveRecipe()
+    if loss == "triplet":
+        return SiameseRecipe()
+    return SiameseMetricRecipe(loss=loss)

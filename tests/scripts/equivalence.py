@@ -5,7 +5,10 @@ before TensorFlow initialises). Prints one JSON line `EQUIVALENCE {...}` with th
 differences; the test asserts on them.
 
 Usage: python equivalence.py MODEL [REPLICAS ...]
-    MODEL: simclr, simsiam or siamese (triplets mined over the global batch); REPLICAS: 2 4.
+    MODEL: simclr, simsiam or siamese (triplets mined over the global batch), or
+        siamese-LOSS for a metric loss of SiameseNetwork (siamese-multi_similarity,
+        siamese-proxy_anchor, ...; siamese-xbm: multi-similarity with a cross-batch memory),
+        trained on two P x K batches so that the memory is read; REPLICAS: 2 4.
 """
 
 import json
@@ -73,15 +76,37 @@ def build_siamese(sync_batch_norm):
     )
 
 
+def build_metric(loss_name):
+    """A SiameseNetwork under the metric loss `loss_name` (4 classes for the proxy losses)."""
+
+    def build(sync_batch_norm):
+        if loss_name == "xbm":
+            loss = ks.losses.CrossBatchMemory(ks.losses.MultiSimilarityLoss(), 3 * GLOBAL_BATCH)
+        else:
+            loss = loss_name
+        return ks.models.SiameseNetwork(
+            tiny_encoder(),
+            loss=loss,
+            embedding_dim=8,
+            num_classes=4 if loss_name in ks.loss_names.PROXY_LOSS_NAMES else None,
+            sync_batch_norm=sync_batch_norm,
+        )
+
+    return build
+
+
 BUILDERS = {"simclr": build_simclr, "simsiam": build_simsiam, "siamese": build_siamese}
+BUILDERS |= {f"siamese-{name}": build_metric(name) for name in (*ks.loss_names.LOSS_NAMES, "xbm")}
 
 
 def global_batches(kind):
-    """One global batch: images for the two-view models, (images, labels) for triplets."""
-    images = random_images(GLOBAL_BATCH, (16, 16, 1), seed=1)
-    if kind == "siamese":
+    """Global batches: images for the two-view models, (images, labels) for Siamese networks
+    (one batch; two for a metric loss, so that a cross-batch memory is read)."""
+    batches = 2 if kind.startswith("siamese-") else 1
+    images = random_images(GLOBAL_BATCH * batches, (16, 16, 1), seed=1)
+    if kind.startswith("siamese"):
         # Four classes spread over every replica's share: P x K = 4 x 4.
-        labels = np.arange(GLOBAL_BATCH) % 4
+        labels = np.arange(GLOBAL_BATCH * batches) % 4
         dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     else:
         dataset = tf.data.Dataset.from_tensor_slices(images)
@@ -96,7 +121,7 @@ def train_one_step(kind, strategy, initial_weights, sync_batch_norm=True):
         model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE))
     history = model.fit(global_batches(kind), epochs=1, verbose=0)
     report = distribute.distribution_report(model, GLOBAL_BATCH)
-    return history.history["loss"][0], model.get_weights(), report
+    return history.history["loss"][-1], model.get_weights(), report
 
 
 def relative_difference(value, expected):
@@ -177,7 +202,7 @@ def main(kind, counts):
         "weights_relative_difference": weight_differences(weights, reference, initial)[0],
         "warnings": list(report.warnings),
     }
-    if kind in ("simclr", "siamese"):
+    if kind in ("simclr", "siamese") or kind.startswith("siamese-"):
         # Without the gather each replica contrasts (or mines) its anchors within its share.
         gathering = distribute.in_replica_context
         distribute.in_replica_context = lambda: False

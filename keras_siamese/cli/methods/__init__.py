@@ -31,6 +31,7 @@ METHODS: dict[str, Method] = {
         simsiam.METHOD,
         siamese.CONTRASTIVE_METHOD,
         siamese.TRIPLET_METHOD,
+        siamese.METRIC_METHOD,
         barlow_twins.METHOD,
         vicreg.METHOD,
         swav.METHOD,

@@ -1,10 +1,13 @@
-"""`train --method=siamese-contrastive` and `siamese-triplet`: Siamese networks, flags and rows.
+"""`train --method=siamese-contrastive`, `siamese-triplet`, `siamese-metric`: Siamese networks.
 
 A shared encoder, first pretrained with SimCLR for `--pretrain_epochs` (the recipe's
 `pretraining_recipe()`), then trained on labelled pairs under the contrastive margin loss
-(Hadsell et al. 2006) or on P x K batches under the triplet loss (Schroff et al. 2015).
-Defaults: `keras_siamese.recipes.get("siamese-contrastive")` and `get("siamese-triplet")`;
-where the two recipes differ (the margin) the flag is `auto`.
+(Hadsell et al. 2006), on P x K batches under the triplet loss (Schroff et al. 2015), or on
+P x K batches under any metric-learning loss of `keras_siamese.losses` (`--metric_loss`:
+multi-similarity, circle, SupCon, ArcFace, ProxyAnchor, ...; `--memory_size` adds a
+cross-batch memory). Defaults: `keras_siamese.recipes.get("siamese-contrastive")`,
+`get("siamese-triplet")` and `get("siamese-metric")`; where the recipes differ (the margin)
+the flag is `auto`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from keras_siamese.cli.methods.method import (
     integer_flag,
     no_monitors,
 )
+from keras_siamese.loss_names import LOSS_NAMES
 from keras_siamese.recipes.siamese import DISTANCES, MININGS
 
 TRIPLET = ks.recipes.get("siamese-triplet")
 CONTRASTIVE = ks.recipes.get("siamese-contrastive")
+METRIC = ks.recipes.get("siamese-metric")
 
 SIAMESE_FLAGS = (
     integer_flag(
@@ -48,15 +53,39 @@ SIAMESE_FLAGS = (
         f"the recipe's ({TRIPLET.pretrain_epochs:g}).",
     ),
 )
+CLASSES_PER_BATCH = integer_flag(
+    "classes_per_batch",
+    "classes_per_batch",
+    TRIPLET.classes_per_batch,
+    "Classes P of the P x K batches (0: as many as the dataset has, at most "
+    "batch_size / 2); K = batch_size // P.",
+)
 TRIPLET_FLAGS = (
     enum_flag("triplet_mining", "mining", TRIPLET.mining, MININGS, "Online triplet mining."),
-    integer_flag(
-        "classes_per_batch",
-        "classes_per_batch",
-        TRIPLET.classes_per_batch,
-        "Classes P of the P x K batches (0: as many as the dataset has, at most "
-        "batch_size / 2); K = batch_size // P.",
+    CLASSES_PER_BATCH,
+)
+METRIC_FLAGS = (
+    enum_flag(
+        "metric_loss",
+        "loss",
+        METRIC.loss,
+        [name for name in LOSS_NAMES if name != "contrastive"],
+        "The loss on P x K batches (pytorch-metric-learning's defaults; proxy losses learn "
+        "one weight per class of the training labels).",
     ),
+    integer_flag(
+        "memory_size",
+        "memory_size",
+        METRIC.memory_size,
+        "Cross-batch memory (XBM) of this many embeddings for a pair loss (0: none).",
+    ),
+    integer_flag(
+        "views_per_image",
+        "views_per_image",
+        METRIC.views_per_image,
+        "2: two augmented views of each image (needs --siamese_augment), as SupCon trains.",
+    ),
+    CLASSES_PER_BATCH,
 )
 
 CONTRASTIVE_METHOD = Method(
@@ -76,6 +105,18 @@ TRIPLET_METHOD = Method(
     model_class="SiameseNetwork",
     recipe=TRIPLET,
     flags=(*SIAMESE_FLAGS, *TRIPLET_FLAGS),
+    needs_labels=True,
+    batch_layout=method_batches.class_balanced,
+    build_batches=method_batches.class_balanced_batches,
+    build_monitors=no_monitors,
+    pretrains=True,
+)
+METRIC_METHOD = Method(
+    "siamese-metric",
+    "Siamese network on P x K batches, any metric loss (multi-similarity, ArcFace, ...)",
+    model_class="SiameseNetwork",
+    recipe=METRIC,
+    flags=(*SIAMESE_FLAGS, *METRIC_FLAGS),
     needs_labels=True,
     batch_layout=method_batches.class_balanced,
     build_batches=method_batches.class_balanced_batches,
