@@ -59,13 +59,35 @@ class EmbeddingMemory(keras.layers.Layer):
             self.memory_size
         )
 
-    def _check_fits(self, count) -> None:
-        if count is not None and count > self.memory_size:
-            raise ValueError(
-                "The cross-batch memory must hold at least one global batch. Received: "
-                f"memory_size={self.memory_size} for a global batch of {count}; pass a larger "
-                "`memory_size` or use smaller batches"
+    def check_fits(self, count) -> list:
+        """Checks that a global batch of `count` rows fits in the memory.
+
+        Args:
+            count: rows of the global batch: an int, a tensor, or None (unknown: no check).
+
+        Returns:
+            `[]` when the count is known here; for a count known only when the graph runs
+            (a dataset's last, partial batch), the assertion to run before any update.
+
+        Raises:
+            ValueError: for a known count larger than `memory_size`.
+        """
+        known = count if count is None or isinstance(count, int) else tf.get_static_value(count)
+        message = (
+            "The cross-batch memory must hold at least one global batch. Received: "
+            f"memory_size={self.memory_size} for a global batch of {{}}; pass a larger "
+            "`memory_size` or use smaller batches"
+        )
+        if known is not None and known > self.memory_size:
+            raise ValueError(message.format(int(known)))
+        if known is not None or count is None:
+            return []
+        limit = tf.constant(self.memory_size, tf.int64)
+        return [
+            tf.debugging.assert_less_equal(
+                tf.cast(count, tf.int64), limit, message=message.format("x (below)")
             )
+        ]
 
     def contents(self, incoming: int | tf.Tensor):
         """`(embeddings, labels)` of the queue without the `incoming` slots to be overwritten.
@@ -79,7 +101,7 @@ class EmbeddingMemory(keras.layers.Layer):
         Returns:
             The embeddings and the labels (`EMPTY_LABEL` in the slots left out).
         """
-        self._check_fits(incoming if isinstance(incoming, int) else None)
+        self.check_fits(incoming if isinstance(incoming, int) else None)
         leaving = tf.scatter_nd(
             self._slots(incoming)[:, None],
             tf.ones_like(self._slots(incoming), tf.bool),
@@ -100,8 +122,9 @@ class EmbeddingMemory(keras.layers.Layer):
         """
         embeddings = distribute.all_gather(tf.stop_gradient(tf.cast(embeddings, tf.float32)))
         labels = distribute.all_gather(tf.cast(labels, tf.int32))
-        self._check_fits(embeddings.shape[0])
-        slots = self._slots(tf.shape(labels)[0])[:, None]
+        count = tf.shape(labels)[0] if embeddings.shape[0] is None else embeddings.shape[0]
+        with tf.control_dependencies(self.check_fits(count)):  # nothing written if too many
+            slots = self._slots(tf.shape(labels)[0])[:, None]
         self.embeddings.assign(tf.tensor_scatter_nd_update(self.embeddings, slots, embeddings))
         self.labels.assign(tf.tensor_scatter_nd_update(self.labels, slots, labels))
         count = tf.cast(tf.shape(labels)[0], tf.int64)

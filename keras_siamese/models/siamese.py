@@ -273,12 +273,17 @@ class SiameseNetwork(RepresentationModel):
         if training and self.views_per_image == 2:
             images = tf.concat([images, images], axis=0)  # each copy augmented on its own
             labels = tf.concat([labels, labels], axis=0)
+        memory = None
+        if self.memory is not None:
+            incoming = tf.shape(distribute.all_gather(labels))[0]
+            if training:  # a global batch larger than the memory updates nothing
+                with tf.control_dependencies(self.memory.check_fits(incoming)):
+                    images = tf.identity(images)
         (embeddings,) = self._embed_batches((images,), training)
         if self.proxies is not None:
             return self.loss_fn.call(labels, self.proxies(embeddings)), {}
-        memory = None
         if self.memory is not None:
-            memory = self.memory.contents(tf.shape(distribute.all_gather(labels))[0])
+            memory = self.memory.contents(incoming)
         loss = self.loss_fn.compute(embeddings, labels, memory=memory)
         if training and self.memory is not None:
             self.memory.enqueue(embeddings, labels)
