@@ -129,6 +129,8 @@ def parse_batch(data, mode: str, image_shape: tuple):
         data = (data,)  # a dataset of (anchors, positives, negatives)
     if not isinstance(data, tuple):
         data = (data,)
+    while len(data) > 1 and data[-1] is None:  # train_on_batch's (x, y, None), (x, None, None)
+        data = data[:-1]
     if len(data) > 2:
         raise ValueError(
             "SiameseNetwork does not take sample weights: a batch is "
