@@ -260,7 +260,7 @@ def test_every_method_builds_its_model_and_batches(method):
     if method == "siamese-contrastive":
         (images_a, _), pair_labels = batch
         assert images_a.shape == (32, 16, 16, 1) and pair_labels.shape == (32,)
-    elif method == "siamese-triplet":
+    elif method in ("siamese-triplet", "siamese-metric"):  # P x K = 10 x 3
         assert batch[0].shape == (30, 16, 16, 1)
     else:
         assert batch.shape == (32, 16, 16, 1)
@@ -276,7 +276,7 @@ def test_method_flags_are_defined_once_and_name_their_methods():
         assert values[name].default == flag.default
         assert f"({', '.join(readers)}) {flag.help}" in values[name].help
     _, readers = methods.method_flags()["siamese_margin"]
-    assert readers == ("siamese-contrastive", "siamese-triplet")
+    assert readers == ("siamese-contrastive", "siamese-triplet", "siamese-metric")
 
 
 def toy_row(**changes):

@@ -22,8 +22,10 @@ from keras_siamese.cli import (
     train_command,
     train_flags,
 )
+from keras_siamese.loss_names import LOSS_NAMES
 
 FASHION_MNIST = data.DatasetInfo("fashion_mnist", (28, 28, 1), 10, None, 60000)
+METRIC = ks.recipes.get("siamese-metric")
 
 
 def without_names(config):
@@ -64,8 +66,9 @@ def test_the_default_model_and_optimizer_are_the_recipe_ones(name):
     model, optimizer = train_command.build_model_and_optimizer(config)
     expected_model = recipe.build_model((28, 28, 1), config.total_steps, seed=0)
     # The peak rate follows the real global batch: the recipe's, or P x K = 10 x 11 = 110 of
-    # the triplet recipe's 112 on Fashion-MNIST's 10 classes.
-    assert config.batch_size == (110 if name == "siamese-triplet" else recipe.batch_size)
+    # the triplet and metric recipes' 112 on Fashion-MNIST's 10 classes.
+    p_by_k = name in ("siamese-triplet", "siamese-metric")
+    assert config.batch_size == (110 if p_by_k else recipe.batch_size)
     expected_optimizer = recipe.build_optimizer(config.total_steps, config.batch_size)
     assert without_names(keras.saving.serialize_keras_object(model)) == without_names(
         keras.saving.serialize_keras_object(expected_model)
@@ -148,3 +151,110 @@ def test_a_siamese_run_pretrains_once_and_reuses_the_encoder(capsys, tmp_path):
     os.remove(model_dir / run_dir.TRAIN_RESULT)  # as if it had stopped before the end
     assert cli.main(["keras-siamese", *train]) == 0
     assert "(reused)" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------- --method=siamese-metric
+
+METRIC_FIELDS = {"metric_loss": "loss", "memory_size": "memory_size", "views_per_image": None}
+TINY_METRIC = [
+    "train",
+    "--method=siamese-metric",
+    "--train_examples=64",
+    "--batch_size=20",  # P x K = 10 x 2: 3 steps
+    "--epochs=1",
+    "--encoder_width=2",
+    "--image_size=16",
+    "--pretrain_epochs=0",  # pretraining: test_a_siamese_run_pretrains_once_...
+    "--precision=float32",
+    "--knn_monitor=false",
+    "--strategy=default",
+    "--verbose=0",
+    "--plots=false",
+]
+
+
+def test_help_lists_the_metric_flags_with_the_recipe_defaults(capsys):
+    assert cli.main(["keras-siamese", "train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # absl wraps the help at 80 columns
+    for name, field in METRIC_FIELDS.items():
+        found = re.search(rf"--{name}: (.*?)\(default: '([^']*)'\)", text)
+        assert found and "(siamese-metric) " in found.group(1), name
+        assert found.group(2) == str(getattr(METRIC, field or name)), name
+    losses = "".join(text.split("--metric_loss: <")[1].split(">")[0].split())
+    assert losses.split("|") == [name for name in LOSS_NAMES if name != "contrastive"]
+
+
+def test_a_proxy_loss_takes_its_classes_from_the_data():
+    values = train_flags.flag_values("--method=siamese-metric", "--metric_loss=arcface")
+    assert run_config.resolve(values, FASHION_MNIST).recipe.num_classes == 10
+    # a pair loss has no classes to learn: its recipe is the default one
+    values = train_flags.flag_values("--method=siamese-metric", "--metric_loss=circle")
+    assert run_config.resolve(values, FASHION_MNIST).recipe == METRIC.replace(loss="circle")
+
+
+@pytest.mark.parametrize(
+    "arguments, match",
+    [
+        (["--views_per_image=2"], r"--views_per_image=2 needs --siamese_augment"),
+        (
+            ["--views_per_image=2", "--siamese_augment", "--metric_loss=triplet"],
+            r"not the triplet loss.*Received: --views_per_image=2, --metric_loss=triplet",
+        ),
+        (
+            ["--memory_size=256", "--metric_loss=arcface"],
+            r"--memory_size needs a pair loss.*class proxies.*--metric_loss=arcface",
+        ),
+        (["--memory_size=256", "--metric_loss=triplet"], r"--memory_size needs a pair loss"),
+        (  # P x K = 10 x 2 images
+            ["--memory_size=19"],
+            r"--memory_size \(19\) must hold at least one global batch of embeddings: 20\. ",
+        ),
+        (
+            ["--memory_size=39", "--views_per_image=2", "--siamese_augment"],
+            r"--memory_size \(39\) must hold .* embeddings: 40 \(2 views of 20 images\)",
+        ),
+    ],
+)
+def test_a_bad_metric_combination_is_one_error_line(capsys, tmp_path, arguments, match):
+    model_dir = tmp_path / "run"
+    code = cli.main(["keras-siamese", *TINY_METRIC, *arguments, f"--model_dir={model_dir}"])
+    errors = capsys.readouterr().err
+    lines = [line for line in errors.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in errors, errors[-2000:]
+    assert re.search(match, lines[0]), lines[0]
+    assert not os.path.exists(model_dir)
+
+
+def metric_run(tmp_path, *arguments):
+    """A tiny `train --method=siamese-metric` run: its resolved config and reloaded model."""
+    model_dir = tmp_path / "run"
+    assert cli.main(["keras-siamese", *TINY_METRIC, *arguments, f"--model_dir={model_dir}"]) == 0
+    resolved = json.loads((model_dir / run_dir.CONFIG).read_text())["resolved"]
+    return resolved, keras.saving.load_model(model_dir / run_dir.MODEL)
+
+
+def test_a_proxy_loss_run_saves_one_proxy_per_class_of_the_data(tmp_path):
+    resolved, model = metric_run(tmp_path, "--metric_loss=arcface")
+    assert resolved["recipe"]["loss"] == "arcface" and resolved["recipe"]["num_classes"] == 10
+    assert resolved["triplet_batch"] == [10, 2] and resolved["steps_per_epoch"] == 3
+    assert isinstance(model.loss_fn, ks.losses.ArcFaceLoss) and model.memory is None
+    assert tuple(model.proxies.proxies.shape) == (10, METRIC.embedding_dim)
+
+
+def test_a_supcon_run_on_two_views_keeps_a_cross_batch_memory(tmp_path):
+    resolved, model = metric_run(
+        tmp_path,
+        "--metric_loss=supervised_contrastive",
+        "--views_per_image=2",
+        "--siamese_augment",
+        "--memory_size=64",
+    )
+    recipe = resolved["recipe"]
+    assert (recipe["views_per_image"], recipe["augment"], recipe["memory_size"]) == (2, True, 64)
+    assert recipe["num_classes"] == 0  # a pair loss learns no class weights
+    assert model.views_per_image == 2 and model.augmenter is not None and model.proxies is None
+    assert isinstance(model.loss_fn, ks.losses.CrossBatchMemory)
+    assert isinstance(model.loss_fn.loss, ks.losses.SupervisedContrastiveLoss)
+    assert tuple(model.memory.embeddings.shape) == (64, METRIC.embedding_dim)
+    # 3 steps of 2 views of 20 images went through the 64 slots, saved with the model
+    assert int(keras.ops.convert_to_numpy(model.memory.pointer)) == 3 * 2 * 20 % 64

@@ -64,6 +64,32 @@ def test_from_config_refuses_unknown_fields():
         ("swav", {"local_views": -1}, ValueError, r"`local_views` must be at least 0"),
         ("siamese-triplet", {"mining": "easy"}, ValueError, r"`mining` must be one of"),
         ("siamese-triplet", {"loss": "arc_face"}, ValueError, r"`loss` must be one of"),
+        ("siamese-metric", {"views_per_image": 3}, ValueError, r"`views_per_image` must be one"),
+        ("siamese-metric", {"memory_size": -1}, ValueError, r"`memory_size` must be at least 0"),
+        (  # two copies of an image differ only by augmentation
+            "siamese-metric",
+            {"views_per_image": 2},
+            ValueError,
+            r"`views_per_image` must be 1 unless `augment`.*augment=False",
+        ),
+        (  # the triplet loss mines one view per image
+            "siamese-metric",
+            {"views_per_image": 2, "augment": True, "loss": "triplet"},
+            ValueError,
+            r"`views_per_image` must be 1 .*loss='triplet'",
+        ),
+        (  # a proxy loss has its class proxies instead of a memory
+            "siamese-metric",
+            {"loss": "arcface", "memory_size": 256},
+            ValueError,
+            r"`memory_size` must be 0 for the loss 'arcface'.*class proxies",
+        ),
+        (
+            "siamese-triplet",
+            {"memory_size": 256},
+            ValueError,
+            r"`memory_size` must be 0 for the loss 'triplet': a cross-batch memory serves a pair",
+        ),
     ],
 )
 def test_bad_values_name_the_field(name, changes, error, message):
@@ -183,6 +209,29 @@ def test_siamese_losses_follow_the_recipe():
     contrastive = recipes.get("siamese-contrastive").build_loss()
     assert isinstance(contrastive, ks.losses.ContrastiveMargin)
     assert contrastive.margin == 1.0
+
+
+def test_metric_recipes_build_each_loss_by_name():
+    assert recipes.get("siamese-metric") == recipes.for_loss("multi_similarity")
+    assert recipes.for_loss("triplet") == recipes.get("siamese-triplet")
+    assert recipes.for_loss("contrastive") == recipes.get("siamese-contrastive")
+    assert isinstance(recipes.for_loss("circle").build_loss(), ks.losses.CircleLoss)
+    with pytest.raises(ValueError, match=r"`loss` must be one of"):
+        recipes.for_loss("arc_face")
+    # a proxy loss: one proxy per class, set from the data by whoever builds the model
+    with pytest.raises(ValueError, match=r"'arcface' needs num_classes.*num_classes=0"):
+        recipes.for_loss("arcface").build_loss()
+    arcface = recipes.for_loss("arcface").replace(num_classes=7).build_loss()
+    assert isinstance(arcface, ks.losses.ArcFaceLoss) and arcface.num_classes == 7
+    # a pair loss with a memory, on two augmented views of each image
+    recipe = recipes.get("siamese-metric", loss="supervised_contrastive", augment=True)
+    recipe = recipe.replace(memory_size=64, views_per_image=2)
+    loss = recipe.build_loss()
+    assert isinstance(loss, ks.losses.CrossBatchMemory) and loss.memory_size == 64
+    assert isinstance(loss.loss, ks.losses.SupervisedContrastiveLoss)
+    model = recipe.replace(**TINY).build_model(IMAGE_SHAPE, total_steps=10, seed=0)
+    assert model.views_per_image == 2 and model.augmenter is not None
+    assert model.memory.memory_size == 64
 
 
 def test_triplet_layout():

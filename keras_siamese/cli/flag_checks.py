@@ -2,7 +2,8 @@
 
 `number` and `positive` apply the rules of `keras_siamese.validation` (numbers are finite; a
 temperature is > 0) to the flags of `evaluate`; `auto_integer` parses `train --crop_size` and
-`--encoder_grid`. The recipe fields of `train` are checked by the recipes themselves
+`--encoder_grid`; `metric_flags` the combinations of `--method=siamese-metric`'s flags. The
+recipe fields of `train` are checked by the recipes themselves
 (`keras_siamese.cli.recipe_flags`). Each answers in flag terms (`--name ... Received:
 --name=value`) as one `absl.app.UsageError`, without TensorFlow.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from absl import app
 
 from keras_siamese import validation
+from keras_siamese.loss_names import MARGIN_LOSS_NAMES, PAIR_LOSS_NAMES, PROXY_LOSS_NAMES
 
 
 def _flag_error(name: str, error: Exception) -> app.UsageError:
@@ -100,3 +102,44 @@ def auto_integer(name: str, value, minimum: int, expected: str) -> str | int:
             f"Received: --{name}={value}"
         )
     return number
+
+
+def metric_flags(values: dict) -> None:
+    """Checks the combinations of `train --method=siamese-metric`'s flags, in flag terms.
+
+    The rules are `SiameseRecipe`'s (`memory_size` needs a pair loss; two views need
+    `--siamese_augment` and a loss other than the triplet loss), answered before the recipe
+    answers in its field names. The memory's size against the global batch is checked once
+    the batch is known (`run_config.resolve`).
+
+    Args:
+        values: the `train` flag values (`metric_loss`, `memory_size`, `views_per_image`,
+            `siamese_augment`).
+
+    Raises:
+        absl.app.UsageError: for a combination the model cannot train.
+
+    Example:
+        >>> metric_flags({"metric_loss": "arcface", "memory_size": 0, "views_per_image": 1,
+        ...               "siamese_augment": False})
+    """
+    loss, memory, views = values["metric_loss"], values["memory_size"], values["views_per_image"]
+    if memory and loss not in PAIR_LOSS_NAMES:
+        proxy = loss in PROXY_LOSS_NAMES
+        instead = "; a proxy loss has its class proxies instead" if proxy else ""
+        raise app.UsageError(
+            f"--memory_size needs a pair loss for --metric_loss ({', '.join(PAIR_LOSS_NAMES)})"
+            f"{instead}: use --memory_size=0 or such a loss. "
+            f"Received: --memory_size={memory}, --metric_loss={loss}"
+        )
+    if views == 2 and not values["siamese_augment"]:
+        raise app.UsageError(
+            "--views_per_image=2 needs --siamese_augment: two views of one image differ only "
+            "by augmentation. Received: --views_per_image=2, --nosiamese_augment"
+        )
+    if views == 2 and loss in MARGIN_LOSS_NAMES:
+        raise app.UsageError(
+            f"--views_per_image=2 trains a metric-learning loss on two views, not the {loss} "
+            "loss: use e.g. --metric_loss=supervised_contrastive. "
+            f"Received: --views_per_image=2, --metric_loss={loss}"
+        )

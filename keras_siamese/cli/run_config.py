@@ -23,6 +23,7 @@ from absl import app
 
 from keras_siamese import recipes
 from keras_siamese.cli import encoder_flag, methods, recipe_flags, sources, view_recipe
+from keras_siamese.loss_names import PROXY_LOSS_NAMES
 
 CONFIG_VERSION = 2  # config.json with `resolved.recipe` (the recipes' CLI)
 
@@ -153,6 +154,19 @@ def _steps(requested: int, examples: int, batch_size: int) -> int:
     return steps_per_epoch
 
 
+def _check_memory(recipe, batch_size: int, requested) -> None:
+    """A cross-batch memory holds at least one global batch of embeddings (every view)."""
+    memory = getattr(recipe, "memory_size", 0)
+    views = getattr(recipe, "views_per_image", 1)
+    if memory and memory < batch_size * views:
+        held = f" ({views} views of {batch_size} images)" if views > 1 else ""
+        raise app.UsageError(
+            f"--memory_size ({memory}) must hold at least one global batch of embeddings: "
+            f"{batch_size * views}{held}. Use a larger --memory_size or a smaller "
+            f"--batch_size. Received: --memory_size={memory}, --batch_size={requested}"
+        )
+
+
 def pretrain_steps(method: methods.Method, recipe, examples: int) -> int:
     """Steps of SimCLR pretraining: `pretrain_epochs` of batches of its recipe (0: none)."""
     if not method.pretrains or not recipe.pretrain_epochs:
@@ -179,13 +193,14 @@ def resolve(values: dict, info, source: sources.Source | None = None) -> RunConf
     resnet = encoder_flag.parse(values["encoder"]).family == encoder_flag.RESNET
     recipe = view_recipe.resolve(recipe, values, image_shape, resnet)
     _check_labels(method, info, source)
-    if getattr(recipe, "num_classes", None) == 0 and info.num_classes:  # a proxy loss' classes
-        recipe = recipe.replace(num_classes=info.num_classes)
+    if getattr(recipe, "loss", None) in PROXY_LOSS_NAMES and not recipe.num_classes:
+        recipe = recipe.replace(num_classes=info.num_classes)  # one proxy per class
     examples = info.num_examples
     if values["train_examples"]:
         examples = min(examples, values["train_examples"])
     requested = recipe_flags.batch_size(recipe, values)
     batch_size, triplet_batch = method.batch_layout(recipe, info.num_classes, requested)
+    _check_memory(recipe, batch_size, values["batch_size"])
     steps_per_epoch = _steps(requested, examples, batch_size)
     has_queries = source.kind == sources.NAMED or source.eval_dir is not None
     return RunConfig(

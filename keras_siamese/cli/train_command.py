@@ -24,6 +24,7 @@ from absl import app, flags
 from keras_siamese import atomic_files
 from keras_siamese.cli import (
     encoder_flag,
+    flag_checks,
     methods,
     pretraining,
     recipe_flags,
@@ -124,8 +125,11 @@ def _check_values(values: dict, method: methods.Method) -> None:
     """Checks the flag values that need no data (before TensorFlow is imported): the
     encoder's files, and every recipe field through the method's recipe."""
     encoder_flag.check_files(encoder_flag.parse(values["encoder"]), values["encoder_weights"])
-    for flag, _ in methods.method_flags().values():  # every method's, whichever reads them
-        recipe_flags.apply(flag_owner(flag.name).recipe, flag, values[flag.name])
+    flag_checks.metric_flags(values)  # combinations, in flag terms before the recipe's
+    for reader in methods.METHODS.values():  # every method's flags, together in its recipe
+        recipe = reader.recipe
+        for flag in reader.flags:
+            recipe = recipe_flags.apply(recipe, flag, values[flag.name])
     recipe_flags.recipe_from_flags(method, values)
     crop = values["crop_size"]
     if crop != "auto" and crop and values["image_size"] and crop > values["image_size"]:
@@ -134,12 +138,6 @@ def _check_values(values: dict, method: methods.Method) -> None:
             f"({crop}): views are cropped from the images, so the crop must fit. "
             f"Received: --image_size={values['image_size']}, --crop_size={crop}"
         )
-
-
-def flag_owner(name: str) -> methods.Method:
-    """The first method that reads the method flag `name`."""
-    _, readers = methods.method_flags()[name]
-    return methods.METHODS[readers[0]]
 
 
 def _warn_unused(values: dict, given: flags.FlagValues, source: sources.Source) -> None:

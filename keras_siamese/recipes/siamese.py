@@ -6,7 +6,12 @@ import dataclasses
 from typing import ClassVar
 
 import keras_siamese as ks
-from keras_siamese.loss_names import LOSS_NAMES, PROXY_LOSS_NAMES
+from keras_siamese.loss_names import (
+    LOSS_NAMES,
+    MARGIN_LOSS_NAMES,
+    PAIR_LOSS_NAMES,
+    PROXY_LOSS_NAMES,
+)
 from keras_siamese.recipes.recipe import Recipe, check_choice, check_integer, check_number
 from keras_siamese.recipes.simclr import SimCLRRecipe
 
@@ -44,9 +49,16 @@ class SiameseRecipe(Recipe):
         augment: train on SimCLR views of the images instead of the images.
         num_classes: classes of the training labels, for a proxy loss (0: set from the data
             by whoever builds the model, e.g. `recipe.replace(num_classes=7)`).
-        memory_size: a cross-batch memory of this many embeddings for a pair loss (0: none).
-        views_per_image: 2 trains on two augmented views of each image (needs `augment`).
+        memory_size: a cross-batch memory of this many embeddings for a pair loss of
+            `PAIR_LOSS_NAMES` (0: none).
+        views_per_image: 2 trains on two augmented views of each image (needs `augment` and
+            a loss other than "contrastive" and "triplet").
         **fields: the `Recipe` fields (`crop_size` None: whole images).
+
+    Raises:
+        ValueError: for a value out of its field's range, `memory_size` with a loss that is
+            not a pair loss (a proxy loss has its class proxies instead), or
+            `views_per_image=2` without `augment` or with the contrastive or triplet loss.
 
     Example:
         >>> recipe = ks.recipes.get("siamese-triplet")
@@ -86,6 +98,26 @@ class SiameseRecipe(Recipe):
         check_integer("num_classes", self.num_classes, minimum=0)
         check_integer("memory_size", self.memory_size, minimum=0)
         check_choice("views_per_image", self.views_per_image, (1, 2))
+        self._check_memory_and_views()
+
+    def _check_memory_and_views(self) -> None:
+        """`memory_size` needs a pair loss; two views need augmentation and a metric loss."""
+        if self.memory_size and self.loss not in PAIR_LOSS_NAMES:
+            instead = (
+                "; a proxy loss has its class proxies" if self.loss in PROXY_LOSS_NAMES else ""
+            )
+            raise ValueError(
+                f"Recipe field `memory_size` must be 0 for the loss {self.loss!r}: a cross-batch "
+                f"memory serves a pair loss ({', '.join(PAIR_LOSS_NAMES)}){instead}. "
+                f"Received: memory_size={self.memory_size}, loss={self.loss!r}"
+            )
+        if self.views_per_image == 2 and (not self.augment or self.loss in MARGIN_LOSS_NAMES):
+            raise ValueError(
+                "Recipe field `views_per_image` must be 1 unless `augment` is True and the "
+                "loss is neither 'contrastive' nor 'triplet' (two views of one image differ "
+                "only by augmentation, e.g. loss='supervised_contrastive', augment=True). "
+                f"Received: views_per_image=2, augment={self.augment}, loss={self.loss!r}"
+            )
 
     @property
     def pairs(self) -> bool:
@@ -96,7 +128,7 @@ class SiameseRecipe(Recipe):
         """The recipe's loss object (a proxy loss needs `num_classes`).
 
         Raises:
-            ValueError: for a proxy loss without `num_classes`, or a memory for a proxy loss.
+            ValueError: for a proxy loss without `num_classes`.
         """
         from keras_siamese.models.siamese_losses import resolve_loss
 
@@ -105,11 +137,11 @@ class SiameseRecipe(Recipe):
         if self.loss == "triplet":
             return ks.losses.TripletLoss(margin=self.margin, mining=self.mining)
         if self.loss in PROXY_LOSS_NAMES:
-            if not self.num_classes or self.memory_size:
+            if not self.num_classes:
                 raise ValueError(
                     f"The proxy loss {self.loss!r} needs num_classes (the classes of the "
-                    "training labels) and takes no cross-batch memory. Received: "
-                    f"num_classes={self.num_classes}, memory_size={self.memory_size}"
+                    "training labels, e.g. `recipe.replace(num_classes=7)`). Received: "
+                    f"num_classes={self.num_classes}"
                 )
             return resolve_loss(self.loss, self.num_classes)
         loss = resolve_loss(self.loss)

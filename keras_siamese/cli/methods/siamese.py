@@ -5,9 +5,11 @@ A shared encoder, first pretrained with SimCLR for `--pretrain_epochs` (the reci
 (Hadsell et al. 2006), on P x K batches under the triplet loss (Schroff et al. 2015), or on
 P x K batches under any metric-learning loss of `keras_siamese.losses` (`--metric_loss`:
 multi-similarity, circle, SupCon, ArcFace, ProxyAnchor, ...; `--memory_size` adds a
-cross-batch memory). Defaults: `keras_siamese.recipes.get("siamese-contrastive")`,
-`get("siamese-triplet")` and `get("siamese-metric")`; where the recipes differ (the margin)
-the flag is `auto`.
+cross-batch memory to a pair loss; a proxy loss learns one proxy per class of the data).
+Defaults: `keras_siamese.recipes.get("siamese-contrastive")`, `get("siamese-triplet")` and
+`get("siamese-metric")`; where the recipes differ (the margin) the flag is `auto`. The
+combinations the model cannot train are refused before training (`flag_checks.metric_flags`,
+the memory against the global batch in `run_config.resolve`).
 """
 
 from __future__ import annotations
@@ -77,7 +79,9 @@ METRIC_FLAGS = (
         "memory_size",
         "memory_size",
         METRIC.memory_size,
-        "Cross-batch memory (XBM) of this many embeddings for a pair loss (0: none).",
+        "Cross-batch memory (XBM) of this many embeddings, at least one global batch, for a "
+        "pair loss (multi_similarity, circle, supervised_contrastive, batch_contrastive; 0: "
+        "none).",
     ),
     integer_flag(
         "views_per_image",
