@@ -221,30 +221,70 @@ def test_self_supervised_examples_print_the_table_and_export(
     assert keras.models.load_model(model_dir / "model.keras").count_params() > 0
 
 
-@pytest.mark.slow
-def test_siamese_example_prints_raw_pixels_beside_both_losses(tmp_path, fashion_mnist_dir):
-    model_dir, export_dir = tmp_path / "run", tmp_path / "export"
-    script = os.path.join(EXAMPLES, "siamese_fashion_mnist.py")
+SIAMESE_HEADER = "| Embedding | ROC AUC | EER | recall@1 | mAP@R | R-precision | NMI | train (s) |"
+SIAMESE_LOSSES = ("contrastive", "triplet", "arcface")  # pairs, P x K, and a proxy loss
+
+
+def run_siamese_example(tmp_path, data_dir, *arguments):
+    """The Siamese example with tiny flags (batches of 28: pairs, or P x K = 7 x 4); its
+    process and table rows."""
     flags = ["--train_examples=300", "--pretrain_epochs=1", "--encoder_width=4"]
-    flags += ["--triplet_batch_size=28", "--contrastive_batch_size=16"]
-    flags += [f"--model_dir={model_dir}", f"--export_dir={export_dir}"]
-    process = run_python([script, *flags], tmp_path, data_dir=fashion_mnist_dir)
+    flags += ["--batch_size=28", f"--model_dir={tmp_path / 'run'}"]
+    flags += [f"--export_dir={tmp_path / 'export'}", *arguments]
+    script = os.path.join(EXAMPLES, "siamese_fashion_mnist.py")
+    process = run_python([script, *flags], tmp_path, data_dir=data_dir)
     assert process.returncode == 0, process.stderr[-3000:]
-    lines = console_lines(process)
-    rows = table_rows(lines, "| Embedding | ROC AUC | EER | recall@1 | mAP@R | train (s) |")
+    return process, table_rows(console_lines(process), SIAMESE_HEADER)
+
+
+@pytest.mark.slow
+def test_siamese_example_prints_raw_pixels_beside_each_loss(tmp_path, fashion_mnist_dir):
+    model_dir, export_dir = tmp_path / "run", tmp_path / "export"
+    losses = [f"--losses={loss}" for loss in SIAMESE_LOSSES]
+    process, rows = run_siamese_example(
+        tmp_path, fashion_mnist_dir, *losses, "--unseen_classes=7,8,9"
+    )
+    assert "of classes [0, 1, 2, 3, 4, 5, 6], testing on the unseen" in process.stdout
+    assert "Unseen classes [7, 8, 9], test split:" in process.stdout
+    assert "Distribution report for SimCLR" in process.stdout  # pretrained once, here
     assert list(rows) == [
         "raw pixels (cosine)",
-        "SimCLR features (cosine)",  # the pretrained encoder both losses start from
-        "contrastive loss",
-        "triplet loss",
+        "SimCLR features (cosine)",  # the pretrained encoder every loss starts from
+        *(f"{loss} loss" for loss in SIAMESE_LOSSES),
     ]
     assert rows["raw pixels (cosine)"][-1] is None  # nothing trained
-    for row in rows.values():
-        assert all(0 <= value <= 1 for value in row[:4]) and (row[4] is None or row[4] >= 0)
-    for loss in ("contrastive", "triplet"):
+    for row in rows.values():  # ROC AUC, EER, recall@1, mAP@R, R-precision, NMI; seconds
+        assert all(0 <= value <= 1 for value in row[:6]) and (row[6] is None or row[6] >= 0)
+    for loss in SIAMESE_LOSSES:
         assert os.path.isfile(model_dir / loss / "roc_curve.png")
         assert os.path.getsize(model_dir / loss / "retrieval_grid.png") > 1000  # a drawn grid
-        results = json.loads((model_dir / loss / "results.json").read_text())
-        assert results["results"]["roc_auc"] == pytest.approx(rows[f"{loss} loss"][0], abs=5e-5)
+        results = json.loads((model_dir / loss / "results.json").read_text())["results"]
+        assert results["roc_auc"] == pytest.approx(rows[f"{loss} loss"][0], abs=5e-5)
+        assert results["r_precision"] == pytest.approx(rows[f"{loss} loss"][4], abs=5e-5)
+        assert results["nmi"] == pytest.approx(rows[f"{loss} loss"][5], abs=5e-5)
         served = ks.export.load_for_inference(str(export_dir / loss / "1"))
         assert served.image_shape == (28, 28, 1) and served.embedding_dims == 128
+    arcface = keras.models.load_model(model_dir / "arcface" / "model.keras")
+    assert tuple(arcface.proxies.proxies.shape) == (7, 128)  # one per seen class
+
+    # A rerun with the same flags reuses the pretrained encoder (and its recorded time).
+    key = model_dir / "pretrained" / "encoder.keras.json"
+    recorded, encoder_written = key.read_bytes(), os.stat(key.with_suffix("")).st_mtime_ns
+    process, again = run_siamese_example(tmp_path, fashion_mnist_dir, "--losses=contrastive")
+    assert "Distribution report for SimCLR" not in process.stdout  # no SimCLR fit
+    assert again["SimCLR features (cosine)"] == rows["SimCLR features (cosine)"]
+    assert list(again) == ["raw pixels (cosine)", "SimCLR features (cosine)", "contrastive loss"]
+    assert key.read_bytes() == recorded
+    assert os.stat(key.with_suffix("")).st_mtime_ns == encoder_written
+
+    # Other unseen classes are another split: other seen images, so SimCLR trains again.
+    process, other = run_siamese_example(
+        tmp_path, fashion_mnist_dir, "--losses=contrastive", "--unseen_classes=0,4,9"
+    )
+    assert "of classes [1, 2, 3, 5, 6, 7, 8], testing on the unseen" in process.stdout
+    assert "Unseen classes [0, 4, 9], test split:" in process.stdout
+    assert "Distribution report for SimCLR" in process.stdout
+    assert json.loads(key.read_text())["key"][2] == ["0", "4", "9"]
+    assert list(other) == ["raw pixels (cosine)", "SimCLR features (cosine)", "contrastive loss"]
+    flags = json.loads((model_dir / "contrastive" / "results.json").read_text())["flags"]
+    assert flags["unseen_classes"] == ["0", "4", "9"]

@@ -28,7 +28,7 @@ from keras_siamese.cli import data, run_config, train_command, train_flags  # no
 TOTAL_STEPS = 2340  # 10 epochs of 234 steps
 CLI_METHODS = (
     "simclr", "simsiam", "byol", "moco", "dino", "barlow-twins", "vicreg", "swav",
-    "siamese-triplet", "siamese-contrastive",
+    "siamese-triplet", "siamese-contrastive", "siamese-metric",
 )  # fmt: skip
 QUALITY_METHODS = {  # quality.py's --methods names
     "simclr": "simclr", "simsiam": "simsiam", "byol": "byol", "moco": "moco", "dino": "dino",
@@ -42,6 +42,12 @@ EXAMPLES = {
     "barlow-twins": "barlow_twins_fashion_mnist",
 }
 SIAMESE_EXAMPLE = "siamese_fashion_mnist"
+# The Siamese example's losses, by the method whose default they are.
+SIAMESE_LOSSES = {
+    "siamese-triplet": "triplet",
+    "siamese-contrastive": "contrastive",
+    "siamese-metric": ks.recipes.get("siamese-metric").loss,
+}
 
 
 def configs(model, optimizer):
@@ -104,10 +110,10 @@ def example_builds(cli):
             builds[method] = configs(model, model.optimizer)
     with FreshFlags():
         example = load(os.path.join(ROOT, "examples", f"{SIAMESE_EXAMPLE}.py"), SIAMESE_EXAMPLE)
-        for loss in ("triplet", "contrastive"):
-            model = example.make_model(loss, cli[f"siamese-{loss}"]["total_steps"])
-            builds[f"siamese-{loss}"] = configs(model, model.optimizer)
-            builds[f"siamese-{loss}"]["batch_size"] = example.recipe_for(loss).batch_size
+        for method, loss in SIAMESE_LOSSES.items():
+            model = example.make_model(loss, cli[method]["total_steps"])
+            builds[method] = configs(model, model.optimizer)
+            builds[method]["batch_size"] = example.recipe_for(loss).batch_size
     return builds
 
 
