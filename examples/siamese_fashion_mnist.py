@@ -1,11 +1,13 @@
 """Siamese networks on Fashion-MNIST: verify and retrieve classes never seen in training.
 
-SimCLR pretraining on classes 0-6 (no labels), then a Siamese embedding trained on them with the
-contrastive loss on pairs (Hadsell et al. 2006) and the triplet loss with hard mining on P x K
-batches (Schroff et al. 2015; Hermans et al. 2017), each evaluated beside the raw pixels on the
-unseen classes 7-9: verification of 3,000 fixed pairs (ROC AUC, EER), leave-one-out retrieval
-(recall@1, mAP@R); ROC curve, retrieval grid, model, results, export per loss. Defaults: the
-recipes "siamese-triplet", "siamese-contrastive" (scaled down: ResNet-10, 28x28; ~2 CPU-min).
+SimCLR pretraining on the seen classes (no labels), then a Siamese embedding trained on them
+with each loss of `--losses` (contrastive pairs, Hadsell et al. 2006; triplets with hard mining,
+Hermans et al. 2017; or any metric-learning loss: multi-similarity, circle, SupCon, ArcFace,
+ProxyAnchor, ...), each evaluated beside the raw pixels on the unseen classes
+(`--unseen_classes`, default 7,8,9): verification of 3,000 fixed pairs (ROC AUC, EER) and
+leave-one-out retrieval (recall@1, mAP@R, R-precision, NMI); ROC curve, retrieval grid,
+model, results, export per loss. Defaults: `ks.recipes.for_loss(name)` (scaled down:
+ResNet-10, 28x28). The pretrained encoder is kept in --model_dir and reused by a rerun.
 """
 
 import json
@@ -22,43 +24,45 @@ from absl import app, flags, logging
 import keras_siamese as ks
 from keras_siamese import atomic_files, plots
 
-IMAGE_SHAPE, SEEN = (28, 28, 1), range(7)  # classes 0-6 train, 7-9 test
-RECIPES = {loss: ks.recipes.get(f"siamese-{loss}") for loss in ("contrastive", "triplet")}
-TRIPLET = RECIPES["triplet"]
+IMAGE_SHAPE, BASE = (28, 28, 1), ks.recipes.for_loss("multi_similarity")
 
-# ---- hyperparameters: each default is the recipes'; the shared ones are the same in both.
-flags.DEFINE_multi_enum("losses", list(RECIPES), list(RECIPES), "Losses to train, in order.")
-flags.DEFINE_float("pretrain_epochs", TRIPLET.pretrain_epochs, "SimCLR epochs first (0: none).")
-flags.DEFINE_integer("epochs", TRIPLET.epochs, "Epochs of each loss over the seen classes.")
-flags.DEFINE_integer("encoder_width", TRIPLET.encoder_width, "Filters of the ResNet's stage 1.")
-flags.DEFINE_integer("embedding_dim", TRIPLET.embedding_dim, "L2-normalised embedding size.")
-flags.DEFINE_enum("mining", TRIPLET.mining, ["semi-hard", "hard", "all"], "Triplet mining.")
-SHARED_FLAGS = ("pretrain_epochs", "epochs", "encoder_width", "embedding_dim")
-for loss, recipe in RECIPES.items():  # --triplet_margin, --contrastive_batch_size, ...
-    flags.DEFINE_integer(f"{loss}_batch_size", recipe.batch_size, f"Batch of the {loss} loss.")
-    flags.DEFINE_float(f"{loss}_margin", recipe.margin, f"Margin of the {loss} loss.")
-    flags.DEFINE_float(f"{loss}_learning_rate", recipe.learning_rate, "Adam's peak rate.")
-flags.DEFINE_integer("train_examples", 0, "Seen-class training images used (0: all 42,000).")
+# ---- hyperparameters: a flag left unset takes each loss' recipe value (ks.recipes.for_loss).
+flags.DEFINE_multi_enum("losses", ["triplet", BASE.loss], ks.recipes.siamese.LOSSES, "Losses.")
+flags.DEFINE_list("unseen_classes", ["7", "8", "9"], "Classes held out of training.")
+flags.DEFINE_float("pretrain_epochs", BASE.pretrain_epochs, "SimCLR epochs first (0: none).")
+flags.DEFINE_integer("epochs", None, "Epochs of each loss over the seen classes.")
+flags.DEFINE_integer("encoder_width", BASE.encoder_width, "Filters of the ResNet's stage 1.")
+flags.DEFINE_integer("embedding_dim", None, "L2-normalised embedding size.")
+flags.DEFINE_integer("batch_size", None, "Images (or pairs) per batch.")
+flags.DEFINE_float("learning_rate", None, "Adam's peak learning rate.")
+flags.DEFINE_float("margin", None, "Margin of the contrastive and triplet losses.")
+flags.DEFINE_enum("mining", None, ["semi-hard", "hard", "all"], "Triplet mining.")
+flags.DEFINE_integer("memory_size", None, "Cross-batch memory of a pair loss (0: none).")
+flags.DEFINE_integer("train_examples", 0, "Seen-class training images used (0: all).")
 flags.DEFINE_string("model_dir", "runs/siamese_fashion_mnist", "Models, figures and results.")
 flags.DEFINE_string("export_dir", "saved_models/siamese_fashion_mnist", "SavedModel base dir.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 FLAGS = flags.FLAGS
+CHANGEABLE = ("epochs", "embedding_dim", "batch_size", "learning_rate", "margin", "mining",
+              "memory_size")  # fmt: skip
 COLUMNS = {"roc_auc": "ROC AUC", "equal_error_rate": "EER", "recall@1": "recall@1",
-           "map@r": "mAP@R", "train_seconds": "train (s)"}  # fmt: skip
+           "map@r": "mAP@R", "r_precision": "R-precision", "nmi": "NMI",
+           "train_seconds": "train (s)"}  # fmt: skip
 DIGITS = {key: 4 for key in COLUMNS} | {"train_seconds": 0}
 
 
-def recipe_for(loss_name: str):
-    """The recipe of `loss_name` ("contrastive" or "triplet") with the flags' values."""
-    own = {name: FLAGS[f"{loss_name}_{name}"].value for name in ("batch_size", "margin")}
-    own.update(learning_rate=FLAGS[f"{loss_name}_learning_rate"].value, mining=FLAGS.mining)
-    return RECIPES[loss_name].replace(**{name: FLAGS[name].value for name in SHARED_FLAGS}, **own)
+def recipe_for(loss_name: str, num_classes: int = 0):
+    """The recipe of `loss_name` with the flags that were set (the others: the recipe's)."""
+    changes = {name: FLAGS[name].value for name in CHANGEABLE if FLAGS[name].value is not None}
+    changes.update(pretrain_epochs=FLAGS.pretrain_epochs, encoder_width=FLAGS.encoder_width)
+    return ks.recipes.for_loss(loss_name).replace(num_classes=num_classes, **changes)
 
 
-def make_model(loss_name: str, total_steps: int, encoder=None) -> keras.Model:
+def make_model(loss_name: str, total_steps: int, encoder=None, num_classes: int = 7):
     """The compiled, untrained SiameseNetwork of `loss_name` on `encoder` (None: a new one)."""
     keras.utils.set_random_seed(FLAGS.seed)
-    return recipe_for(loss_name).build(IMAGE_SHAPE, total_steps, encoder=encoder, seed=FLAGS.seed)
+    recipe = recipe_for(loss_name, num_classes)
+    return recipe.build(IMAGE_SHAPE, total_steps, encoder=encoder, seed=FLAGS.seed)
 
 
 def pretrain(seen):
@@ -68,26 +72,39 @@ def pretrain(seen):
     if not FLAGS.pretrain_epochs:
         return recipe.build_encoder(IMAGE_SHAPE[-1]), 0.0
     steps = max(1, round(FLAGS.pretrain_epochs * len(seen[1]) / recipe.batch_size))
+    path = os.path.join(FLAGS.model_dir, "pretrained", "encoder.keras")
+    key = [recipe.get_config(), steps, FLAGS.unseen_classes, FLAGS.train_examples, FLAGS.seed]
+    key = json.loads(json.dumps(key))  # what a rerun with the same flags reads back
+    if os.path.isfile(f"{path}.json"):  # written after the encoder: both are whole
+        with open(f"{path}.json") as file:
+            saved = json.load(file)
+        if saved["key"] == key:
+            return keras.saving.load_model(path), saved["seconds"]
     simclr = recipe.build(IMAGE_SHAPE, steps, seed=FLAGS.seed)
     batches = ks.datasets.shuffled_batches(seen[0], recipe.batch_size, seed=FLAGS.seed)
     started = time.perf_counter()
     simclr.fit(batches, epochs=1, steps_per_epoch=steps, verbose=2)
-    return simclr.encoder, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    ks.callbacks.save_model(simclr.encoder, path)  # whole or absent, then its key
+    with atomic_files.atomic_write(f"{path}.json") as file:
+        json.dump({"key": key, "seconds": seconds}, file)
+    return simclr.encoder, seconds
 
 
 def train(loss_name, seen, encoder):
     """`loss_name`'s network from a copy of `encoder`: pairs (half positive) or P x K batches."""
-    recipe = recipe_for(loss_name)
-    if recipe.loss == "triplet":  # (images, labels): P classes x K images of each
-        layout = recipe.triplet_layout(len(SEEN))  # (P, K): P x K <= batch_size
-        data = ks.sampling.class_balanced_batches(seen, *layout, seed=FLAGS.seed)
-    else:  # ((image_a, image_b), 1 if same class else 0)
+    recipe = recipe_for(loss_name, int(seen[1].max()) + 1)
+    if recipe.pairs:  # ((image_a, image_b), 1 if same class else 0)
         pairs = ks.sampling.make_pairs(seen, 0.5, seed=FLAGS.seed)
         data = pairs.batch(recipe.batch_size, drop_remainder=True)
+    else:  # (images, labels): P classes x K images of each
+        layout = recipe.triplet_layout(len(np.unique(seen[1])))  # (P, K): P x K <= batch_size
+        data = ks.sampling.class_balanced_batches(seen, *layout, seed=FLAGS.seed)
     steps = max(1, len(seen[1]) // recipe.batch_size)
     copy = keras.models.clone_model(encoder)
     copy.set_weights(encoder.get_weights())
-    model = make_model(loss_name, recipe.epochs * steps, encoder=copy)
+    model = make_model(loss_name, recipe.epochs * steps, copy, int(seen[1].max()) + 1)
     model.fit(data.repeat().prefetch(4), epochs=recipe.epochs, steps_per_epoch=steps, verbose=2)
     return model
 
@@ -114,13 +131,17 @@ def evaluate(model, pairs, unseen, **options):
 def main(_):
     logging.set_verbosity(logging.WARNING)  # absl's INFO lines (the export's, ...)
     tf.get_logger().setLevel("ERROR")  # and TensorFlow's Python warnings (retracing, ...)
-    # ---- data: seen classes 0-6 of the train split train, unseen 7-9 of the test split test.
-    seen, _ = ks.sampling.split_classes(ks.datasets.load_arrays("fashion_mnist", "train"), SEEN)
-    _, unseen = ks.sampling.split_classes(ks.datasets.load_arrays("fashion_mnist", "test"), SEEN)
+    # ---- data: seen classes of the train split train (relabelled 0..P-1), unseen ones test.
+    unseen_classes = sorted(int(value) for value in FLAGS.unseen_classes)
+    seen_classes = [label for label in range(10) if label not in unseen_classes]
+    load = ks.datasets.load_arrays
+    seen, _ = ks.sampling.split_classes(load("fashion_mnist", "train"), seen_classes)
+    _, unseen = ks.sampling.split_classes(load("fashion_mnist", "test"), seen_classes)
     order = np.random.default_rng(FLAGS.seed).permutation(len(seen[1]))
-    seen = tuple(array[order[: FLAGS.train_examples or None]] for array in seen)
+    order = order[: FLAGS.train_examples or None]
+    seen = (seen[0][order], np.searchsorted(seen_classes, seen[1][order]))
     pairs = ks.sampling.make_pairs(unseen, 0.5, seed=1).batch(500).cache()  # same for all
-    print(f"Training on {len(seen[1])} images of classes 0-6, testing on {len(unseen[1])} of 7-9.")
+    print(f"Training on {len(order)} images of classes {seen_classes}, testing on the unseen.")
     pixels = ks.evaluation.raw_pixels(IMAGE_SHAPE)
     rows = {"raw pixels (cosine)": evaluate(pixels, pairs, unseen, distance="cosine")[0]}
     encoder, pretrain_seconds = pretrain(seen)  # SimCLR once; each loss starts from it
@@ -132,7 +153,7 @@ def main(_):
         model = train(loss_name, seen, encoder)
         seconds = pretrain_seconds + time.perf_counter() - started
         results, scored_pairs = evaluate(model, pairs, unseen)
-        rows[f"{loss_name} loss"] = {**results, "train_seconds": seconds}
+        rows[f"{loss_name} loss"] = results = {**results, "train_seconds": seconds}
         run_dir = os.path.join(FLAGS.model_dir, loss_name)  # ROC, model, results, export
         os.makedirs(run_dir, exist_ok=True)
         plots.roc_figure(*scored_pairs, os.path.join(run_dir, "roc_curve.png"), title=loss_name)
@@ -143,7 +164,7 @@ def main(_):
         ks.export.export_for_serving(model, os.path.join(FLAGS.export_dir, loss_name))
 
     table = ks.evaluation.format_table(rows, COLUMNS, "Embedding", scale=1, digits=DIGITS)
-    print(f"\nUnseen classes 7-9 (Sneaker, Bag, Ankle boot), test split:\n{table}")
+    print(f"\nUnseen classes {unseen_classes}, test split:\n{table}")
 
 
 if __name__ == "__main__":

@@ -309,7 +309,9 @@ class SiameseNetwork(RepresentationModel):
         if isinstance(x, tf.data.Dataset):
             inputs.check_dataset(x, self.mode, self.image_shape)
         elif isinstance(x, (np.ndarray, tf.Tensor, tuple, list)):
-            inputs.check_arrays(x, y, self.mode, self.image_shape, batch_size)
+            # With two views of each image every image has a positive: no class count check.
+            mode = inputs.PROXIES if self.views_per_image == 2 else self.mode
+            inputs.check_arrays(x, y, mode, self.image_shape, batch_size)
             if self.proxies is not None and isinstance(y, (np.ndarray, tf.Tensor)):
                 _check_class_range(np.asarray(y), self.num_classes)
 

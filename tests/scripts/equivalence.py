@@ -204,12 +204,14 @@ def main(kind, counts):
     }
     if kind in ("simclr", "siamese") or kind.startswith("siamese-"):
         # Without the gather each replica contrasts (or mines) its anchors within its share.
-        gathering = distribute.in_replica_context
-        distribute.in_replica_context = lambda: False
+        # Both switches: the losses that ask `in_replica_context` and those that gather
+        # unconditionally (`distribute.all_gather` is the identity outside replicas).
+        saved = distribute.in_replica_context, distribute.all_gather
+        distribute.in_replica_context, distribute.all_gather = (lambda: False), (lambda v: v)
         try:
             local_loss, weights, _ = train_one_step(kind, strategy, initial)
         finally:
-            distribute.in_replica_context = gathering
+            distribute.in_replica_context, distribute.all_gather = saved
         results["without_all_gather"] = {
             "loss_difference": abs(local_loss - loss),
             "weights_relative_difference": weight_differences(weights, reference, initial)[0],
