@@ -24,7 +24,7 @@ from absl import app, flags, logging
 import keras_siamese as ks
 from keras_siamese import atomic_files, plots
 
-IMAGE_SHAPE, BASE = (28, 28, 1), ks.recipes.for_loss("multi_similarity")
+IMAGE_SHAPE, BASE = (28, 28, 1), ks.recipes.get("siamese-metric")
 
 # ---- hyperparameters: a flag left unset takes each loss' recipe value (ks.recipes.for_loss).
 flags.DEFINE_multi_enum("losses", ["triplet", BASE.loss], ks.recipes.siamese.LOSSES, "Losses.")

@@ -87,13 +87,15 @@ def test_simsiam_takes_the_same_views_and_representation():
 @pytest.mark.parametrize("method", ["siamese-contrastive", "siamese-triplet"])
 def test_the_siamese_rows_take_whole_images_and_their_recipe(method):
     # Their own measured recipe: whole images, no augmentation, the SimCLR recipe's encoder
-    # (its 4x4 grid), a 128-d embedding, SimCLR pretraining first.
+    # (its 4x4 grid), the grid features (triplet) or a 128-d embedding (contrastive), SimCLR
+    # pretraining first.
     config = resolved_config(f"--method={method}")
     assert config.view_shape == (28, 28, 1) and config.recipe.encoder_grid == 4
     assert config.recipe == ks.recipes.get(method)
     assert config.pretrain_steps == round(3 * 60000 / 256)
     model, _ = train_command.build_model_and_optimizer(config)
-    assert model.embedding_dim == 128 and model.augmenter is None
+    expected = {"siamese-contrastive": 128, "siamese-triplet": None}[method]
+    assert model.embedding_dim == expected and model.augmenter is None
 
 
 @pytest.mark.parametrize(

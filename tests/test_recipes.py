@@ -186,7 +186,7 @@ def test_multi_crop_local_views_are_at_least_the_smallest_view():
         ("barlow-twins", "BarlowTwins", {"lambda_": 0.0051}),
         ("vicreg", "VICReg", {"variance_weight": 25.0, "covariance_weight": 1.0}),
         ("swav", "SwAV", {"num_prototypes": 100, "temperature": 0.1}),
-        ("siamese-triplet", "SiameseNetwork", {"embedding_dim": 128, "distance": "euclidean"}),
+        ("siamese-triplet", "SiameseNetwork", {"embedding_dim": None, "distance": "euclidean"}),
         ("siamese-contrastive", "SiameseNetwork", {"embedding_dim": 128}),
     ],
 )
@@ -212,7 +212,7 @@ def test_siamese_losses_follow_the_recipe():
 
 
 def test_metric_recipes_build_each_loss_by_name():
-    assert recipes.get("siamese-metric") == recipes.for_loss("multi_similarity")
+    assert recipes.get("siamese-metric") == recipes.for_loss("proxy_anchor")
     assert recipes.for_loss("triplet") == recipes.get("siamese-triplet")
     assert recipes.for_loss("contrastive") == recipes.get("siamese-contrastive")
     assert isinstance(recipes.for_loss("circle").build_loss(), ks.losses.CircleLoss)

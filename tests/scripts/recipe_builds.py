@@ -111,17 +111,25 @@ def example_builds(cli):
     with FreshFlags():
         example = load(os.path.join(ROOT, "examples", f"{SIAMESE_EXAMPLE}.py"), SIAMESE_EXAMPLE)
         for method, loss in SIAMESE_LOSSES.items():
-            model = example.make_model(loss, cli[method]["total_steps"])
+            # The CLI's Fashion-MNIST has 10 classes (the example passes its 7 seen ones).
+            model = example.make_model(loss, cli[method]["total_steps"], num_classes=10)
             builds[method] = configs(model, model.optimizer)
             builds[method]["batch_size"] = example.recipe_for(loss).batch_size
     return builds
+
+
+def with_classes(recipe, num_classes=10):
+    """A proxy loss' recipe with Fashion-MNIST's classes, as the CLI resolves it."""
+    if getattr(recipe, "loss", None) in ks.loss_names.PROXY_LOSS_NAMES:
+        return recipe.replace(num_classes=num_classes)
+    return recipe
 
 
 def recipe_builds(cli, examples):
     """The recipes themselves at the CLI's steps and batch (and the examples' batch)."""
     builds = {}
     for method in CLI_METHODS:
-        recipe = ks.recipes.get(method)
+        recipe = with_classes(ks.recipes.get(method))
         keras.utils.set_random_seed(0)
         model = recipe.build_model((28, 28, 1), cli[method]["total_steps"], seed=0)
         optimizer = recipe.build_optimizer(cli[method]["total_steps"], cli[method]["batch_size"])

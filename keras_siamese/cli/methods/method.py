@@ -108,6 +108,11 @@ def auto_float_flag(name: str, field: str, help: str) -> MethodFlag:
     return MethodFlag(flags.DEFINE_string, name, AUTO, help, field, parse=parse_float)
 
 
+def auto_integer_flag(name: str, field: str, help: str) -> MethodFlag:
+    """An integer whose default differs between the methods that read it: `auto`."""
+    return MethodFlag(flags.DEFINE_string, name, AUTO, help, field, parse=int)
+
+
 def integer_flag(name: str, field: str, default: int, help: str) -> MethodFlag:
     return MethodFlag(flags.DEFINE_integer, name, default, help, field)
 

@@ -19,6 +19,7 @@ from keras_siamese.cli import method_batches
 from keras_siamese.cli.methods.method import (
     Method,
     auto_float_flag,
+    auto_integer_flag,
     bool_flag,
     enum_flag,
     integer_flag,
@@ -32,11 +33,12 @@ CONTRASTIVE = ks.recipes.get("siamese-contrastive")
 METRIC = ks.recipes.get("siamese-metric")
 
 SIAMESE_FLAGS = (
-    integer_flag(
+    auto_integer_flag(
         "siamese_embedding_dim",
         "embedding_dim",
-        TRIPLET.embedding_dim,
-        "Size of the L2-normalised embedding (0: the encoder's features).",
+        f"Size of the L2-normalised embedding (0: the encoder's features); auto: the recipe's "
+        f"(contrastive {CONTRASTIVE.embedding_dim}, triplet {TRIPLET.embedding_dim}, metric "
+        f"{METRIC.embedding_dim}).",
     ),
     auto_float_flag(
         "siamese_margin",
