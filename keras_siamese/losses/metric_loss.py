@@ -17,6 +17,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_siamese import distribute
+
 
 class MetricLoss(keras.losses.Loss):
     """Base class of the losses of embeddings and integer labels (see the module docstring).
@@ -37,6 +39,17 @@ class MetricLoss(keras.losses.Loss):
     def proxies_per_class(self) -> int:
         """Proxies of each class: `sub_centers` for sub-center ArcFace, else 1."""
         return int(getattr(self, "sub_centers", 1))
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """The loss as plain Keras `fit` needs it, also under `tf.distribute`.
+
+        Keras divides a loss by the number of replicas only when it reduces a loss per
+        example itself; these losses are already this replica's share of the global mean,
+        a scalar Keras leaves as it is, so the division (`distribute.scale_for_replicas`)
+        happens here. `SiameseNetwork` calls `compute` and divides in its own step.
+        """
+        loss = super().__call__(y_true, y_pred, sample_weight)
+        return distribute.scale_for_replicas(loss)
 
     def compute(self, embeddings, labels, proxies=None, memory=None) -> tf.Tensor:
         """The loss of a batch; see the subclass. Returns a float32 scalar."""
