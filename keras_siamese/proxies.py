@@ -24,13 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_siamese import validation
-
-
-def _static_shape(value) -> tuple | None:
-    try:
-        return tuple(value.shape)
-    except (TypeError, ValueError):
-        return None
+from keras_siamese.validation import static_shape as _static_shape
 
 
 def default_initializer() -> keras.initializers.Initializer:
@@ -92,17 +86,10 @@ def check_proxies(embeddings, proxies, argument: str = "proxies", rows_divisor: 
         ValueError: naming the argument, for a rank other than 2, dims that differ, or a
             number of rows that `rows_divisor` does not divide.
     """
-    shape_e, shape_p = _static_shape(embeddings), _static_shape(proxies)
-    if shape_e is not None and len(shape_e) != 2:
-        raise ValueError(
-            "Argument `embeddings` must have rank 2, shape (batch_size, dims). "
-            f"Received: embeddings.shape={shape_e}"
-        )
-    if shape_p is not None and len(shape_p) != 2:
-        raise ValueError(
-            f"Argument `{argument}` must have rank 2, shape (num_proxies, dims): one row per "
-            f"class (times its sub-centres). Received: {argument}.shape={shape_p}"
-        )
+    shape_e = validation.check_rank_2("embeddings", embeddings, "(batch_size, dims)")
+    shape_p = validation.check_rank_2(
+        argument, proxies, "(num_proxies, dims): one row per class (times its sub-centres)"
+    )
     if shape_e is None or shape_p is None:
         return
     if None not in (shape_e[1], shape_p[1]) and shape_e[1] != shape_p[1]:
@@ -153,23 +140,13 @@ def check_cosines(cosines, labels, columns_divisor: int = 1) -> None:
             `columns_divisor` (the sub-centres) does not divide.
         TypeError: for float labels.
     """
-    shape_c, shape_l = _static_shape(cosines), _static_shape(labels)
-    if shape_c is not None and len(shape_c) != 2:
-        raise ValueError(
-            "Argument `cosines` must have rank 2, shape (batch_size, num_proxies): the cosine "
-            f"similarities of the embeddings to the proxies. Received: cosines.shape={shape_c}"
-        )
-    if shape_l is not None and len(shape_l) != 1:
-        raise ValueError(
-            "Argument `labels` must hold one integer class per embedding, shape (batch_size,) "
-            f"(not one-hot: use `argmax(labels, axis=-1)`). Received: labels.shape={shape_l}"
-        )
-    if shape_c is not None and shape_l is not None and None not in (shape_c[0], shape_l[0]):
-        if shape_c[0] != shape_l[0]:
-            raise ValueError(
-                "Arguments `cosines` and `labels` must have the same batch size. "
-                f"Received: cosines.shape={shape_c}, labels.shape={shape_l}"
-            )
+    validation.check_labels_per_row(
+        cosines,
+        labels,
+        "cosines",
+        "(batch_size, num_proxies): the cosine similarities of the embeddings to the proxies",
+    )
+    shape_c = _static_shape(cosines)
     if shape_c is not None and shape_c[1] is not None and shape_c[1] % columns_divisor:
         raise ValueError(
             "Argument `cosines` must have num_classes * sub_centers columns (a multiple of "

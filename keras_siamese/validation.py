@@ -182,6 +182,78 @@ def check_dims(name: str, dims) -> tuple[int, ...]:
     return tuple(int(d) for d in dims)
 
 
+def static_shape(value) -> tuple | None:
+    """The static shape of an array or tensor as a tuple; None when its rank is unknown.
+
+    Example:
+        >>> static_shape(np.zeros((2, 3)))
+        (2, 3)
+    """
+    try:
+        return tuple(value.shape)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_rank_2(name: str, value, expected: str) -> tuple | None:
+    """Checks a static rank of 2 (an unknown rank passes); returns the static shape.
+
+    Args:
+        name: the argument's name.
+        value: the array or tensor.
+        expected: the expected shape as the message words it, e.g. `"(batch_size, dims)"`.
+
+    Raises:
+        ValueError: for a known rank other than 2.
+
+    Example:
+        >>> check_rank_2("embeddings", np.zeros((8, 4)), "(batch_size, dims)")
+        (8, 4)
+    """
+    shape = static_shape(value)
+    if shape is not None and len(shape) != 2:
+        raise ValueError(
+            f"Argument `{name}` must have rank 2, shape {expected}. Received: {name}.shape={shape}"
+        )
+    return shape
+
+
+def check_labels_per_row(
+    values, labels, name: str = "embeddings", expected: str = "(batch_size, dims)"
+) -> None:
+    """Checks rank-2 `values` (`check_rank_2`) and labels `(batch_size,)`, one per row.
+
+    Static shapes only (unknown ones pass); the labels' dtype is left to the caller. The
+    embeddings of the metric losses and the cosines of the proxy losses go through here.
+
+    Args:
+        values: the `(batch_size, ...)` rows the labels belong to.
+        labels: one integer class per row.
+        name: the argument name of `values`.
+        expected: the expected shape of `values` as the message words it.
+
+    Raises:
+        ValueError: naming the argument, for `values` not of rank 2, `labels` not of rank 1
+            (one-hot labels included) or batch sizes that differ.
+
+    Example:
+        >>> check_labels_per_row(np.zeros((4, 8)), np.array([0, 0, 1, 1]))
+    """
+    shape_v, shape_l = check_rank_2(name, values, expected), static_shape(labels)
+    if shape_l is not None and len(shape_l) != 1:
+        raise ValueError(
+            "Argument `labels` must hold one integer class per embedding, shape "
+            "(batch_size,) (not one-hot: use `argmax(labels, axis=-1)`). "
+            f"Received: labels.shape={shape_l}"
+        )
+    if shape_v is not None and shape_l is not None and None not in (shape_v[0], shape_l[0]):
+        if shape_v[0] != shape_l[0]:
+            raise ValueError(
+                f"Arguments `{name}` and `labels` must have the same batch size. "
+                f"Received: {name}.shape={shape_v}, labels.shape={shape_l}"
+            )
+
+
 def check_image_batch(value, image_shape: tuple | None, argument: str = "images") -> None:
     """The one image-batch check: rank 4, the expected channels, an integer or float dtype.
 

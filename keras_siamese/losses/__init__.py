@@ -22,10 +22,11 @@ Modules, re-exported here:
       its loss on every replica (`scale_for_replicas` then sums to one device's gradients).
     - Metric learning on labelled batches (`MetricLoss`; pytorch-metric-learning's defaults):
       pair losses `multi_similarity`, `circle`, `supervised_contrastive`,
-      `batch_contrastive` (with `pair_batch`, their global pairs, and the
-      `MultiSimilarityMiner`), proxy losses `arcface`, `sub_center_arcface`, `cosface`,
-      `proxy_anchor`, `proxy_nca` (class weights in `keras_siamese.proxies.ClassProxies`),
-      and `CrossBatchMemory` (XBM) for any pair loss.
+      `batch_contrastive` (their classes share the base `pair_loss.PairLoss`; with
+      `pair_batch`, their global pairs, and the `MultiSimilarityMiner`), proxy losses
+      `arcface`, `sub_center_arcface`, `cosface`, `proxy_anchor`, `proxy_nca` (their classes
+      share the base `proxy_loss.ProxyLoss`; class weights in
+      `keras_siamese.proxies.ClassProxies`), and `CrossBatchMemory` (XBM) for any pair loss.
     - `_checks`: the shape checks they share (argument values: `keras_siamese.validation`).
 """
 
@@ -42,8 +43,10 @@ from keras_siamese.losses.metric_loss import MetricLoss
 from keras_siamese.losses.multi_similarity import MultiSimilarityLoss, multi_similarity
 from keras_siamese.losses.negative_cosine import NegativeCosine, negative_cosine
 from keras_siamese.losses.nt_xent import LARGE_NEGATIVE, NTXent, nt_xent
+from keras_siamese.losses.pair_loss import PairLoss
 from keras_siamese.losses.pair_miner import MultiSimilarityMiner, multi_similarity_miner
 from keras_siamese.losses.proxy_anchor import ProxyAnchorLoss, proxy_anchor
+from keras_siamese.losses.proxy_loss import ProxyLoss
 from keras_siamese.losses.proxy_nca import ProxyNCALoss, proxy_nca
 from keras_siamese.losses.sinkhorn import sinkhorn
 from keras_siamese.losses.sub_center_arcface import SubCenterArcFaceLoss, sub_center_arcface
@@ -72,7 +75,9 @@ __all__ = [
     "MultiSimilarityMiner",
     "NTXent",
     "NegativeCosine",
+    "PairLoss",
     "ProxyAnchorLoss",
+    "ProxyLoss",
     "ProxyNCALoss",
     "SubCenterArcFaceLoss",
     "SupervisedContrastiveLoss",

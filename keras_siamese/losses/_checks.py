@@ -4,26 +4,16 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_siamese import distribute
-
-
-def _static_shape(value) -> tuple | None:
-    """Returns the static shape of a tensor as a tuple, or None when the rank is unknown."""
-    try:
-        return tuple(value.shape)
-    except (TypeError, ValueError):
-        return None
+from keras_siamese import distribute, validation
+from keras_siamese.validation import static_shape as _static_shape
 
 
 def _check_same_shape_pair(a, b, names: tuple[str, str], dims: str, meaning: str):
     """Checks two rank-2 tensors of one shape; returns their static shapes (or None)."""
-    shapes = _static_shape(a), _static_shape(b)
-    for name, shape in zip(names, shapes, strict=True):
-        if shape is not None and len(shape) != 2:
-            raise ValueError(
-                f"Argument `{name}` must have rank 2, shape (batch_size, {dims}). "
-                f"Received: {name}.shape={shape}"
-            )
+    shapes = tuple(
+        validation.check_rank_2(name, value, f"(batch_size, {dims})")
+        for name, value in zip(names, (a, b), strict=True)
+    )
     if shapes[0] is not None and shapes[1] is not None:
         pairs = zip(shapes[0], shapes[1], strict=True)
         if not all(x is None or y is None or x == y for x, y in pairs):

@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from keras_siamese import proxies as class_proxies
 from keras_siamese import validation
-from keras_siamese.losses.metric_loss import MetricLoss
 from keras_siamese.losses.pair_batch import global_mean
+from keras_siamese.losses.proxy_loss import ProxyLoss
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -158,7 +158,7 @@ def arcface(
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
-class ArcFaceLoss(MetricLoss):
+class ArcFaceLoss(ProxyLoss):
     """The ArcFace loss (Deng et al. 2019) as a `keras.losses.Loss`; see `arcface`.
 
     `y_true` holds the integer labels `(batch,)` (or `(batch, 1)`) and `y_pred` the cosine
@@ -186,7 +186,8 @@ class ArcFaceLoss(MetricLoss):
         True
     """
 
-    uses_proxies = True
+    proxy_function = staticmethod(arcface)
+    cosine_function = staticmethod(arcface_from_cosines)
 
     def __init__(
         self,
@@ -197,30 +198,9 @@ class ArcFaceLoss(MetricLoss):
         reduction: str | None = "sum_over_batch_size",
         dtype=None,
     ):
-        num_classes = validation.check_integer("num_classes", num_classes)
-        margin, scale = check_margin_degrees(margin), check_scale(scale)
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.num_classes = num_classes
-        self.margin = margin
-        self.scale = scale
+        hyperparameters = {"margin": margin, "scale": scale}
+        super().__init__(num_classes, hyperparameters, name=name, reduction=reduction, dtype=dtype)
 
-    def call(self, y_true, y_pred):
-        labels = class_proxies.check_loss_inputs(self, y_true, y_pred)
-        return arcface_from_cosines(y_pred, labels, margin=self.margin, scale=self.scale)
-
-    def compute(self, embeddings, labels, proxies=None, memory=None) -> tf.Tensor:
-        """The loss of `embeddings` against the class weights `proxies` (see `arcface`)."""
-        class_proxies.check_loss_arguments(self, proxies, memory, "proxies")
-        return arcface(embeddings, labels, proxies, margin=self.margin, scale=self.scale)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "margin": self.margin,
-                "scale": self.scale,
-                "dtype": self._dtype_policy.name,
-            }
-        )
-        return config
+    @staticmethod
+    def check_hyperparameters(margin, scale) -> dict:
+        return {"margin": check_margin_degrees(margin), "scale": check_scale(scale)}

@@ -9,17 +9,14 @@ import keras
 import tensorflow as tf
 
 from keras_siamese import validation
-from keras_siamese.losses.metric_loss import MetricLoss
 from keras_siamese.losses.pair_batch import global_mean
+from keras_siamese.losses.pair_loss import PairLoss
 from keras_siamese.losses.pair_miner import (
     Miner,
     check_miner,
-    check_no_proxies,
-    deserialize_miner,
     global_pair_counts,
     mined_pairs,
     scores_pairs,
-    serialize_miner,
 )
 from keras_siamese.similarity import _safe_sqrt
 
@@ -96,8 +93,8 @@ def batch_contrastive(
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
-class BatchContrastiveLoss(MetricLoss):
-    """The contrastive loss on every pair of a labelled batch, as a pair `MetricLoss`.
+class BatchContrastiveLoss(PairLoss):
+    """The contrastive loss on every pair of a labelled batch, as a `PairLoss`.
 
     `y_true` holds the integer class labels `(batch,)` and `y_pred` the embeddings
     `(batch, dims)`; the value is `batch_contrastive` of the batch (PML's `ContrastiveLoss`
@@ -124,7 +121,7 @@ class BatchContrastiveLoss(MetricLoss):
         True
     """
 
-    uses_proxies = False
+    pair_function = staticmethod(batch_contrastive)
 
     def __init__(
         self,
@@ -135,36 +132,10 @@ class BatchContrastiveLoss(MetricLoss):
         reduction: str | None = "sum_over_batch_size",
         dtype=None,
     ):
+        hyperparameters = {"positive_margin": positive_margin, "negative_margin": negative_margin}
+        super().__init__(hyperparameters, miner, name=name, reduction=reduction, dtype=dtype)
+
+    @staticmethod
+    def check_hyperparameters(positive_margin, negative_margin) -> dict:
         positive_margin, negative_margin = _check_margins(positive_margin, negative_margin)
-        check_miner(miner)
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.positive_margin = positive_margin
-        self.negative_margin = negative_margin
-        self.miner = miner
-
-    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-        # Keras converts `y_true` to the loss dtype: the labels come back as integers here.
-        return self.compute(y_pred, tf.cast(y_true, tf.int32))
-
-    def compute(self, embeddings, labels, proxies=None, memory=None) -> tf.Tensor:
-        """`batch_contrastive` of the batch (and memory) with this loss's settings."""
-        check_no_proxies(type(self).__name__, proxies)
-        return batch_contrastive(
-            embeddings, labels, self.positive_margin, self.negative_margin, self.miner, memory
-        )
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "positive_margin": self.positive_margin,
-                "negative_margin": self.negative_margin,
-                "miner": serialize_miner(self.miner),
-                "dtype": self._dtype_policy.name,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config: dict) -> BatchContrastiveLoss:
-        return cls(**deserialize_miner(config))
+        return {"positive_margin": positive_margin, "negative_margin": negative_margin}

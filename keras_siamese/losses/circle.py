@@ -8,18 +8,15 @@ import keras
 import tensorflow as tf
 
 from keras_siamese import validation
-from keras_siamese.losses.metric_loss import MetricLoss
 from keras_siamese.losses.multi_similarity import masked_logsumexp
 from keras_siamese.losses.pair_batch import global_mean
+from keras_siamese.losses.pair_loss import PairLoss
 from keras_siamese.losses.pair_miner import (
     Miner,
     check_miner,
-    check_no_proxies,
-    deserialize_miner,
     global_pair_counts,
     mined_pairs,
     scores_pairs,
-    serialize_miner,
 )
 
 if TYPE_CHECKING:
@@ -111,8 +108,8 @@ def circle(
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
-class CircleLoss(MetricLoss):
-    """The circle loss (Sun et al. 2020, pair-wise labels) as a pair `MetricLoss`.
+class CircleLoss(PairLoss):
+    """The circle loss (Sun et al. 2020, pair-wise labels) as a `PairLoss`.
 
     `y_true` holds the integer class labels `(batch,)` and `y_pred` the embeddings
     `(batch, dims)`; the value is `circle` of the batch (PML's `CircleLoss` defaults:
@@ -138,7 +135,7 @@ class CircleLoss(MetricLoss):
         True
     """
 
-    uses_proxies = False
+    pair_function = staticmethod(circle)
 
     def __init__(
         self,
@@ -149,34 +146,10 @@ class CircleLoss(MetricLoss):
         reduction: str | None = "sum_over_batch_size",
         dtype=None,
     ):
+        hyperparameters = {"margin": margin, "gamma": gamma}
+        super().__init__(hyperparameters, miner, name=name, reduction=reduction, dtype=dtype)
+
+    @staticmethod
+    def check_hyperparameters(margin, gamma) -> dict:
         margin, gamma = _check_circle(margin, gamma)
-        check_miner(miner)
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.margin = margin
-        self.gamma = gamma
-        self.miner = miner
-
-    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-        # Keras converts `y_true` to the loss dtype: the labels come back as integers here.
-        return self.compute(y_pred, tf.cast(y_true, tf.int32))
-
-    def compute(self, embeddings, labels, proxies=None, memory=None) -> tf.Tensor:
-        """`circle` of the batch (and memory) with this loss's settings."""
-        check_no_proxies(type(self).__name__, proxies)
-        return circle(embeddings, labels, self.margin, self.gamma, self.miner, memory)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "margin": self.margin,
-                "gamma": self.gamma,
-                "miner": serialize_miner(self.miner),
-                "dtype": self._dtype_policy.name,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config: dict) -> CircleLoss:
-        return cls(**deserialize_miner(config))
+        return {"margin": margin, "gamma": gamma}

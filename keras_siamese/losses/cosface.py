@@ -10,7 +10,7 @@ import tensorflow as tf
 from keras_siamese import proxies as class_proxies
 from keras_siamese import validation
 from keras_siamese.losses.arcface import check_scale, margin_softmax_loss
-from keras_siamese.losses.metric_loss import MetricLoss
+from keras_siamese.losses.proxy_loss import ProxyLoss
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -106,7 +106,7 @@ def cosface(
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
-class CosFaceLoss(MetricLoss):
+class CosFaceLoss(ProxyLoss):
     """The CosFace loss (Wang et al. 2018) as a `keras.losses.Loss`; see `cosface`.
 
     `y_true` holds the integer labels `(batch,)` and `y_pred` the cosine similarities of the
@@ -133,7 +133,8 @@ class CosFaceLoss(MetricLoss):
         True
     """
 
-    uses_proxies = True
+    proxy_function = staticmethod(cosface)
+    cosine_function = staticmethod(cosface_from_cosines)
 
     def __init__(
         self,
@@ -144,30 +145,9 @@ class CosFaceLoss(MetricLoss):
         reduction: str | None = "sum_over_batch_size",
         dtype=None,
     ):
-        num_classes = validation.check_integer("num_classes", num_classes)
-        margin, scale = check_cosine_margin(margin), check_scale(scale)
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.num_classes = num_classes
-        self.margin = margin
-        self.scale = scale
+        hyperparameters = {"margin": margin, "scale": scale}
+        super().__init__(num_classes, hyperparameters, name=name, reduction=reduction, dtype=dtype)
 
-    def call(self, y_true, y_pred):
-        labels = class_proxies.check_loss_inputs(self, y_true, y_pred)
-        return cosface_from_cosines(y_pred, labels, margin=self.margin, scale=self.scale)
-
-    def compute(self, embeddings, labels, proxies=None, memory=None) -> tf.Tensor:
-        """The loss of `embeddings` against the class weights `proxies` (see `cosface`)."""
-        class_proxies.check_loss_arguments(self, proxies, memory, "proxies")
-        return cosface(embeddings, labels, proxies, margin=self.margin, scale=self.scale)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "margin": self.margin,
-                "scale": self.scale,
-                "dtype": self._dtype_policy.name,
-            }
-        )
-        return config
+    @staticmethod
+    def check_hyperparameters(margin, scale) -> dict:
+        return {"margin": check_cosine_margin(margin), "scale": check_scale(scale)}

@@ -9,17 +9,14 @@ import keras
 import tensorflow as tf
 
 from keras_siamese import validation
-from keras_siamese.losses.metric_loss import MetricLoss
 from keras_siamese.losses.pair_batch import global_mean
+from keras_siamese.losses.pair_loss import PairLoss
 from keras_siamese.losses.pair_miner import (
     Miner,
     check_miner,
-    check_no_proxies,
-    deserialize_miner,
     global_pair_counts,
     mined_pairs,
     scores_pairs,
-    serialize_miner,
 )
 
 if TYPE_CHECKING:
@@ -126,8 +123,8 @@ def multi_similarity(
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
-class MultiSimilarityLoss(MetricLoss):
-    """The multi-similarity loss (Wang et al. 2019) as a pair `MetricLoss`.
+class MultiSimilarityLoss(PairLoss):
+    """The multi-similarity loss (Wang et al. 2019) as a `PairLoss`.
 
     `y_true` holds the integer class labels `(batch,)` and `y_pred` the embeddings
     `(batch, dims)`; the value is `multi_similarity` of the batch (PML's
@@ -154,7 +151,7 @@ class MultiSimilarityLoss(MetricLoss):
         True
     """
 
-    uses_proxies = False
+    pair_function = staticmethod(multi_similarity)
 
     def __init__(
         self,
@@ -166,38 +163,10 @@ class MultiSimilarityLoss(MetricLoss):
         reduction: str | None = "sum_over_batch_size",
         dtype=None,
     ):
+        hyperparameters = {"alpha": alpha, "beta": beta, "base": base}
+        super().__init__(hyperparameters, miner, name=name, reduction=reduction, dtype=dtype)
+
+    @staticmethod
+    def check_hyperparameters(alpha, beta, base) -> dict:
         alpha, beta, base = _check_multi_similarity(alpha, beta, base)
-        check_miner(miner)
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.alpha = alpha
-        self.beta = beta
-        self.base = base
-        self.miner = miner
-
-    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-        # Keras converts `y_true` to the loss dtype: the labels come back as integers here.
-        return self.compute(y_pred, tf.cast(y_true, tf.int32))
-
-    def compute(self, embeddings, labels, proxies=None, memory=None) -> tf.Tensor:
-        """`multi_similarity` of the batch (and memory) with this loss's settings."""
-        check_no_proxies(type(self).__name__, proxies)
-        return multi_similarity(
-            embeddings, labels, self.alpha, self.beta, self.base, self.miner, memory
-        )
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "alpha": self.alpha,
-                "beta": self.beta,
-                "base": self.base,
-                "miner": serialize_miner(self.miner),
-                "dtype": self._dtype_policy.name,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config: dict) -> MultiSimilarityLoss:
-        return cls(**deserialize_miner(config))
+        return {"alpha": alpha, "beta": beta, "base": base}

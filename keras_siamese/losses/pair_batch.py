@@ -16,8 +16,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from keras_siamese import distribute
-from keras_siamese.losses._checks import _static_shape
+from keras_siamese import distribute, validation
 
 # Label of an empty slot of a cross-batch memory: neither positive nor negative of anything.
 EMPTY_LABEL = -1
@@ -43,29 +42,15 @@ class PairBatch:
 
 
 def check_embeddings_and_labels(embeddings, labels) -> None:
-    """Rank-2 embeddings and one integer label per row (static shapes only).
+    """Rank-2 embeddings and one integer label per row (static shapes only), not floats.
+
+    The shapes are `validation.check_labels_per_row`'s (the triplet loss's too); the pair
+    losses also refuse float labels.
 
     Raises:
-        ValueError: naming the argument, its shape and the shape expected.
+        ValueError: naming the argument, its shape and the shape expected, or float labels.
     """
-    shape_e, shape_l = _static_shape(embeddings), _static_shape(labels)
-    if shape_e is not None and len(shape_e) != 2:
-        raise ValueError(
-            "Argument `embeddings` must have rank 2, shape (batch_size, dims). "
-            f"Received: embeddings.shape={shape_e}"
-        )
-    if shape_l is not None and len(shape_l) != 1:
-        raise ValueError(
-            "Argument `labels` must hold one integer class per embedding, shape "
-            "(batch_size,) (not one-hot: use `argmax(labels, axis=-1)`). "
-            f"Received: labels.shape={shape_l}"
-        )
-    if shape_e is not None and shape_l is not None and None not in (shape_e[0], shape_l[0]):
-        if shape_e[0] != shape_l[0]:
-            raise ValueError(
-                "Arguments `embeddings` and `labels` must have the same batch size. "
-                f"Received: embeddings.shape={shape_e}, labels.shape={shape_l}"
-            )
+    validation.check_labels_per_row(embeddings, labels)
     if labels is not None and getattr(labels, "dtype", None) is not None:
         if tf.as_dtype(labels.dtype).is_floating:
             raise ValueError(

@@ -6,7 +6,8 @@ and negative masks; the pair losses (`multi_similarity`, `circle`, `supervised_c
 (`multi_similarity_miner`, `MultiSimilarityMiner`) and the steps every pair loss shares:
 `mined_pairs` (checks, pairs, miner), `global_pair_counts` and `scores_pairs` (the rule of
 pytorch-metric-learning's `GenericPairLoss`: a batch with at most one positive and at most one
-negative pair costs 0), and the (de)serialisation of a loss's miner.
+negative pair costs 0). The loss classes' plumbing (the miner in their configs, `compute`)
+is `keras_siamese.losses.pair_loss.PairLoss`.
 """
 
 from __future__ import annotations
@@ -125,19 +126,6 @@ def check_miner(miner) -> Miner | None:
     return miner
 
 
-def serialize_miner(miner: Miner | None) -> dict | None:
-    """The config entry of a loss's miner (None stays None)."""
-    return None if miner is None else keras.saving.serialize_keras_object(miner)
-
-
-def deserialize_miner(config: dict) -> dict:
-    """A copy of a loss's config with its `miner` entry turned back into a miner."""
-    config = dict(config)
-    if config.get("miner") is not None:
-        config["miner"] = keras.saving.deserialize_keras_object(config["miner"])
-    return config
-
-
 def _check_memory(memory, embeddings: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """A memory is `(memory_embeddings, memory_labels)` of matching sizes and integer labels;
     returns it as tensors."""
@@ -234,17 +222,3 @@ def scores_pairs(positive_pairs: tf.Tensor, negative_pairs: tf.Tensor) -> tf.Ten
     """PML's `GenericPairLoss` rule: a batch is scored unless it has at most one positive
     pair and at most one negative pair (then its loss is 0). A bool scalar."""
     return (positive_pairs > 1.0) | (negative_pairs > 1.0)
-
-
-def check_no_proxies(loss_name: str, proxies) -> None:
-    """A pair loss scores the pairs of the batch: it takes no class proxies.
-
-    Raises:
-        ValueError: if `proxies` is not None.
-    """
-    if proxies is not None:
-        raise ValueError(
-            f"{loss_name} is a pair loss: it scores the pairs of the batch and takes no "
-            "`proxies` (use a proxy loss such as ProxyAnchor). "
-            f"Received: proxies of type {type(proxies).__name__}"
-        )

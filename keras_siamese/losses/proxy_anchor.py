@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from keras_siamese import distribute, validation
 from keras_siamese import proxies as class_proxies
-from keras_siamese.losses.metric_loss import MetricLoss
+from keras_siamese.losses.proxy_loss import ProxyLoss
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -134,7 +134,7 @@ def proxy_anchor(
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
-class ProxyAnchorLoss(MetricLoss):
+class ProxyAnchorLoss(ProxyLoss):
     """The Proxy-Anchor loss (Kim et al. 2020) as a `keras.losses.Loss`; see `proxy_anchor`.
 
     `y_true` holds the integer labels `(batch,)` and `y_pred` the cosine similarities of the
@@ -162,7 +162,8 @@ class ProxyAnchorLoss(MetricLoss):
         3.24
     """
 
-    uses_proxies = True
+    proxy_function = staticmethod(proxy_anchor)
+    cosine_function = staticmethod(proxy_anchor_from_cosines)
 
     def __init__(
         self,
@@ -173,30 +174,10 @@ class ProxyAnchorLoss(MetricLoss):
         reduction: str | None = "sum_over_batch_size",
         dtype=None,
     ):
-        num_classes = validation.check_integer("num_classes", num_classes)
+        hyperparameters = {"margin": margin, "alpha": alpha}
+        super().__init__(num_classes, hyperparameters, name=name, reduction=reduction, dtype=dtype)
+
+    @staticmethod
+    def check_hyperparameters(margin, alpha) -> dict:
         margin, alpha = _check_hyperparameters(margin, alpha)
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.num_classes = num_classes
-        self.margin = margin
-        self.alpha = alpha
-
-    def call(self, y_true, y_pred):
-        labels = class_proxies.check_loss_inputs(self, y_true, y_pred)
-        return proxy_anchor_from_cosines(y_pred, labels, margin=self.margin, alpha=self.alpha)
-
-    def compute(self, embeddings, labels, proxies=None, memory=None) -> tf.Tensor:
-        """The loss of `embeddings` against `proxies` (see `proxy_anchor`)."""
-        class_proxies.check_loss_arguments(self, proxies, memory, "proxies")
-        return proxy_anchor(embeddings, labels, proxies, margin=self.margin, alpha=self.alpha)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "margin": self.margin,
-                "alpha": self.alpha,
-                "dtype": self._dtype_policy.name,
-            }
-        )
-        return config
+        return {"margin": margin, "alpha": alpha}

@@ -9,8 +9,8 @@ import tensorflow as tf
 
 from keras_siamese import proxies as class_proxies
 from keras_siamese import validation
-from keras_siamese.losses.metric_loss import MetricLoss
 from keras_siamese.losses.pair_batch import global_mean
+from keras_siamese.losses.proxy_loss import ProxyLoss
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -109,7 +109,7 @@ def proxy_nca(
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
-class ProxyNCALoss(MetricLoss):
+class ProxyNCALoss(ProxyLoss):
     """The ProxyNCA loss (Movshovitz-Attias et al. 2017) as a `keras.losses.Loss`; see
     `proxy_nca`.
 
@@ -137,7 +137,8 @@ class ProxyNCALoss(MetricLoss):
         0.1269
     """
 
-    uses_proxies = True
+    proxy_function = staticmethod(proxy_nca)
+    cosine_function = staticmethod(proxy_nca_from_cosines)
 
     def __init__(
         self,
@@ -147,28 +148,9 @@ class ProxyNCALoss(MetricLoss):
         reduction: str | None = "sum_over_batch_size",
         dtype=None,
     ):
-        num_classes = validation.check_integer("num_classes", num_classes)
-        softmax_scale = _check_softmax_scale(softmax_scale)
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.num_classes = num_classes
-        self.softmax_scale = softmax_scale
+        hyperparameters = {"softmax_scale": softmax_scale}
+        super().__init__(num_classes, hyperparameters, name=name, reduction=reduction, dtype=dtype)
 
-    def call(self, y_true, y_pred):
-        labels = class_proxies.check_loss_inputs(self, y_true, y_pred)
-        return proxy_nca_from_cosines(y_pred, labels, softmax_scale=self.softmax_scale)
-
-    def compute(self, embeddings, labels, proxies=None, memory=None) -> tf.Tensor:
-        """The loss of `embeddings` against `proxies` (see `proxy_nca`)."""
-        class_proxies.check_loss_arguments(self, proxies, memory, "proxies")
-        return proxy_nca(embeddings, labels, proxies, softmax_scale=self.softmax_scale)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "softmax_scale": self.softmax_scale,
-                "dtype": self._dtype_policy.name,
-            }
-        )
-        return config
+    @staticmethod
+    def check_hyperparameters(softmax_scale) -> dict:
+        return {"softmax_scale": _check_softmax_scale(softmax_scale)}

@@ -15,7 +15,7 @@ from keras_siamese.losses.arcface import (
     check_margin_degrees,
     check_scale,
 )
-from keras_siamese.losses.metric_loss import MetricLoss
+from keras_siamese.losses.proxy_loss import ProxyLoss
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -128,7 +128,7 @@ def sub_center_arcface(
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
-class SubCenterArcFaceLoss(MetricLoss):
+class SubCenterArcFaceLoss(ProxyLoss):
     """Sub-center ArcFace (Deng et al. 2020) as a `keras.losses.Loss`; see
     `sub_center_arcface`.
 
@@ -160,7 +160,8 @@ class SubCenterArcFaceLoss(MetricLoss):
         True
     """
 
-    uses_proxies = True
+    proxy_function = staticmethod(sub_center_arcface)
+    cosine_function = staticmethod(sub_center_arcface_from_cosines)
 
     def __init__(
         self,
@@ -172,43 +173,13 @@ class SubCenterArcFaceLoss(MetricLoss):
         reduction: str | None = "sum_over_batch_size",
         dtype=None,
     ):
-        num_classes = validation.check_integer("num_classes", num_classes)
-        sub_centers = validation.check_integer("sub_centers", sub_centers)
-        margin, scale = check_margin_degrees(margin), check_scale(scale)
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.num_classes = num_classes
-        self.sub_centers = sub_centers
-        self.margin = margin
-        self.scale = scale
+        hyperparameters = {"sub_centers": sub_centers, "margin": margin, "scale": scale}
+        super().__init__(num_classes, hyperparameters, name=name, reduction=reduction, dtype=dtype)
 
-    def call(self, y_true, y_pred):
-        labels = class_proxies.check_loss_inputs(self, y_true, y_pred)
-        return sub_center_arcface_from_cosines(
-            y_pred, labels, sub_centers=self.sub_centers, margin=self.margin, scale=self.scale
-        )
-
-    def compute(self, embeddings, labels, proxies=None, memory=None) -> tf.Tensor:
-        """The loss of `embeddings` against the sub-centres `proxies` (see
-        `sub_center_arcface`)."""
-        class_proxies.check_loss_arguments(self, proxies, memory, "proxies")
-        return sub_center_arcface(
-            embeddings,
-            labels,
-            proxies,
-            sub_centers=self.sub_centers,
-            margin=self.margin,
-            scale=self.scale,
-        )
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "sub_centers": self.sub_centers,
-                "margin": self.margin,
-                "scale": self.scale,
-                "dtype": self._dtype_policy.name,
-            }
-        )
-        return config
+    @staticmethod
+    def check_hyperparameters(sub_centers, margin, scale) -> dict:
+        return {
+            "sub_centers": validation.check_integer("sub_centers", sub_centers),
+            "margin": check_margin_degrees(margin),
+            "scale": check_scale(scale),
+        }

@@ -8,18 +8,15 @@ import keras
 import tensorflow as tf
 
 from keras_siamese import validation
-from keras_siamese.losses.metric_loss import MetricLoss
 from keras_siamese.losses.multi_similarity import masked_logsumexp
 from keras_siamese.losses.pair_batch import global_mean
+from keras_siamese.losses.pair_loss import PairLoss
 from keras_siamese.losses.pair_miner import (
     Miner,
     check_miner,
-    check_no_proxies,
-    deserialize_miner,
     global_pair_counts,
     mined_pairs,
     scores_pairs,
-    serialize_miner,
 )
 
 if TYPE_CHECKING:
@@ -92,8 +89,8 @@ def supervised_contrastive(
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
-class SupervisedContrastiveLoss(MetricLoss):
-    """The supervised contrastive loss (Khosla et al. 2020) as a pair `MetricLoss`.
+class SupervisedContrastiveLoss(PairLoss):
+    """The supervised contrastive loss (Khosla et al. 2020) as a `PairLoss`.
 
     `y_true` holds the integer class labels `(batch,)` and `y_pred` the embeddings
     `(batch, dims)`; the value is `supervised_contrastive` of the batch (PML's `SupConLoss`
@@ -118,7 +115,7 @@ class SupervisedContrastiveLoss(MetricLoss):
         True
     """
 
-    uses_proxies = False
+    pair_function = staticmethod(supervised_contrastive)
 
     def __init__(
         self,
@@ -128,32 +125,9 @@ class SupervisedContrastiveLoss(MetricLoss):
         reduction: str | None = "sum_over_batch_size",
         dtype=None,
     ):
-        temperature = validation.check_temperature(temperature)
-        check_miner(miner)
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.temperature = temperature
-        self.miner = miner
+        hyperparameters = {"temperature": temperature}
+        super().__init__(hyperparameters, miner, name=name, reduction=reduction, dtype=dtype)
 
-    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-        # Keras converts `y_true` to the loss dtype: the labels come back as integers here.
-        return self.compute(y_pred, tf.cast(y_true, tf.int32))
-
-    def compute(self, embeddings, labels, proxies=None, memory=None) -> tf.Tensor:
-        """`supervised_contrastive` of the batch (and memory) with this loss's settings."""
-        check_no_proxies(type(self).__name__, proxies)
-        return supervised_contrastive(embeddings, labels, self.temperature, self.miner, memory)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "temperature": self.temperature,
-                "miner": serialize_miner(self.miner),
-                "dtype": self._dtype_policy.name,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config: dict) -> SupervisedContrastiveLoss:
-        return cls(**deserialize_miner(config))
+    @staticmethod
+    def check_hyperparameters(temperature) -> dict:
+        return {"temperature": validation.check_temperature(temperature)}

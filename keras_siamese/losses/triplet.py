@@ -8,7 +8,6 @@ import keras
 import tensorflow as tf
 
 from keras_siamese import distribute, similarity, validation
-from keras_siamese.losses._checks import _static_shape
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,27 +21,6 @@ def _check_mining(mining) -> str:
             f"Argument `mining` must be one of {MINING_MODES}. Received: mining={mining!r}"
         )
     return mining
-
-
-def _check_embeddings_and_labels(embeddings, labels) -> None:
-    shape_e, shape_l = _static_shape(embeddings), _static_shape(labels)
-    if shape_e is not None and len(shape_e) != 2:
-        raise ValueError(
-            "Argument `embeddings` must have rank 2, shape (batch_size, dims). "
-            f"Received: embeddings.shape={shape_e}"
-        )
-    if shape_l is not None and len(shape_l) != 1:
-        raise ValueError(
-            "Argument `labels` must hold one integer class per embedding, shape "
-            "(batch_size,) (not one-hot: use `argmax(labels, axis=-1)`). "
-            f"Received: labels.shape={shape_l}"
-        )
-    if shape_e is not None and shape_l is not None and None not in (shape_e[0], shape_l[0]):
-        if shape_e[0] != shape_l[0]:
-            raise ValueError(
-                "Arguments `embeddings` and `labels` must have the same batch size. "
-                f"Received: embeddings.shape={shape_e}, labels.shape={shape_l}"
-            )
 
 
 def _global_sum(value: tf.Tensor) -> tf.Tensor:
@@ -251,7 +229,7 @@ def triplet_loss(
     similarity.check_distance(distance)
     embeddings = tf.convert_to_tensor(embeddings)
     labels = tf.convert_to_tensor(labels)
-    _check_embeddings_and_labels(embeddings, labels)
+    validation.check_labels_per_row(embeddings, labels)
     terms = _mine_triplets(embeddings, labels, margin, mining, distance)
     replicas = distribute.num_replicas() if distribute.in_replica_context() else 1
     normalizer = _global_sum(terms["normalizer"])
