@@ -1,17 +1,15 @@
 """Siamese networks on Fashion-MNIST: verify and retrieve classes never seen in training.
 
-SimCLR pretraining on the seen classes (no labels), then a Siamese embedding trained on them
-with each loss of `--losses` (contrastive pairs, Hadsell et al. 2006; triplets with hard mining,
-Hermans et al. 2017; or any metric-learning loss: multi-similarity, circle, SupCon, ArcFace,
-ProxyAnchor, ...), each evaluated beside the raw pixels on the unseen classes
-(`--unseen_classes`, default 7,8,9): verification of 3,000 fixed pairs (ROC AUC, EER) and
-leave-one-out retrieval (recall@1, mAP@R, R-precision, NMI); ROC curve, retrieval grid,
-model, results, export per loss. Defaults: `ks.recipes.for_loss(name)` (scaled down:
-ResNet-10, 28x28). The pretrained encoder is kept in --model_dir and reused by a rerun.
+SimCLR pretraining on the seen classes (no labels, kept in --model_dir for reruns), then each
+loss of `--losses` (contrastive, triplet, multi-similarity, circle, SupCon, ArcFace, ProxyAnchor,
+...) on them, each evaluated beside the raw pixels on `--unseen_classes` (7,8,9): 3,000 fixed
+pairs (ROC AUC, EER), leave-one-out retrieval (recall@1, mAP@R, R-precision, NMI); ROC curve,
+retrieval grid, model, results, export per loss. Defaults: `ks.recipes.for_loss(name)`.
 """
 
 import json
 import os
+import pathlib
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow: no C++ INFO lines
@@ -43,8 +41,7 @@ flags.DEFINE_string("model_dir", "runs/siamese_fashion_mnist", "Models, figures 
 flags.DEFINE_string("export_dir", "saved_models/siamese_fashion_mnist", "SavedModel base dir.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 FLAGS = flags.FLAGS
-CHANGEABLE = ("epochs", "embedding_dim", "batch_size", "learning_rate", "margin", "mining",
-              "memory_size")  # fmt: skip
+CHANGEABLE = "epochs embedding_dim batch_size learning_rate margin mining memory_size".split()
 COLUMNS = {"roc_auc": "ROC AUC", "equal_error_rate": "EER", "recall@1": "recall@1",
            "map@r": "mAP@R", "r_precision": "R-precision", "nmi": "NMI",
            "train_seconds": "train (s)"}  # fmt: skip
@@ -75,17 +72,15 @@ def pretrain(seen):
     path = os.path.join(FLAGS.model_dir, "pretrained", "encoder.keras")
     key = [recipe.get_config(), steps, FLAGS.unseen_classes, FLAGS.train_examples, FLAGS.seed]
     key = json.loads(json.dumps(key))  # what a rerun with the same flags reads back
-    if os.path.isfile(f"{path}.json"):  # written after the encoder: both are whole
-        with open(f"{path}.json") as file:
-            saved = json.load(file)
-        if saved["key"] == key:
-            return keras.saving.load_model(path), saved["seconds"]
+    found = pathlib.Path(f"{path}.json")  # written after the encoder: both are whole
+    saved = json.loads(found.read_text()) if found.is_file() else {}
+    if saved.get("key") == key:
+        return keras.saving.load_model(path), saved["seconds"]
     simclr = recipe.build(IMAGE_SHAPE, steps, seed=FLAGS.seed)
     batches = ks.datasets.shuffled_batches(seen[0], recipe.batch_size, seed=FLAGS.seed)
     started = time.perf_counter()
     simclr.fit(batches, epochs=1, steps_per_epoch=steps, verbose=2)
     seconds = time.perf_counter() - started
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     ks.callbacks.save_model(simclr.encoder, path)  # whole or absent, then its key
     with atomic_files.atomic_write(f"{path}.json") as file:
         json.dump({"key": key, "seconds": seconds}, file)
@@ -111,10 +106,8 @@ def train(loss_name, seen, encoder):
 
 def draw_neighbours(model, unseen, path):
     """Eight random unseen queries and their 5 nearest neighbours (wrong class: framed red)."""
-    embeddings, _ = ks.evaluation.extract_features(model, unseen, progress=False)
-    nearest = ks.evaluation.nearest_neighbors(
-        embeddings, embeddings, k=5, distance=model.distance, exclude_self=True
-    )
+    embedded, _ = ks.evaluation.extract_features(model, unseen, progress=False)
+    nearest = ks.evaluation.nearest_neighbors(embedded, embedded, 5, model.distance, True)
     queries = np.random.default_rng(FLAGS.seed).choice(len(unseen[1]), 8, replace=False)
     (images, labels), names = unseen, ks.datasets.FASHION_MNIST_CLASSES
     found = (images[nearest[queries]], labels[nearest[queries]])
@@ -137,8 +130,9 @@ def main(_):
     load = ks.datasets.load_arrays
     seen, _ = ks.sampling.split_classes(load("fashion_mnist", "train"), seen_classes)
     _, unseen = ks.sampling.split_classes(load("fashion_mnist", "test"), seen_classes)
-    order = np.random.default_rng(FLAGS.seed).permutation(len(seen[1]))
-    order = order[: FLAGS.train_examples or None]
+    order = np.random.default_rng(FLAGS.seed).permutation(len(seen[1]))[
+        : FLAGS.train_examples or None
+    ]
     seen = (seen[0][order], np.searchsorted(seen_classes, seen[1][order]))
     pairs = ks.sampling.make_pairs(unseen, 0.5, seed=1).batch(500).cache()  # same for all
     print(f"Training on {len(order)} images of classes {seen_classes}, testing on the unseen.")

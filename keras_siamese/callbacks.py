@@ -8,6 +8,7 @@ the layers, losses and models of this package they are not registered with
 from __future__ import annotations
 
 import math
+import os
 import warnings
 
 import keras
@@ -376,8 +377,12 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
 
 
 def save_model(model, filepath: str) -> None:
-    """`model.save(filepath)` through a temporary name and a rename: whole or absent."""
+    """`model.save(filepath)` through a temporary name and a rename: whole or absent.
+
+    The file's directory is created if missing.
+    """
     from keras_siamese import atomic_files
 
+    os.makedirs(os.path.dirname(os.path.abspath(filepath)), exist_ok=True)
     with atomic_files.atomic_path(filepath) as temporary:
         model.save(temporary)
