@@ -90,13 +90,18 @@ RECIPES = _sweep_recipes()
 def recipe(overrides):
     """The recipe of `overrides["method"]` (default simclr) with `overrides` applied.
 
-    A Siamese run with `"loss": "contrastive"` starts from the contrastive recipe's rate.
+    A Siamese run with `"loss": "contrastive"` starts from the contrastive recipe's rate and
+    embedding size.
     """
     method = overrides.get("method", "simclr")
     base = RECIPES["siamese" if method.startswith("siamese") else method]
     if method.startswith("siamese") and overrides.get("loss") == "contrastive":
         contrastive = ks.recipes.get("siamese-contrastive")
-        base = {**base, "learning_rate": contrastive.learning_rate}
+        base = {
+            **base,
+            "learning_rate": contrastive.learning_rate,
+            "embedding": contrastive.embedding_dim,
+        }
     unknown = set(overrides) - set(base)
     if unknown:
         raise ValueError(f"Unknown recipe keys {sorted(unknown)} for {method}: {sorted(base)}")

@@ -263,7 +263,9 @@ def test_siamese_example_prints_raw_pixels_beside_each_loss(tmp_path, fashion_mn
         assert results["r_precision"] == pytest.approx(rows[f"{loss} loss"][4], abs=5e-5)
         assert results["nmi"] == pytest.approx(rows[f"{loss} loss"][5], abs=5e-5)
         served = ks.export.load_for_inference(str(export_dir / loss / "1"))
-        assert served.image_shape == (28, 28, 1) and served.embedding_dims == 128
+        # The triplet recipe embeds with the encoder's 4x4 grid (32 channels at width 4).
+        dims = 4 * 4 * 32 if loss == "triplet" else 128
+        assert served.image_shape == (28, 28, 1) and served.embedding_dims == dims
     arcface = keras.models.load_model(model_dir / "arcface" / "model.keras")
     assert tuple(arcface.proxies.proxies.shape) == (7, 128)  # one per seen class
 

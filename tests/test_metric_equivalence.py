@@ -15,10 +15,13 @@ from test_equivalence import SCRIPT, equivalence_results
 LOSS_RELATIVE_TOLERANCE = 1e-5  # ArcFace's scale 64 makes losses of ~20: float32 sums differ
 WEIGHTS_TOLERANCE = 1e-5
 UPDATES_TOLERANCE = 1e-4
-GATHERED = ("multi_similarity", "xbm", "proxy_anchor")  # the control must differ
+GATHERED = ("xbm", "proxy_anchor")  # the control must differ
 
 
-LOSSES = ("multi_similarity", "xbm", "arcface", "proxy_anchor")
+# Pairs of the global batch plus a memory (multi-similarity in XBM), and proxies aggregated
+# over the global batch. ArcFace's per-example mean and the other losses are checked on
+# uneven replica splits in tests/test_pair_losses.py and tests/test_proxy_losses.py.
+LOSSES = ("xbm", "proxy_anchor")
 
 
 @pytest.mark.slow
