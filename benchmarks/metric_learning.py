@@ -24,14 +24,16 @@ from absl import app, flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from keras_siamese import atomic_files  # noqa: E402
+from keras_siamese import atomic_files, recipes  # noqa: E402
 from keras_siamese.loss_names import LOSS_NAMES  # noqa: E402
 
 EXAMPLE = os.path.join(ROOT, "examples", "siamese_fashion_mnist.py")
 TARGETS = {"ROC AUC": 0.92, "recall@1": 0.97, "mAP@R": 0.75}  # issue: unseen classes 7-9
 
 flags.DEFINE_list("losses", list(LOSS_NAMES), "Losses of the first split (one pretraining).")
-flags.DEFINE_list("other_losses", ["triplet", "proxy_anchor"], "Losses of the other splits.")
+# The example's default losses: the triplet recipe's and siamese-metric's.
+EXAMPLE_LOSSES = [recipes.get("siamese-triplet").loss, recipes.get("siamese-metric").loss]
+flags.DEFINE_list("other_losses", EXAMPLE_LOSSES, "Losses of the other splits.")
 flags.DEFINE_multi_string("splits", ["7,8,9", "0,4,9"], "Unseen classes, one run per split.")
 flags.DEFINE_list("example_flags", [], "More flags for the example (e.g. --epochs=2).")
 flags.DEFINE_string("work_dir", "runs/metric_learning", "The example's model and export dirs.")

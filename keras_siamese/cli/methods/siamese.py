@@ -105,27 +105,33 @@ CONTRASTIVE_METHOD = Method(
     build_monitors=no_monitors,
     pretrains=True,
 )
-TRIPLET_METHOD = Method(
+
+
+def _labelled_method(name: str, summary: str, recipe, flags) -> Method:
+    """A Siamese row on P x K batches of labelled images, SimCLR pretraining first."""
+    return Method(
+        name,
+        summary,
+        model_class="SiameseNetwork",
+        recipe=recipe,
+        flags=flags,
+        needs_labels=True,
+        batch_layout=method_batches.class_balanced,
+        build_batches=method_batches.class_balanced_batches,
+        build_monitors=no_monitors,
+        pretrains=True,
+    )
+
+
+TRIPLET_METHOD = _labelled_method(
     "siamese-triplet",
     "Siamese network on labelled triplets, triplet margin loss (Schroff et al. 2015)",
-    model_class="SiameseNetwork",
-    recipe=TRIPLET,
-    flags=(*SIAMESE_FLAGS, *TRIPLET_FLAGS),
-    needs_labels=True,
-    batch_layout=method_batches.class_balanced,
-    build_batches=method_batches.class_balanced_batches,
-    build_monitors=no_monitors,
-    pretrains=True,
+    TRIPLET,
+    (*SIAMESE_FLAGS, *TRIPLET_FLAGS),
 )
-METRIC_METHOD = Method(
+METRIC_METHOD = _labelled_method(
     "siamese-metric",
     "Siamese network on P x K batches, any metric loss (multi-similarity, ArcFace, ...)",
-    model_class="SiameseNetwork",
-    recipe=METRIC,
-    flags=(*SIAMESE_FLAGS, *METRIC_FLAGS),
-    needs_labels=True,
-    batch_layout=method_batches.class_balanced,
-    build_batches=method_batches.class_balanced_batches,
-    build_monitors=no_monitors,
-    pretrains=True,
+    METRIC,
+    (*SIAMESE_FLAGS, *METRIC_FLAGS),
 )
