@@ -179,7 +179,7 @@ def supervised_baseline(budget: str, total_steps: int, seed: int = 0):
 
     recipe = method_recipe("supervised", budget)
     keras.utils.set_random_seed(seed)
-    encoder = recipe.build_encoder(IMAGE_SHAPE[-1])
+    encoder = recipe.build_encoder(IMAGE_SHAPE[-1], IMAGE_SHAPE)
     crops = recipe.replace(crop_size=None, color_strength=0.0, blur=False, views="simclr")
     inputs = keras.Input(IMAGE_SHAPE, name="images")
     views = crops.build_augmenter(IMAGE_SHAPE, seed)(inputs)
@@ -197,7 +197,7 @@ def random_encoder(budget: str, seed: int = 0):
     import keras
 
     keras.utils.set_random_seed(seed)
-    return method_recipe("random", budget).build_encoder(IMAGE_SHAPE[-1])
+    return method_recipe("random", budget).build_encoder(IMAGE_SHAPE[-1], IMAGE_SHAPE)
 
 
 # --------------------------------------------------------------------------- data

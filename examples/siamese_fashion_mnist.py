@@ -68,7 +68,7 @@ def pretrain(seen):
     recipe = recipe_for("triplet").pretraining_recipe()
     keras.utils.set_random_seed(FLAGS.seed)
     if not FLAGS.pretrain_epochs:
-        return recipe.build_encoder(IMAGE_SHAPE[-1]), 0.0
+        return recipe.build_encoder(IMAGE_SHAPE[-1], IMAGE_SHAPE), 0.0
     steps = max(1, round(FLAGS.pretrain_epochs * len(seen[1]) / recipe.batch_size))
     path = os.path.join(FLAGS.model_dir, "pretrained", "encoder.keras")
     key = [recipe.get_config(), steps, FLAGS.unseen_classes, FLAGS.train_examples, FLAGS.seed]

@@ -60,7 +60,8 @@ def get(name: str, **changes) -> Recipe:
         name: a method of `NAMES` ("simclr", "simsiam", "byol", "moco", "dino",
             "barlow-twins", "vicreg", "swav", "siamese-triplet", "siamese-contrastive",
             "siamese-metric").
-        **changes: fields to change (checked).
+        **changes: fields to change (checked). With `encoder_type="vit"` the method's
+            ViT recipe (its class's `vit_changes`) applies first, then `changes`.
 
     Returns:
         The method's `Recipe` subclass instance.
@@ -74,7 +75,10 @@ def get(name: str, **changes) -> Recipe:
     """
     if name not in RECIPE_CLASSES:
         raise ValueError(f"Unknown recipe {name!r}. Known: {', '.join(NAMES)}. Received: {name!r}")
-    return RECIPE_CLASSES[name](**changes)
+    recipe_class = RECIPE_CLASSES[name]
+    if changes.get("encoder_type") == "vit":
+        changes = {**recipe_class.vit_changes, **changes}
+    return recipe_class(**changes)
 
 
 __all__ = [

@@ -28,10 +28,18 @@ import keras_siamese as ks
 if TYPE_CHECKING:
     import keras
 
+ENCODER_TYPES = ("resnet", "vit")
 STEMS = ("small", "imagenet")
+VIT_POSITION_EMBEDDINGS = ("learned", "sincos")
+VIT_POOLINGS = ("cls", "mean")
 VIEWS = ("simclr", "byol")
 OPTIMIZERS = ("sgd", "lars", "adam")
 SCALINGS = ("linear", "sqrt", "none")
+# The fields that make the encoder (a recipe built on another's encoder copies them).
+ENCODER_FIELDS = (
+    "encoder_type", "encoder_depth", "encoder_width", "encoder_grid", "stem", "patch_size",
+    "vit_dim", "vit_depth", "vit_heads", "vit_position_embedding", "vit_pooling",
+)  # fmt: skip
 MOMENTUM = 0.9  # SGD's and LARS' momentum in every recipe (the papers')
 
 
@@ -85,11 +93,20 @@ class Recipe:
     """The values every method's recipe holds; a method's subclass adds its own.
 
     Args:
+        encoder_type: "resnet" (the fields `encoder_*` and `stem`) or "vit" (a Vision
+            Transformer, `keras_siamese.encoders.vit`, of the fields `patch_size` and
+            `vit_*`, its position embedding defined on the views' grid of patches).
         encoder_depth: ResNet depth (10, 18, 34 or 50).
         encoder_width: filters of the ResNet's first stage (the papers: 64).
         encoder_grid: the representation is the last feature map averaged over an N x N grid
             and flattened; 1 is global average pooling (the papers).
         stem: "small" (3x3, stride 1, no pooling: CIFAR) or "imagenet" (7x7/2 + max-pool).
+        patch_size: the ViT's patch side (views and images: multiples of it).
+        vit_dim: the ViT's token features.
+        vit_depth: the ViT's Transformer blocks.
+        vit_heads: the ViT's attention heads.
+        vit_position_embedding: "learned" or "sincos".
+        vit_pooling: the ViT's representation, "cls" or "mean".
         crop_size: side of the training views; None trains on whole images.
         min_crop_area: smallest random-crop area fraction (the largest is 1).
         color_strength: colour-jitter strength s (SimCLR's).
@@ -110,10 +127,19 @@ class Recipe:
     """
 
     name: ClassVar[str] = ""
+    # Changes `ks.recipes.get(name, encoder_type="vit")` applies (a method's ViT recipe).
+    vit_changes: ClassVar[dict[str, Any]] = {}
+    encoder_type: str = "resnet"
     encoder_depth: int = 10
     encoder_width: int = 16
     encoder_grid: int = 4
     stem: str = "small"
+    patch_size: int = 4
+    vit_dim: int = 64
+    vit_depth: int = 4
+    vit_heads: int = 4
+    vit_position_embedding: str = "learned"
+    vit_pooling: str = "cls"
     crop_size: int | None = 16
     min_crop_area: float = 0.25
     color_strength: float = 1.0
@@ -128,10 +154,12 @@ class Recipe:
     warmup_fraction: float = 0.1
 
     def __post_init__(self) -> None:
+        check_choice("encoder_type", self.encoder_type, ENCODER_TYPES)
         check_choice("encoder_depth", self.encoder_depth, (10, 18, 34, 50))
         for name in ("encoder_width", "encoder_grid", "batch_size", "epochs"):
             check_integer(name, getattr(self, name))
         check_choice("stem", self.stem, STEMS)
+        self._check_vit()
         if self.crop_size is not None:
             check_integer("crop_size", self.crop_size)
         check_number("min_crop_area", self.min_crop_area, 0.0, 1.0, strict=True)
@@ -144,6 +172,23 @@ class Recipe:
         check_choice("learning_rate_scaling", self.learning_rate_scaling, SCALINGS)
         check_number("weight_decay", self.weight_decay)
         check_number("warmup_fraction", self.warmup_fraction, 0.0, 0.9)
+
+    def _check_vit(self) -> None:
+        for name in ("patch_size", "vit_dim", "vit_depth", "vit_heads"):
+            check_integer(name, getattr(self, name))
+        if self.vit_dim % self.vit_heads:
+            raise ValueError(
+                "Recipe field `vit_dim` must be a multiple of `vit_heads`. "
+                f"Received: vit_dim={self.vit_dim}, vit_heads={self.vit_heads}"
+            )
+        positions = self.vit_position_embedding
+        check_choice("vit_position_embedding", positions, VIT_POSITION_EMBEDDINGS)
+        check_choice("vit_pooling", self.vit_pooling, VIT_POOLINGS)
+        if self.vit_position_embedding == "sincos" and self.vit_dim % 4:
+            raise ValueError(
+                "Recipe field `vit_dim` must be a multiple of 4 for the sine-cosine position "
+                f"embedding. Received: vit_dim={self.vit_dim}"
+            )
 
     # ------------------------------------------------------------------ values
 
@@ -193,12 +238,14 @@ class Recipe:
         return max(0, min(round(self.warmup_fraction * total_steps), total_steps - 1))
 
     def smallest_view(self) -> int:
-        """The smallest view side the recipe's ResNet takes.
+        """The smallest view side the recipe's encoder takes (a ViT: one patch).
 
         The small stem keeps the resolution and the three strided stages divide it by 8 (the
         imagenet stem by 32), so 8 (32) pixels end on a 1x1 map; a grid of averages needs at
         least 2x2 (Keras' `AdaptiveAveragePooling2D` fails in a traced step on a 1x1 map).
         """
+        if self.encoder_type == "vit":
+            return self.patch_size
         stride = 8 if self.stem == "small" else 32
         return stride if self.encoder_grid == 1 else stride + 1
 
@@ -208,21 +255,51 @@ class Recipe:
 
     # ------------------------------------------------------------------ builders
 
-    def build_encoder(self, channels: int = 1) -> keras.Model:
-        """The recipe's ResNet, of any input size when it trains on crops.
+    def build_encoder(
+        self, channels: int = 1, image_shape: tuple[int, ...] | None = None
+    ) -> keras.Model:
+        """The recipe's encoder (ResNet or ViT), of any input size.
 
         Args:
             channels: image channels.
+            image_shape: the images' `(height, width, channels)`; a ViT defines its
+                position embedding on the grid of the recipe's views of them (required
+                for "vit", unused by the ResNet).
 
         Returns:
             A `keras.Model` from images in [0, 1] to features.
+
+        Raises:
+            ValueError: for a ViT without `image_shape`, or views that are not multiples
+                of `patch_size`.
         """
+        if self.encoder_type == "vit":
+            return self._build_vit(channels, image_shape)
         return ks.encoders.resnet(
             self.encoder_depth,
             input_shape=(None, None, channels),
             small_images=self.stem == "small",
             width=self.encoder_width,
             grid_size=self.encoder_grid if self.encoder_grid > 1 else None,
+        )
+
+    def _build_vit(self, channels: int, image_shape) -> keras.Model:
+        if image_shape is None:
+            raise ValueError(
+                "A ViT recipe needs the images' shape to lay out its position embedding: "
+                "call build_encoder(channels, image_shape=(height, width, channels)). "
+                "Received: image_shape=None"
+            )
+        return ks.encoders.vit(
+            self.view_size(image_shape),
+            self.patch_size,
+            dim=self.vit_dim,
+            depth=self.vit_depth,
+            heads=self.vit_heads,
+            channels=channels,
+            position_embedding=self.vit_position_embedding,
+            pooling=self.vit_pooling,
+            any_size=True,
         )
 
     def build_augmenter(self, image_shape: tuple[int, int, int], seed: int | None = None):
@@ -265,7 +342,8 @@ class Recipe:
         Returns:
             An uncompiled `keras_siamese` model.
         """
-        encoder = encoder if encoder is not None else self.build_encoder(int(image_shape[-1]))
+        if encoder is None:
+            encoder = self.build_encoder(int(image_shape[-1]), image_shape)
         if augmenter is None:
             augmenter = self.build_augmenter(image_shape, seed)
         return self.model_on(encoder, augmenter, image_shape, total_steps)

@@ -12,7 +12,13 @@ from keras_siamese.loss_names import (
     PAIR_LOSS_NAMES,
     PROXY_LOSS_NAMES,
 )
-from keras_siamese.recipes.recipe import Recipe, check_choice, check_integer, check_number
+from keras_siamese.recipes.recipe import (
+    ENCODER_FIELDS,
+    Recipe,
+    check_choice,
+    check_integer,
+    check_number,
+)
 from keras_siamese.recipes.simclr import SimCLRRecipe
 
 LOSSES = LOSS_NAMES
@@ -168,8 +174,7 @@ class SiameseRecipe(Recipe):
 
     def pretraining_recipe(self) -> SimCLRRecipe:
         """SimCLR's recipe on this recipe's encoder: what `pretrain_epochs` trains first."""
-        encoder_fields = ("encoder_depth", "encoder_width", "encoder_grid", "stem")
-        return SimCLRRecipe(**{name: getattr(self, name) for name in encoder_fields})
+        return SimCLRRecipe(**{name: getattr(self, name) for name in ENCODER_FIELDS})
 
     def triplet_layout(self, num_classes: int, batch_size: int | None = None):
         """`(P, K)` of the triplet batches for data of `num_classes` classes.
