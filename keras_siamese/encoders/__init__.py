@@ -12,6 +12,8 @@ divide the uint8 pixels by 255 before the encoder, so backbones that expect anot
   model, with its family's `preprocess_input`.
 - `from_keras_hub(backbone, image_converter)`: a KerasHub image backbone with its
   `ImageConverter`'s scale and offset.
+- `vit(image_size, patch_size, dim, depth, heads, ...)`: a Vision Transformer (any channel
+  count, learned or sine-cosine positions, class-token or mean pooling, any image size).
 - `adapt_encoder(model)`: checks a user model and pools feature maps.
 """
 
@@ -19,13 +21,24 @@ from keras_siamese.encoders.adapt import adapt_encoder
 from keras_siamese.encoders.applications import application_names, from_keras_applications
 from keras_siamese.encoders.hub import from_keras_hub
 from keras_siamese.encoders.pixel_preprocessing import PixelPreprocessing
+from keras_siamese.encoders.patches import patchify, sincos_position_embedding, unpatchify
 from keras_siamese.encoders.resnet import resnet
+from keras_siamese.encoders.transformer_block import TransformerBlock
+from keras_siamese.encoders.vision_transformer import VisionTransformer
+from keras_siamese.encoders.vit import vision_transformer_of, vit
 
 __all__ = [
     "PixelPreprocessing",
+    "TransformerBlock",
+    "VisionTransformer",
     "adapt_encoder",
     "application_names",
     "from_keras_applications",
     "from_keras_hub",
+    "patchify",
     "resnet",
+    "sincos_position_embedding",
+    "unpatchify",
+    "vision_transformer_of",
+    "vit",
 ]
