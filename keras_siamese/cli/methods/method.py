@@ -76,6 +76,9 @@ class Method:
         build_batches: `(config, dataset) -> tf.data.Dataset` of training batches.
         build_monitors: `() -> callbacks` particular to the method.
         pretrains: whether `recipe.pretrain_epochs` of SimCLR train the encoder first.
+        vit_only: whether the method trains only the package's Vision Transformer
+            (masked-image modelling drops patch tokens inside it): `--encoder` must be
+            `auto` (the recipe's ViT) or `vit`.
     """
 
     name: str
@@ -88,6 +91,7 @@ class Method:
     build_batches: Callable = method_batches.images
     build_monitors: Callable[[], list] = collapse_monitor
     pretrains: bool = False
+    vit_only: bool = False
 
 
 def parse_dims(values) -> tuple[int, ...]:
