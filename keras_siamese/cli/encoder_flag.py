@@ -168,7 +168,32 @@ def _keras_hub_encoder(preset: str, view_shape: tuple[int, int, int]) -> keras.M
     with open(os.path.join(preset, "config.json"), encoding="utf-8") as file:
         backbone_config = json.load(file).get("config", {})
     # Backbones built for any size carry image_shape=(None, None, C): fix it to the views.
-    overrides = {"image_shape": view_shape} if "image_shape" in backbone_config else {}
-    backbone = keras_hub.models.Backbone.from_preset(preset, **overrides)
+    saved = backbone_config.get("image_shape")
+    overrides = {"image_shape": view_shape} if saved is not None else {}
+    try:
+        backbone = keras_hub.models.Backbone.from_preset(preset, **overrides)
+    except ValueError as error:
+        if saved is None or tuple(saved) == view_shape:
+            raise
+        raise ValueError(_rebuild_message(preset, saved, view_shape, error)) from error
     converter = keras_hub.layers.ImageConverter.from_preset(preset)
     return ks.encoders.from_keras_hub(backbone, converter)
+
+
+def _rebuild_message(preset: str, saved, view_shape: tuple[int, int, int], error) -> str:
+    """Why a preset saved at `saved` does not rebuild at `view_shape`, and what to do."""
+    saved = tuple(saved)
+    # Keras' load error ends with the variable's values: keep the shapes, not the dump.
+    reason = " ".join(str(error).split()).split(" Target variable:")[0][:400]
+    if None not in saved[:2]:
+        size = f"--image_size={saved[0]}" if saved[0] == saved[1] else "images of its size"
+        fix = f"train on views of the preset's size ({size}, --channels={saved[2]})"
+    else:
+        fix = f"train on views with --channels={saved[2]}"
+    return (
+        f"The KerasHub preset {preset} (saved with image_shape={saved}) cannot be rebuilt at "
+        f"the view shape {view_shape}: {reason.rstrip('.')}. Position embeddings of a fixed size "
+        "(ViTBackbone), patches that do not divide the views, or another channel count do "
+        f"not fit; {fix}, or save the preset at the view shape (DINOV2Backbone resizes its "
+        f"position embeddings to any square view). Received: view_shape={view_shape}"
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numbers
 
 POOLING = ("avg", "max")
+# Token sequences (ViT-style backbones) may also be pooled to their class token (token 0).
+TOKEN_POOLING = (*POOLING, "cls")
 
 
 def _positive_integer(value) -> bool:
@@ -33,10 +35,27 @@ def check_input_shape(input_shape, any_size: bool = False) -> tuple:
     return tuple(int(d) for d in input_shape)
 
 
-def check_pooling(pooling) -> str:
-    if pooling not in POOLING:
+def check_pooling(pooling, allowed: tuple[str, ...] = POOLING) -> str:
+    """`pooling` if it is one of `allowed` (`POOLING`, or `TOKEN_POOLING` for KerasHub).
+
+    Args:
+        pooling: the value to check.
+        allowed: the pooling names the caller implements.
+
+    Returns:
+        `pooling`.
+
+    Raises:
+        ValueError: naming the allowed values, for any other value.
+
+    Example:
+        >>> check_pooling("cls", TOKEN_POOLING)
+        'cls'
+    """
+    if pooling not in allowed:
+        names = ", ".join(repr(name) for name in allowed[:-1]) + f" or {allowed[-1]!r}"
         raise ValueError(
-            "Argument `pooling` must be 'avg' or 'max' (encoders return (batch, features)). "
+            f"Argument `pooling` must be {names} (encoders return (batch, features)). "
             f"Received: pooling={pooling!r}"
         )
     return pooling
