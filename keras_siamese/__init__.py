@@ -1,7 +1,7 @@
 """keras_siamese: self-supervised and Siamese representation learning for Keras 3 on TensorFlow.
 
-Nine methods, one model class each: `SimCLR`, `SimSiam`, `BYOL`, `MoCo`, `DINO`,
-`BarlowTwins`, `VICReg` and `SwAV` (self-supervised, over the shared base
+Ten methods, one model class each: `SimCLR`, `SimSiam`, `BYOL`, `MoCo`, `NNCLR`,
+`DINO`, `BarlowTwins`, `VICReg` and `SwAV` (self-supervised, over the shared base
 `models.TwoViewModel` in `models/two_view_model.py`) and `SiameseNetwork` (pairs and
 triplets). The public names are these models and the submodules::
 
@@ -66,6 +66,7 @@ _MODELS = (
     "BarlowTwins",
     "DINO",
     "MoCo",
+    "NNCLR",
     "SiameseNetwork",
     "SimCLR",
     "SimSiam",

@@ -4,10 +4,10 @@ Each check runs tests/scripts/equivalence.py in the shared replica process of te
 (logical CPU devices stand in for replicas and must be configured before TensorFlow
 initialises): one `fit` step of a model with synchronised BatchNorm under MirroredStrategy over
 2 and 4 logical CPUs, against the default strategy, from the same weights, on the same global
-batch, with a deterministic augmenter (none for the triplet Siamese network). Controls show the
-comparison can fail: per-replica BatchNorm, and SimCLR or triplet mining without the
-cross-replica gather, give other losses and weights. Run with `pytest -s` to see the measured
-differences.
+batch, with a deterministic augmenter (none for the triplet Siamese network); NNCLR over two
+steps, so that its support set is read after being written. Controls show the comparison can
+fail: per-replica BatchNorm, and SimCLR, NNCLR or triplet mining without the cross-replica
+gather, give other losses and weights. Run with `pytest -s` to see the measured differences.
 """
 
 import json
@@ -82,3 +82,19 @@ def test_triplet_siamese_step_on_2_and_4_replicas_equals_one_device(replica_job)
     control = results["without_all_gather"]
     assert control["loss_difference"] > 1e-4, control
     assert control["weights_relative_difference"] > 10 * UPDATES_TOLERANCE, control
+
+
+@pytest.mark.slow
+@pytest.mark.replica_job(SCRIPT, "nnclr", "2", "4")
+def test_nnclr_two_steps_and_support_set_on_2_and_4_replicas_equal_one_device(replica_job):
+    # Two steps: the second reads the neighbours the first enqueued (16 rows into 24 slots,
+    # then 16 more that wrap around); the support set is among the variables compared.
+    results = equivalence_results(replica_job)
+    check_replicated_matches(results, negatives=GLOBAL_BATCH - 1)
+    # Without the gathers each replica contrasts within its share and enqueues only its own
+    # projections (replica 0's, kept by `only_first_replica`): another loss and support set.
+    control = results["without_all_gather"]
+    assert control["loss_difference"] > 1e-2, control
+    assert control["weights_relative_difference"] > 10 * UPDATES_TOLERANCE, control
+    assert "support_set/embeddings" in control["variables_not_close"], control
+    assert "support_set/pointer" in control["variables_not_close"], control

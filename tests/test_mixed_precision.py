@@ -142,6 +142,9 @@ METHODS = {
     "BYOL": lambda encoder: ks.BYOL(encoder, projection_dim=8, hidden_dim=16),
     "MoCo v2": lambda encoder: ks.MoCo(encoder, queue_size=16),
     "MoCo v3": lambda encoder: ks.MoCo(encoder, version="v3"),
+    "NNCLR": lambda encoder: ks.NNCLR(
+        encoder, projection_dims=(16, 8), prediction_dims=(16, 8), support_set_size=16
+    ),
     "DINO": lambda encoder: ks.DINO(encoder, output_dim=32, hidden_dim=16, bottleneck_dim=8),
     "BarlowTwins": lambda encoder: ks.BarlowTwins(encoder, projection_dims=(16, 16)),
     "VICReg": lambda encoder: ks.VICReg(encoder, projection_dims=(16, 16)),

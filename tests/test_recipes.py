@@ -182,6 +182,7 @@ def test_multi_crop_local_views_are_at_least_the_smallest_view():
         ("simsiam", "SimSiam", {"predictor_hidden_dim": 128, "projection_layers": 2}),
         ("byol", "BYOL", {"hidden_dim": 512, "projection_dim": 128}),
         ("moco", "MoCo", {"queue_size": 4096, "temperature": 0.2, "version": "v2"}),
+        ("nnclr", "NNCLR", {"support_set_size": 8192, "prediction_dims": (512, 128)}),
         ("dino", "DINO", {"output_dim": 1024, "hidden_dim": 512, "bottleneck_dim": 128}),
         ("barlow-twins", "BarlowTwins", {"lambda_": 0.0051}),
         ("vicreg", "VICReg", {"variance_weight": 25.0, "covariance_weight": 1.0}),

@@ -22,6 +22,7 @@ from keras_siamese.recipes.byol import BYOLRecipe
 from keras_siamese.recipes.dino import DINORecipe
 from keras_siamese.recipes.moco import MoCoRecipe
 from keras_siamese.recipes.multi_crop import multi_crop_views
+from keras_siamese.recipes.nnclr import NNCLRRecipe
 from keras_siamese.recipes.recipe import Recipe
 from keras_siamese.recipes.siamese import (
     SiameseContrastiveRecipe,
@@ -41,6 +42,7 @@ RECIPE_CLASSES: dict[str, type[Recipe]] = {
         SimSiamRecipe,
         BYOLRecipe,
         MoCoRecipe,
+        NNCLRRecipe,
         DINORecipe,
         BarlowTwinsRecipe,
         VICRegRecipe,
@@ -57,7 +59,7 @@ def get(name: str, **changes) -> Recipe:
     """The measured recipe of method `name`, with `changes` applied.
 
     Args:
-        name: a method of `NAMES` ("simclr", "simsiam", "byol", "moco", "dino",
+        name: a method of `NAMES` ("simclr", "simsiam", "byol", "moco", "nnclr", "dino",
             "barlow-twins", "vicreg", "swav", "siamese-triplet", "siamese-contrastive",
             "siamese-metric").
         **changes: fields to change (checked). With `encoder_type="vit"` the method's
@@ -88,6 +90,7 @@ __all__ = [
     "BarlowTwinsRecipe",
     "DINORecipe",
     "MoCoRecipe",
+    "NNCLRRecipe",
     "Recipe",
     "SiameseMetricRecipe",
     "for_loss",

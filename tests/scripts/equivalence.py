@@ -5,7 +5,8 @@ before TensorFlow initialises). Prints one JSON line `EQUIVALENCE {...}` with th
 differences; the test asserts on them.
 
 Usage: python equivalence.py MODEL [REPLICAS ...]
-    MODEL: simclr, simsiam or siamese (triplets mined over the global batch), or
+    MODEL: simclr, simsiam or siamese (triplets mined over the global batch), nnclr (two
+        steps, so that the support set written by the first is read by the second), or
         siamese-LOSS for a metric loss of SiameseNetwork (siamese-multi_similarity,
         siamese-proxy_anchor, ...; siamese-xbm: multi-similarity with a cross-batch memory),
         trained on two P x K batches so that the memory is read; REPLICAS: 2 4.
@@ -95,14 +96,29 @@ def build_metric(loss_name):
     return build
 
 
+def build_nnclr(sync_batch_norm):
+    """NNCLR with a support set of 24: the second step's 16 projections wrap around."""
+    return ks.NNCLR(
+        tiny_encoder(),
+        augmenter=FlipSecondHalf(),
+        projection_dims=(16, 8),
+        prediction_dims=(16, 8),
+        temperature=0.5,
+        support_set_size=24,
+        sync_batch_norm=sync_batch_norm,
+    )
+
+
 BUILDERS = {"simclr": build_simclr, "simsiam": build_simsiam, "siamese": build_siamese}
+BUILDERS["nnclr"] = build_nnclr
+TWO_STEP_KINDS = ("nnclr",)  # read in the second step what the first one wrote
 BUILDERS |= {f"siamese-{name}": build_metric(name) for name in (*ks.loss_names.LOSS_NAMES, "xbm")}
 
 
 def global_batches(kind):
     """Global batches: images for the two-view models, (images, labels) for Siamese networks
     (one batch; two for a metric loss, so that a cross-batch memory is read)."""
-    batches = 2 if kind.startswith("siamese-") else 1
+    batches = 2 if kind.startswith("siamese-") or kind in TWO_STEP_KINDS else 1
     images = random_images(GLOBAL_BATCH * batches, (16, 16, 1), seed=1)
     if kind.startswith("siamese"):
         # Four classes spread over every replica's share: P x K = 4 x 4.
@@ -167,7 +183,9 @@ def new_mirrored_strategy(devices):
 
 def main(kind, counts):
     keras.utils.set_random_seed(0)
-    initial = BUILDERS[kind](True).get_weights()
+    first = BUILDERS[kind](True)
+    initial = first.get_weights()
+    names = [weight.path for weight in first.weights]  # the order of get_weights()
     devices = use_logical_cpus(MAX_DEVICES)
     default = tf.distribute.get_strategy()
     loss, reference, _ = train_one_step(kind, default, initial)
@@ -204,7 +222,7 @@ def main(kind, counts):
             "weights_relative_difference": weight_differences(weights, reference, initial)[0],
             "warnings": list(report.warnings),
         }
-    if kind in ("simclr", "siamese") or kind.startswith("siamese-"):
+    if kind in ("simclr", "siamese", *TWO_STEP_KINDS) or kind.startswith("siamese-"):
         # Without the gather each replica contrasts (or mines) its anchors within its share.
         # Both switches: the losses that ask `in_replica_context` and those that gather
         # unconditionally (`distribute.all_gather` is the identity outside replicas).
@@ -214,9 +232,11 @@ def main(kind, counts):
             local_loss, weights, _ = train_one_step(kind, strategy, initial)
         finally:
             distribute.in_replica_context, distribute.all_gather = saved
+        relative, _, not_close = weight_differences(weights, reference, initial)
         results["without_all_gather"] = {
             "loss_difference": abs(local_loss - loss),
-            "weights_relative_difference": weight_differences(weights, reference, initial)[0],
+            "weights_relative_difference": relative,
+            "variables_not_close": [names[index] for index, *_ in not_close],
         }
     print("EQUIVALENCE " + json.dumps(results))
 

@@ -28,7 +28,7 @@ from keras_siamese.cli import data, run_config, train_command, train_flags  # no
 TOTAL_STEPS = 2340  # 10 epochs of 234 steps
 CLI_METHODS = (
     "simclr", "simsiam", "byol", "moco", "dino", "barlow-twins", "vicreg", "swav",
-    "siamese-triplet", "siamese-contrastive", "siamese-metric",
+    "siamese-triplet", "siamese-contrastive", "siamese-metric", "nnclr",
 )  # fmt: skip
 QUALITY_METHODS = {  # quality.py's --methods names
     "simclr": "simclr", "simsiam": "simsiam", "byol": "byol", "moco": "moco", "dino": "dino",

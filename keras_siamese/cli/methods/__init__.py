@@ -16,6 +16,7 @@ from keras_siamese.cli.methods import (
     byol,
     dino,
     moco,
+    nnclr,
     siamese,
     simclr,
     simsiam,
@@ -37,6 +38,7 @@ METHODS: dict[str, Method] = {
         swav.METHOD,
         byol.METHOD,
         moco.METHOD,
+        nnclr.METHOD,
         dino.METHOD,
     )
 }
