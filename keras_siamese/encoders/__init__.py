@@ -20,8 +20,8 @@ divide the uint8 pixels by 255 before the encoder, so backbones that expect anot
 from keras_siamese.encoders.adapt import adapt_encoder
 from keras_siamese.encoders.applications import application_names, from_keras_applications
 from keras_siamese.encoders.hub import from_keras_hub
-from keras_siamese.encoders.pixel_preprocessing import PixelPreprocessing
 from keras_siamese.encoders.patches import patchify, sincos_position_embedding, unpatchify
+from keras_siamese.encoders.pixel_preprocessing import PixelPreprocessing
 from keras_siamese.encoders.resnet import resnet
 from keras_siamese.encoders.transformer_block import TransformerBlock
 from keras_siamese.encoders.vision_transformer import VisionTransformer
