@@ -92,6 +92,11 @@ def numpy_vit(images, layer):
     for block in layer.blocks:
         x = numpy_block(x, block)
     x = layer_norm(x, layer.norm)
+    if layer.pooling == "grid":  # equal cells: (rows / g) x (columns / g) tokens each
+        rows, columns = images.shape[1] // layer.patch_size, images.shape[2] // layer.patch_size
+        g = layer.pool_grid
+        maps = x[:, 1:].reshape(len(x), g, rows // g, g, columns // g, layer.dim)
+        return maps.mean(axis=(2, 4)).reshape(len(x), -1)
     return x[:, 0] if layer.pooling == "cls" else x[:, 1:].mean(axis=1)
 
 
@@ -190,7 +195,8 @@ def test_bfloat16_policy_computes_close_to_float32():
         ({"image_size": 30}, r"multiple of patch_size=4.*image_size=\(30, 30\)"),
         ({"dim": 30, "heads": 4}, r"`dim` must be a multiple of `heads`.*dim=30, heads=4"),
         ({"dim": 18, "heads": 2, "position_embedding": "sincos"}, r"multiple of 4.*dim=18"),
-        ({"pooling": "max"}, r"`pooling` must be one of \('cls', 'mean'\).*'max'"),
+        ({"pooling": "max"}, r"`pooling` must be one of \('cls', 'mean', 'grid'\).*'max'"),
+        ({"pool_grid": 0}, r"`pool_grid` must be an integer >= 1.*pool_grid=0"),
         ({"position_embedding": "rope"}, r"`position_embedding` must be one of.*'rope'"),
         ({"depth": 0}, r"`depth` must be an integer >= 1.*depth=0"),
         ({"image_size": "big"}, r"`image_size` must be an int or \(height, width\)"),

@@ -18,7 +18,7 @@ from keras_siamese.encoders.patches import sincos_position_embedding
 from keras_siamese.encoders.transformer_block import TransformerBlock
 
 POSITION_EMBEDDINGS = ("learned", "sincos")
-POOLINGS = ("cls", "mean")
+POOLINGS = ("cls", "mean", "grid")
 
 
 def _check_choice(name: str, value, choices: tuple) -> str:
@@ -67,8 +67,12 @@ class VisionTransformer(keras.layers.Layer):
         mlp_ratio: the MLP's hidden width over `dim`.
         position_embedding: `"learned"` (ViT, DINO; the class token gets one too) or
             `"sincos"` (fixed 2-D sine-cosine, MAE and MoCo v3; none on the class token).
-        pooling: the representation: `"cls"` (the class token's output) or `"mean"` (the
-            mean of the patch tokens' outputs, MAE's fine-tuning choice).
+        pooling: the representation: `"cls"` (the class token's output), `"mean"` (the
+            mean of the patch tokens' outputs, MAE's fine-tuning choice) or `"grid"` (the
+            patch tokens' outputs as a map, averaged over a `pool_grid` x `pool_grid` grid
+            of cells and flattened: `pool_grid**2 * dim` features that keep where each
+            pattern is, as `resnet(grid_size=...)` does with its last feature map).
+        pool_grid: cells per side of the `"grid"` pooling.
         dropout: dropout in the blocks.
         layer_norm_epsilon: epsilon of every LayerNorm.
         **kwargs: `keras.layers.Layer` arguments.
@@ -89,6 +93,7 @@ class VisionTransformer(keras.layers.Layer):
         mlp_ratio: float = 4.0,
         position_embedding: str = "learned",
         pooling: str = "cls",
+        pool_grid: int = 4,
         dropout: float = 0.0,
         layer_norm_epsilon: float = 1e-6,
         **kwargs,
@@ -98,6 +103,7 @@ class VisionTransformer(keras.layers.Layer):
         grid_size = _check_grid(grid_size)
         _check_choice("position_embedding", position_embedding, POSITION_EMBEDDINGS)
         _check_choice("pooling", pooling, POOLINGS)
+        pool_grid = validation.check_integer("pool_grid", pool_grid)
         if position_embedding == "sincos" and dim % 4:
             raise ValueError(
                 "Argument `dim` must be a multiple of 4 with position_embedding='sincos'. "
@@ -110,6 +116,8 @@ class VisionTransformer(keras.layers.Layer):
         super().__init__(**kwargs)
         self.patch_size, self.depth, self.grid_size = patch_size, depth, grid_size
         self.position_embedding, self.pooling = position_embedding, pooling
+        self.pool_grid = pool_grid
+        self.grid_pooling = keras.layers.AdaptiveAveragePooling2D((pool_grid, pool_grid))
         self.dim, self.heads, self.mlp_ratio = blocks[0].dim, heads, blocks[0].mlp_ratio
         self.dropout, self.layer_norm_epsilon = blocks[0].dropout, blocks[0].layer_norm_epsilon
         self.blocks = blocks
@@ -176,16 +184,39 @@ class VisionTransformer(keras.layers.Layer):
             tokens = block(tokens, training=training)
         return self.norm(tokens)
 
-    def pool(self, encoded) -> tf.Tensor:
-        """The representation of `encode_tokens`' output: class token or patch-token mean."""
+    def token_grid(self, images) -> tuple:
+        """`(rows, columns)` of patches of `images` (Python ints when the shape is known)."""
+        shape = tf.shape(images)
+        sides = [images.shape[axis] for axis in (1, 2)]
+        return tuple(
+            side // self.patch_size if side is not None else shape[axis] // self.patch_size
+            for axis, side in zip((1, 2), sides, strict=True)
+        )
+
+    def pool(self, encoded, grid=None) -> tf.Tensor:
+        """The representation of `encode_tokens`' output: class token, patch-token mean, or
+        the patch tokens averaged over a grid (`grid`: the `token_grid` they came from)."""
         if self.pooling == "cls":
             return encoded[:, 0]
-        return tf.reduce_mean(encoded[:, 1:], axis=1)
+        if self.pooling == "mean":
+            return tf.reduce_mean(encoded[:, 1:], axis=1)
+        if grid is None:
+            raise ValueError(
+                "Argument `grid` must be the (rows, columns) of the patch tokens with "
+                f"pooling='grid'. Received: grid={grid!r}"
+            )
+        batch = tf.shape(encoded)[0]
+        maps = tf.reshape(encoded[:, 1:], tf.stack([batch, grid[0], grid[1], self.dim]))
+        cells = self.grid_pooling(maps)
+        return tf.reshape(cells, (-1, self.pool_grid * self.pool_grid * self.dim))
 
     def call(self, images, training=None):
-        return self.pool(self.encode_tokens(self.patch_tokens(images), training=training))
+        encoded = self.encode_tokens(self.patch_tokens(images), training=training)
+        return self.pool(encoded, self.token_grid(images))
 
     def compute_output_shape(self, input_shape):
+        if self.pooling == "grid":
+            return (input_shape[0], self.pool_grid * self.pool_grid * self.dim)
         return (input_shape[0], self.dim)
 
     def get_config(self):
@@ -200,6 +231,7 @@ class VisionTransformer(keras.layers.Layer):
                 "mlp_ratio": self.mlp_ratio,
                 "position_embedding": self.position_embedding,
                 "pooling": self.pooling,
+                "pool_grid": self.pool_grid,
                 "dropout": self.dropout,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
             }

@@ -36,6 +36,7 @@ def vit(
     mlp_ratio: float = 4.0,
     position_embedding: str = "learned",
     pooling: str = "cls",
+    pool_grid: int = 4,
     dropout: float = 0.0,
     any_size: bool = False,
     name: str = "vit",
@@ -58,7 +59,9 @@ def vit(
         channels: image channels (any count).
         mlp_ratio: the MLP's hidden width over `dim`.
         position_embedding: `"learned"` or `"sincos"` (fixed, as MAE).
-        pooling: `"cls"` (class token) or `"mean"` (mean of the patch tokens).
+        pooling: `"cls"` (class token), `"mean"` (mean of the patch tokens) or `"grid"`
+            (the patch tokens averaged over `pool_grid` x `pool_grid` cells, flattened).
+        pool_grid: cells per side of the `"grid"` pooling.
         dropout: dropout in the blocks.
         any_size: accept images of any size (`input_shape=(None, None, channels)`): train
             on smaller crops or multi-crop's local views and serve whole images; the
@@ -66,7 +69,8 @@ def vit(
         name: the model's name.
 
     Returns:
-        A functional `keras.Model` from images to `(batch, dim)`; its
+        A functional `keras.Model` from images to `(batch, dim)` (`"grid"`:
+        `(batch, pool_grid**2 * dim)`); its
         `VisionTransformer` layer is `vision_transformer_of(model)`.
 
     Raises:
@@ -96,6 +100,7 @@ def vit(
         mlp_ratio=mlp_ratio,
         position_embedding=position_embedding,
         pooling=pooling,
+        pool_grid=pool_grid,
         dropout=dropout,
         name="vision_transformer",
     )

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 ENCODER_TYPES = ("resnet", "vit")
 STEMS = ("small", "imagenet")
 VIT_POSITION_EMBEDDINGS = ("learned", "sincos")
-VIT_POOLINGS = ("cls", "mean")
+VIT_POOLINGS = ("cls", "mean", "grid")
 VIEWS = ("simclr", "byol")
 OPTIMIZERS = ("sgd", "lars", "adam")
 SCALINGS = ("linear", "sqrt", "none")
@@ -106,7 +106,8 @@ class Recipe:
         vit_depth: the ViT's Transformer blocks.
         vit_heads: the ViT's attention heads.
         vit_position_embedding: "learned" or "sincos".
-        vit_pooling: the ViT's representation, "cls" or "mean".
+        vit_pooling: the ViT's representation, "cls", "mean" or "grid" (its patch tokens
+            averaged over an `encoder_grid` x `encoder_grid` grid, as the ResNet's map).
         crop_size: side of the training views; None trains on whole images.
         min_crop_area: smallest random-crop area fraction (the largest is 1).
         color_strength: colour-jitter strength s (SimCLR's).
@@ -299,6 +300,7 @@ class Recipe:
             channels=channels,
             position_embedding=self.vit_position_embedding,
             pooling=self.vit_pooling,
+            pool_grid=self.encoder_grid,
             any_size=True,
         )
 
