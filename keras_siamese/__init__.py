@@ -1,9 +1,10 @@
 """keras_siamese: self-supervised and Siamese representation learning for Keras 3 on TensorFlow.
 
-Ten methods, one model class each: `SimCLR`, `SimSiam`, `BYOL`, `MoCo`, `NNCLR`,
+Eleven methods, one model class each: `SimCLR`, `SimSiam`, `BYOL`, `MoCo`, `NNCLR`,
 `DINO`, `BarlowTwins`, `VICReg` and `SwAV` (self-supervised, over the shared base
-`models.TwoViewModel` in `models/two_view_model.py`) and `SiameseNetwork` (pairs and
-triplets). The public names are these models and the submodules::
+`models.TwoViewModel` in `models/two_view_model.py`), `MAE` (masked autoencoders on the
+package's ViT) and `SiameseNetwork` (pairs and triplets). The public names are these models
+and the submodules::
 
     import keras_siamese as ks
     encoder = ks.encoders.resnet(depth=18, input_shape=(32, 32, 3))
@@ -65,6 +66,7 @@ _MODELS = (
     "BYOL",
     "BarlowTwins",
     "DINO",
+    "MAE",
     "MoCo",
     "NNCLR",
     "SiameseNetwork",

@@ -94,6 +94,8 @@ def test_the_default_model_and_optimizer_are_the_recipe_ones(name):
         "--siamese_margin=0",
         "--dino_teacher_temperature=0",
         "--simsiam_projection_layers=0",
+        "--mask_ratio=1",
+        "--decoder_heads=3",
         "--epochs=0",
         "--warmup_fraction=0.95",
         "--encoder_width=0",

@@ -7,7 +7,10 @@ initialises): one `fit` step of a model with synchronised BatchNorm under Mirror
 batch, with a deterministic augmenter (none for the triplet Siamese network); NNCLR over two
 steps, so that its support set is read after being written. Controls show the comparison can
 fail: per-replica BatchNorm, and SimCLR, NNCLR or triplet mining without the cross-replica
-gather, give other losses and weights. Run with `pytest -s` to see the measured differences.
+gather, give other losses and weights. MAE (no BatchNorm) over two steps on 2 and 4 replicas,
+and one batch split 6, 6, 4 over 3: its masks are drawn per global image, its loss is the
+global mean; masks seeded per replica differ. Run with `pytest -s` to see the measured
+differences.
 """
 
 import json
@@ -98,3 +101,30 @@ def test_nnclr_two_steps_and_support_set_on_2_and_4_replicas_equal_one_device(re
     assert control["weights_relative_difference"] > 10 * UPDATES_TOLERANCE, control
     assert "support_set/embeddings" in control["variables_not_close"], control
     assert "support_set/pointer" in control["variables_not_close"], control
+
+
+@pytest.mark.slow
+@pytest.mark.replica_job(SCRIPT, "mae", "2", "4")
+def test_mae_masks_and_loss_on_2_4_and_uneven_3_replicas_equal_one_device(replica_job):
+    # Two fit steps (other masks in each) on 2 and 4 replicas; one batch of 16 split 6, 6, 4
+    # over 3 (strategy.run): the row offsets and the global mean over the masked patches hold
+    # for uneven shares too.
+    results = equivalence_results(replica_job)
+    assert results["relative_update"] > 1e-3
+    for count in (2, 4):
+        replicated = results[f"replicas_{count}"]
+        assert replicated["loss_difference"] < LOSS_TOLERANCE, replicated
+        assert replicated["weights_relative_difference"] < WEIGHTS_TOLERANCE, replicated
+        assert replicated["updates_relative_difference"] < UPDATES_TOLERANCE, replicated
+        assert replicated["variables_not_close"] == [], replicated
+        assert replicated["report"]["local_batch_norm"] == []
+    uneven = results["uneven_3_replicas"]
+    assert uneven["replica_batch_sizes"] == [6, 6, 4] and uneven["masks_equal"], uneven
+    assert uneven["traced_replica_batch_sizes"] == [6, 6, 4], uneven  # each its own static size
+    assert uneven["loss_difference"] < LOSS_TOLERANCE, uneven
+    assert uneven["gradients_relative_difference"] < UPDATES_TOLERANCE, uneven
+    # Masks seeded per replica, or drawn per replica's share (no gathers): other masks.
+    for name in ("masks_per_replica", "without_all_gather"):
+        control = results[name]
+        assert control["loss_difference"] > 1e-3, (name, control)
+        assert control["weights_relative_difference"] > 10 * UPDATES_TOLERANCE, (name, control)

@@ -103,7 +103,7 @@ def test_version_matches_setup_cfg():
 
 @pytest.mark.parametrize(
     "cls",
-    [ks.SimCLR, ks.augment.SimCLRAugmenter, ks.heads.ProjectionHead],
+    [ks.SimCLR, ks.augment.SimCLRAugmenter, ks.heads.ProjectionHead, ks.MAE, ks.models.MAEDecoder],
     ids=lambda cls: cls.__name__,
 )
 def test_public_classes_are_registered_for_saving(cls):

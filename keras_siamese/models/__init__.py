@@ -1,4 +1,4 @@
-"""The models: ten methods over one shared base, one file per method.
+"""The models: eleven methods over one shared base, one file per method.
 
 The self-supervised methods SimCLR, SimSiam, BYOL, MoCo, NNCLR, DINO, Barlow Twins, VICReg and
 SwAV (`simclr.py`, `simsiam.py`, ...), and `SiameseNetwork` (siamese.py, its batch formats in
@@ -9,11 +9,15 @@ siamese_inputs.py), trained on pairs or triplets.
   base of the self-supervised methods.
 - `MomentumModel` (momentum.py): the base of BYOL, MoCo and DINO (a moving-average target).
 - `SupportSet` (support_set.py): NNCLR's queue of projections and its nearest neighbours.
+- `MAE` (mae.py): masked autoencoders, a direct subclass of `RepresentationModel` on the
+  package's ViT; `MAEDecoder` (mae_decoder.py) and the masking (patch_masking.py) beside it.
 """
 
 from keras_siamese.models.barlow_twins import BarlowTwins
 from keras_siamese.models.byol import BYOL
 from keras_siamese.models.dino import DINO, DINOHead
+from keras_siamese.models.mae import MAE
+from keras_siamese.models.mae_decoder import MAEDecoder
 from keras_siamese.models.moco import MoCo, MoCoProjectionHead
 from keras_siamese.models.momentum import MomentumModel, MomentumUpdate
 from keras_siamese.models.nnclr import NNCLR
@@ -31,6 +35,8 @@ __all__ = [
     "BarlowTwins",
     "DINO",
     "DINOHead",
+    "MAE",
+    "MAEDecoder",
     "MoCo",
     "MoCoProjectionHead",
     "MomentumModel",

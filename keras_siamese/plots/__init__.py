@@ -8,7 +8,8 @@ imported inside the functions, so importing keras_siamese never needs them; inst
 `pip install keras_siamese[plots]`.
 
 Modules, re-exported here: `figures` (the PNG figures, of fixed sizes in pixels), `roc` (the
-ROC curve of verification scores), `curves` (training curves from a `CSVLogger` history file)
+ROC curve of verification scores), `reconstructions` (a masked autoencoder's
+reconstructions beside the images), `curves` (training curves from a `CSVLogger` history file)
 and `projector` (the Embedding Projector files).
 """
 
@@ -33,6 +34,11 @@ from keras_siamese.plots.projector import (
     PROJECTOR_TENSORS,
     projector_files,
 )
+from keras_siamese.plots.reconstructions import (
+    RECONSTRUCTION_CELL_INCHES,
+    mae_reconstructions,
+    reconstruction_figure_pixels,
+)
 from keras_siamese.plots.roc import ROC_INCHES, roc_figure
 
 __all__ = [
@@ -46,12 +52,15 @@ __all__ = [
     "PROJECTOR_METADATA",
     "PROJECTOR_SPRITE",
     "PROJECTOR_TENSORS",
+    "RECONSTRUCTION_CELL_INCHES",
     "ROC_INCHES",
     "curve_figure_pixels",
     "embedding_map",
     "grid_figure_pixels",
+    "mae_reconstructions",
     "projector_files",
     "read_history",
+    "reconstruction_figure_pixels",
     "retrieval_grid",
     "roc_figure",
     "training_curves",

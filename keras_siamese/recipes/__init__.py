@@ -20,6 +20,7 @@ from __future__ import annotations
 from keras_siamese.recipes.barlow_twins import BarlowTwinsRecipe
 from keras_siamese.recipes.byol import BYOLRecipe
 from keras_siamese.recipes.dino import DINORecipe
+from keras_siamese.recipes.mae import MAERecipe
 from keras_siamese.recipes.moco import MoCoRecipe
 from keras_siamese.recipes.multi_crop import multi_crop_views
 from keras_siamese.recipes.nnclr import NNCLRRecipe
@@ -47,6 +48,7 @@ RECIPE_CLASSES: dict[str, type[Recipe]] = {
         BarlowTwinsRecipe,
         VICRegRecipe,
         SwAVRecipe,
+        MAERecipe,
         SiameseRecipe,
         SiameseContrastiveRecipe,
         SiameseMetricRecipe,
@@ -60,8 +62,8 @@ def get(name: str, **changes) -> Recipe:
 
     Args:
         name: a method of `NAMES` ("simclr", "simsiam", "byol", "moco", "nnclr", "dino",
-            "barlow-twins", "vicreg", "swav", "siamese-triplet", "siamese-contrastive",
-            "siamese-metric").
+            "barlow-twins", "vicreg", "swav", "mae", "siamese-triplet",
+            "siamese-contrastive", "siamese-metric").
         **changes: fields to change (checked). With `encoder_type="vit"` the method's
             ViT recipe (its class's `vit_changes`) applies first, then `changes`.
 
@@ -89,6 +91,7 @@ __all__ = [
     "BYOLRecipe",
     "BarlowTwinsRecipe",
     "DINORecipe",
+    "MAERecipe",
     "MoCoRecipe",
     "NNCLRRecipe",
     "Recipe",

@@ -9,7 +9,9 @@ Usage: python equivalence.py MODEL [REPLICAS ...]
         steps, so that the support set written by the first is read by the second), or
         siamese-LOSS for a metric loss of SiameseNetwork (siamese-multi_similarity,
         siamese-proxy_anchor, ...; siamese-xbm: multi-similarity with a cross-batch memory),
-        trained on two P x K batches so that the memory is read; REPLICAS: 2 4.
+        trained on two P x K batches so that the memory is read; mae (two steps, masks drawn
+        for the global batch from (seed, step); also one batch split 6, 6, 4 over 3 replicas);
+        REPLICAS: 2 4.
 """
 
 import json
@@ -112,6 +114,24 @@ def build_nnclr(sync_batch_norm):
 BUILDERS = {"simclr": build_simclr, "simsiam": build_simsiam, "siamese": build_siamese}
 BUILDERS["nnclr"] = build_nnclr
 TWO_STEP_KINDS = ("nnclr",)  # read in the second step what the first one wrote
+
+
+def build_mae(sync_batch_norm):
+    """MAE on a tiny ViT (a 4 x 4 grid of patches, 4 visible), the images as they are: the
+    masks are its only randomness. A ViT has no BatchNorm: `sync_batch_norm` changes nothing."""
+    encoder = ks.encoders.vit(16, 4, dim=16, depth=1, heads=2, pooling="mean")
+    return ks.MAE(
+        encoder,
+        augmenter=ks.augment.ToUnitRange(),
+        decoder_dim=16,
+        decoder_depth=1,
+        decoder_heads=2,
+        seed=5,
+    )
+
+
+BUILDERS["mae"] = build_mae
+TWO_STEP_KINDS += ("mae",)  # the second step draws other masks (the step is in their seed)
 BUILDERS |= {f"siamese-{name}": build_metric(name) for name in (*ks.loss_names.LOSS_NAMES, "xbm")}
 
 
@@ -181,6 +201,68 @@ def new_mirrored_strategy(devices):
     return tf.distribute.MirroredStrategy(devices)
 
 
+def masks_per_replica(kind, strategy, initial, loss, reference):
+    """MAE's control: each replica draws the noise of its own images from the seed folded
+    with its replica id, instead of its rows of the global batch's draw."""
+    from keras_siamese.models import patch_masking
+
+    def per_replica(seed, local_size, num_patches):
+        shape = tf.stack([tf.cast(local_size, tf.int32), num_patches])
+        return tf.random.stateless_uniform(shape, distribute.replica_seed(seed), alg="philox")
+
+    saved, patch_masking.mask_noise = patch_masking.mask_noise, per_replica
+    try:
+        replica_loss, weights, _ = train_one_step(kind, strategy, initial)
+    finally:
+        patch_masking.mask_noise = saved
+    return {
+        "loss_difference": abs(replica_loss - loss),
+        "weights_relative_difference": weight_differences(weights, reference, initial)[0],
+    }
+
+
+def mae_uneven_split(devices, initial):
+    """MAE's loss, gradients and masks of one global batch of 16 images split 6, 6, 4 over 3
+    replicas, against one device. Run by `strategy.run`: Keras' `fit` cannot start on a
+    batch that splits unevenly (its symbolic build adds the replicas' batches together)."""
+    images = tf.constant(random_images(GLOBAL_BATCH, (16, 16, 1), seed=1))
+
+    def model_under(strategy):
+        with strategy.scope():
+            model = build_mae(True)
+            model.set_weights(initial)
+            model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE))
+        return model
+
+    traced = []  # the static batch size each replica is traced with (6, 6, 4: not one size)
+
+    def parts(model, batch):
+        traced.append(batch.shape[0])
+        with tf.GradientTape() as tape:
+            prepared = model.prepare_batch(batch, training=True)
+            loss, _ = model.loss_on_batch(prepared, training=True)
+            scaled = distribute.scale_for_replicas(loss)
+        return loss, tape.gradient(scaled, model.trainable_variables), prepared["mask"]
+
+    model = model_under(tf.distribute.get_strategy())
+    loss, gradients, mask = tf.function(lambda batch: parts(model, batch))(images)
+    strategy = new_mirrored_strategy(devices)
+    replicated = model_under(strategy)
+    dataset = tf.data.Dataset.from_tensor_slices(images).batch(GLOBAL_BATCH)
+    batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
+    run = tf.function(lambda batch: strategy.run(lambda b: parts(replicated, b), args=(batch,)))
+    losses, replica_gradients, masks = run(batch)
+    masks = strategy.experimental_local_results(masks)
+    summed = [strategy.reduce("SUM", gradient, axis=None) for gradient in replica_gradients]
+    return {
+        "replica_batch_sizes": [int(part.shape[0]) for part in masks],
+        "traced_replica_batch_sizes": traced[1:],
+        "masks_equal": bool(np.array_equal(np.concatenate(masks), mask.numpy())),
+        "loss_difference": abs(float(strategy.reduce("MEAN", losses, axis=None)) - float(loss)),
+        "gradients_relative_difference": relative_difference(flat(summed), flat(gradients)),
+    }
+
+
 def main(kind, counts):
     keras.utils.set_random_seed(0)
     first = BUILDERS[kind](True)
@@ -238,6 +320,9 @@ def main(kind, counts):
             "weights_relative_difference": relative,
             "variables_not_close": [names[index] for index, *_ in not_close],
         }
+    if kind == "mae":
+        results["masks_per_replica"] = masks_per_replica(kind, strategy, initial, loss, reference)
+        results["uneven_3_replicas"] = mae_uneven_split(devices[:3], initial)
     print("EQUIVALENCE " + json.dumps(results))
 
 

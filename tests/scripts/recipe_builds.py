@@ -30,6 +30,7 @@ CLI_METHODS = (
     "simclr", "simsiam", "byol", "moco", "dino", "barlow-twins", "vicreg", "swav",
     "siamese-triplet", "siamese-contrastive", "siamese-metric", "nnclr",
 )  # fmt: skip
+CLI_METHODS += ("mae",)
 QUALITY_METHODS = {  # quality.py's --methods names
     "simclr": "simclr", "simsiam": "simsiam", "byol": "byol", "moco": "moco", "dino": "dino",
     "barlow-twins": "barlow_twins", "vicreg": "vicreg", "swav": "swav",

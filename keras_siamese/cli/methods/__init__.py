@@ -15,6 +15,7 @@ from keras_siamese.cli.methods import (
     barlow_twins,
     byol,
     dino,
+    mae,
     moco,
     nnclr,
     siamese,
@@ -40,6 +41,7 @@ METHODS: dict[str, Method] = {
         moco.METHOD,
         nnclr.METHOD,
         dino.METHOD,
+        mae.METHOD,
     )
 }
 
