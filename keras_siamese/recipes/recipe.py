@@ -24,6 +24,12 @@ import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import keras_siamese as ks
+from keras_siamese.recipes.checks import (  # noqa: F401 (check_dims: the recipes import it here)
+    check_choice,
+    check_dims,
+    check_integer,
+    check_number,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -41,51 +47,6 @@ ENCODER_FIELDS = (
     "vit_dim", "vit_depth", "vit_heads", "vit_position_embedding", "vit_pooling",
 )  # fmt: skip
 MOMENTUM = 0.9  # SGD's and LARS' momentum in every recipe (the papers')
-
-
-def check_choice(name: str, value: Any, choices: tuple) -> None:
-    """Raises ValueError naming `name` unless `value` is one of `choices`."""
-    if value not in choices:
-        raise ValueError(
-            f"Recipe field `{name}` must be one of {choices}. Received: {name}={value!r}"
-        )
-
-
-def check_number(
-    name: str, value: Any, minimum: float = 0.0, maximum: float = math.inf, strict=False
-) -> None:
-    """Raises TypeError for a non-number, ValueError outside `[minimum, maximum]` (or
-    `(minimum, maximum]` when `strict`), naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"Recipe field `{name}` must be a number. Received: {name}={value!r}")
-    low_ok = value > minimum if strict else value >= minimum
-    if not (low_ok and value <= maximum and math.isfinite(value)):
-        low = "(" if strict else "["
-        raise ValueError(
-            f"Recipe field `{name}` must be in {low}{minimum}, {maximum}]. "
-            f"Received: {name}={value!r}"
-        )
-
-
-def check_integer(name: str, value: Any, minimum: int = 1) -> None:
-    """Raises TypeError for a non-integer, ValueError below `minimum`, naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"Recipe field `{name}` must be an integer. Received: {name}={value!r}")
-    if value < minimum:
-        raise ValueError(
-            f"Recipe field `{name}` must be at least {minimum}. Received: {name}={value!r}"
-        )
-
-
-def check_dims(name: str, value: Any) -> None:
-    """Raises unless `value` is a non-empty tuple of positive integers."""
-    if not isinstance(value, tuple) or not value:
-        raise TypeError(
-            f"Recipe field `{name}` must be a non-empty tuple of integers. Received: "
-            f"{name}={value!r}"
-        )
-    for item in value:
-        check_integer(name, item)
 
 
 @dataclasses.dataclass(frozen=True)
