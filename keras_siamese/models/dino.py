@@ -96,8 +96,12 @@ class DINOHead(keras.layers.Layer):
             if self.batch_norm:
                 x = self.norms[index](x, training=training)
             x = keras.activations.gelu(x, approximate=False)
-        x = ops.normalize(self.dense_layers[-1](x), axis=-1)
-        return ops.matmul(x, ops.normalize(self.prototypes, axis=0))
+        # The norms in float32: in float16 the squares of small bottleneck outputs (a
+        # truncated normal of std 0.02 per layer) underflow to 0, and 0 / 0 is NaN.
+        x = ops.normalize(ops.cast(self.dense_layers[-1](x), "float32"), axis=-1)
+        prototypes = ops.normalize(ops.cast(self.prototypes, "float32"), axis=0)
+        dtype = self.compute_dtype
+        return ops.matmul(ops.cast(x, dtype), ops.cast(prototypes, dtype))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_dim)

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import keras_siamese as ks
 from keras_siamese.recipes.multi_crop import multi_crop_views
 from keras_siamese.recipes.recipe import Recipe, check_integer, check_number
+
+# DINO's ViT setting (Caron et al. 2021, section 3.1, "Implementation and evaluation
+# protocols" and appendix), scaled to a CPU budget: see `DINORecipe`.
+VIT_CHANGES: dict[str, Any] = {
+    "head_batch_norm": False,
+    "teacher_temperature": 0.07,
+    "warmup_teacher_temperature": 0.04,
+    "teacher_temperature_warmup_fraction": 0.3,
+    "local_views": 4,
+    "optimizer": "adam",
+    "learning_rate": 5e-4,
+    "weight_decay": 0.04,
+    "target_momentum": 0.996,
+    "vit_position_embedding": "learned",
+    "vit_pooling": "cls",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,12 +37,42 @@ class DINORecipe(Recipe):
     uniform, tests/test_dino.py), teacher temperature 0.07, base momentum 0.99, the two
     global views only (`local_views` adds multi-crop's local ones).
 
+    The ViT recipe (`ks.recipes.get("dino", encoder_type="vit")`, `VIT_CHANGES`) is the
+    paper's ViT setting on the base recipe's small ViT (patches of 4, 64 features, 4 blocks
+    of 4 heads on 16x16 crops: a 4x4 grid), not yet measured:
+
+    - no BatchNorm in the head: "ViT architectures do not use batch normalizations (BN) by
+      default. Therefore, when applying DINO to ViT we do not use any BN also in the
+      projection heads, making the system entirely BN-free" (section 3.1);
+    - the teacher temperature warmed up: "we use a linear warm-up for tau_t from 0.04 to
+      0.07 during the first 30 epochs" (appendix) of their 100-epoch ViT-S runs, so 30% of
+      the steps here (`teacher_temperature_warmup_fraction`);
+    - multi-crop: "several local views of resolution 96^2 covering only small areas" with
+      "a bicubic interpolation to adapt the position embeddings to the scales": 4 local
+      views (their code's default is 8; 4 local views of 4 patches add about 60% to the
+      student's tokens on a CPU) of 96/224 of the 16-pixel crops rounded to whole patches
+      (8x8, a 2x2 grid), through the ViT at their own size;
+    - "We use the AdamW optimizer ... lr = 0.0005 * batchsize/256 ... The weight decay also
+      follows a cosine schedule from 0.04 to 0.4": Adam with decoupled decay 0.04 (constant:
+      the cosine schedule of the decay is not implemented) at 5e-4 for a batch of 256,
+      linearly warmed up over the base recipe's 10% of the steps (their 10 of 100 epochs);
+    - "the update rule is ... lambda following a cosine schedule from 0.996 to 1": base
+      momentum 0.996;
+    - a learned position embedding and the class token's output as the representation
+      (ViT's, as their code).
+
+    The head keeps the ResNet recipe's scaled sizes (512 -> 128 -> 1024 against 2048 -> 256
+    -> 65536) and the learning rate is the paper's rule, not tuned for this ViT.
+
     Args:
         output_dim: outputs (prototypes) of the head.
         hidden_dim: hidden width of the head.
         bottleneck_dim: the head's bottleneck.
         head_batch_norm: BatchNorm in the head's hidden layers.
-        teacher_temperature: the teacher's softmax temperature.
+        teacher_temperature: the teacher's softmax temperature (after its warm-up).
+        warmup_teacher_temperature: the teacher's temperature at the first step, raised
+            linearly to `teacher_temperature` (unused without a warm-up).
+        teacher_temperature_warmup_fraction: fraction of the steps of that warm-up (0: none).
         target_momentum: the teacher's base momentum.
         local_views: multi-crop's local views (0: the two global views).
         **fields: the `Recipe` fields.
@@ -34,9 +80,12 @@ class DINORecipe(Recipe):
     Example:
         >>> ks.recipes.get("dino").output_dim
         1024
+        >>> ks.recipes.get("dino", encoder_type="vit").teacher_temperature_warmup_fraction
+        0.3
     """
 
     name: ClassVar[str] = "dino"
+    vit_changes: ClassVar[dict[str, Any]] = VIT_CHANGES
     optimizer: str = "adam"
     learning_rate: float = 2e-3
     weight_decay: float = 0.04
@@ -45,6 +94,8 @@ class DINORecipe(Recipe):
     bottleneck_dim: int = 128
     head_batch_norm: bool = True
     teacher_temperature: float = 0.07
+    warmup_teacher_temperature: float = 0.04
+    teacher_temperature_warmup_fraction: float = 0.0
     target_momentum: float = 0.99
     local_views: int = 0
 
@@ -54,7 +105,24 @@ class DINORecipe(Recipe):
             check_integer(name, getattr(self, name))
         check_integer("local_views", self.local_views, minimum=0)
         check_number("teacher_temperature", self.teacher_temperature, strict=True)
+        check_number("warmup_teacher_temperature", self.warmup_teacher_temperature, strict=True)
+        fraction = self.teacher_temperature_warmup_fraction
+        check_number("teacher_temperature_warmup_fraction", fraction, 0.0, 1.0)
         check_number("target_momentum", self.target_momentum, 0.0, 1.0)
+        if not isinstance(self.head_batch_norm, bool):
+            raise TypeError(
+                "Recipe field `head_batch_norm` must be a bool. "
+                f"Received: head_batch_norm={self.head_batch_norm!r}"
+            )
+
+    def teacher_temperature_warmup_steps(self, total_steps: int) -> int:
+        """Steps of the teacher temperature's warm-up: the fraction of `total_steps`.
+
+        Example:
+            >>> ks.recipes.get("dino", encoder_type="vit").teacher_temperature_warmup_steps(100)
+            30
+        """
+        return round(self.teacher_temperature_warmup_fraction * total_steps)
 
     def build_augmenter(self, image_shape, seed=None):
         if self.local_views:
@@ -70,6 +138,8 @@ class DINORecipe(Recipe):
             bottleneck_dim=self.bottleneck_dim,
             head_batch_norm=self.head_batch_norm,
             teacher_temperature=self.teacher_temperature,
+            warmup_teacher_temperature=self.warmup_teacher_temperature,
+            teacher_temperature_warmup_steps=self.teacher_temperature_warmup_steps(total_steps),
             momentum=self.target_momentum,
             momentum_steps=total_steps,
             **self.model_options(image_shape),

@@ -9,10 +9,27 @@ LOCAL_VIEW_RATIO = 96 / 224  # the papers' local crops against their global ones
 LOCAL_CROP_AREA = (0.05, None)  # up to the global crops' smallest area
 
 
+def local_view_side(recipe: Recipe, image_shape) -> int:
+    """The side of multi-crop's local views: 96/224 of the global views' smaller side.
+
+    At least the smallest view the recipe's encoder takes; for a ViT, rounded to a whole
+    number of patches (a partial patch would be cut off), so every local view is a multiple
+    of `patch_size` like the global ones.
+
+    Example:
+        >>> local_view_side(ks.recipes.get("dino", encoder_type="vit"), (28, 28, 1))
+        8
+    """
+    side = min(recipe.view_size(image_shape)) * LOCAL_VIEW_RATIO
+    if recipe.encoder_type == "vit":
+        return recipe.patch_size * max(1, round(side / recipe.patch_size))
+    return max(round(side), recipe.smallest_view())
+
+
 def multi_crop_views(recipe: Recipe, local_views: int, image_shape, seed=None):
-    """Two global views as `recipe`'s, plus `local_views` local ones of 96/224 of their side
-    (at least the smallest view the recipe's ResNet takes), cropped from 5% of the image
-    area up to `min_crop_area`.
+    """Two global views as `recipe`'s, plus `local_views` local ones of `local_view_side`
+    (96/224 of their side, at least the smallest view the recipe's encoder takes, whole
+    patches for a ViT), cropped from 5% of the image area up to `min_crop_area`.
 
     Args:
         recipe: a recipe with the global views' values.
@@ -27,7 +44,7 @@ def multi_crop_views(recipe: Recipe, local_views: int, image_shape, seed=None):
         >>> views = multi_crop_views(ks.recipes.get("swav"), 6, (28, 28, 1))
     """
     height, width = recipe.view_size(image_shape)
-    local = max(round(min(height, width) * LOCAL_VIEW_RATIO), recipe.smallest_view())
+    local = local_view_side(recipe, image_shape)
     return ks.augment.multi_crop_augmenter(
         (height, width),
         (local, local),
