@@ -141,7 +141,7 @@ def test_crop_and_grid_resolve(arguments, info_shape, crop, grid, cropped):
         (["--image_size=8", "--encoder_grid=2"], r"at least 9 pixels with --encoder_grid=2"),
         (
             ["--encoder=keras.applications:MobileNetV3Small", "--crop_size=16"],
-            r"need an encoder of any input size \(the resnetN encoders\)",
+            r"need an encoder of any input size \(auto, resnetN, vit\)",
         ),
     ],
 )

@@ -1,8 +1,13 @@
 """`train --encoder`: which backbone, parsed and checked before TensorFlow, built after it.
 
-- `auto` (the recipe's ResNet), `resnet10`, `resnet18`, `resnet34`, `resnet50`: the recipe's
+- `auto` (the recipe's encoder: its ResNet, or its ViT for a recipe whose `encoder_type` is
+  "vit", e.g. MAE's), `resnet10`, `resnet18`, `resnet34`, `resnet50`: the recipe's
   `build_encoder` (`keras_siamese.encoders.resnet` of any input size), with `--encoder_width`,
   `--stem` and `--encoder_grid` (see `keras_siamese.cli.view_recipe`).
+- `vit`: the package's Vision Transformer (`keras_siamese.encoders.vit` of any input size,
+  its position embedding on the views' grid of patches), the method's ViT recipe
+  (`keras_siamese.recipes.get(method, encoder_type="vit")`), with `--patch_size` and the
+  `--vit_*` flags.
 - `keras.applications:NAME` (e.g. `keras.applications:EfficientNetV2B0`):
   `encoders.from_keras_applications`, with the family's preprocessing inside the encoder;
   random initialisation, or `--encoder_weights`, a local `*_notop` weights file.
@@ -31,10 +36,13 @@ if TYPE_CHECKING:
 RESNET_DEPTHS = (10, 18, 34, 50)
 RESNETS = tuple(f"resnet{depth}" for depth in RESNET_DEPTHS)
 RESNET = "resnet"
+VIT = "vit"
 AUTO = "auto"
 APPLICATIONS = "keras.applications"
 KERAS_HUB = "keras_hub"
-CHOICES = (*RESNETS, f"{APPLICATIONS}:NAME", f"{KERAS_HUB}:PRESET_DIR")
+CHOICES = (*RESNETS, f"{APPLICATIONS}:NAME", f"{KERAS_HUB}:PRESET_DIR", VIT, AUTO)
+# The families the recipe builds (`Recipe.build_encoder`, any input size).
+RECIPE_FAMILIES = (RESNET, VIT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +50,10 @@ class EncoderChoice:
     """A parsed `--encoder`.
 
     Attributes:
-        family: `RESNET`, `APPLICATIONS` or `KERAS_HUB`.
-        name: the ResNet (`resnet18`), the `keras.applications` constructor or the preset
-            directory.
+        family: `RESNET` (also `auto`: the recipe's encoder, a ViT for a ViT recipe), `VIT`,
+            `APPLICATIONS` or `KERAS_HUB`.
+        name: `auto`, the ResNet (`resnet18`), `vit`, the `keras.applications` constructor
+            or the preset directory.
         depth: the ResNet's depth, else None.
     """
 
@@ -57,6 +66,8 @@ def parse(text: str) -> EncoderChoice:
     """Parses `--encoder`; raises UsageError naming the valid forms.
 
     Example:
+        >>> parse("vit")
+        EncoderChoice(family='vit', name='vit', depth=None)
         >>> parse("keras.applications:MobileNetV3Small")
         EncoderChoice(family='keras.applications', name='MobileNetV3Small', depth=None)
     """
@@ -65,15 +76,28 @@ def parse(text: str) -> EncoderChoice:
         return EncoderChoice(RESNET, AUTO)
     if value.lower() in RESNETS:
         return EncoderChoice(RESNET, value.lower(), int(value[len(RESNET) :]))
+    if value.lower() == VIT:
+        return EncoderChoice(VIT, VIT)
     family, separator, name = value.partition(":")
     if separator and family in (APPLICATIONS, KERAS_HUB) and name.strip():
         return EncoderChoice(family, name.strip())
-    close = difflib.get_close_matches(value, [*RESNETS, f"{APPLICATIONS}:", f"{KERAS_HUB}:"], 1)
+    known = [*RESNETS, VIT, f"{APPLICATIONS}:", f"{KERAS_HUB}:"]
+    close = difflib.get_close_matches(value, known, 1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise app.UsageError(
         f"--encoder must be one of {', '.join(CHOICES)} (e.g. "
         f"{APPLICATIONS}:EfficientNetV2B0).{hint} Received: --encoder={text}"
     )
+
+
+def from_recipe(choice: EncoderChoice) -> bool:
+    """Whether the recipe builds the encoder (`auto`, resnetN, `vit`: any input size).
+
+    Example:
+        >>> from_recipe(parse("vit")), from_recipe(parse("keras.applications:VGG16"))
+        (True, False)
+    """
+    return choice.family in RECIPE_FAMILIES
 
 
 def check_files(choice: EncoderChoice, weights: str) -> None:
@@ -87,7 +111,7 @@ def check_files(choice: EncoderChoice, weights: str) -> None:
         if choice.family != APPLICATIONS:
             raise app.UsageError(
                 "--encoder_weights loads a keras.applications weights file; a ResNet starts "
-                "from random weights and a KerasHub preset carries its own. "
+                "from random weights (so does a ViT) and a KerasHub preset carries its own. "
                 f"Received: --encoder_weights={weights} with --encoder={choice.name}"
             )
         if not os.path.isfile(os.path.expanduser(weights)):
@@ -144,7 +168,7 @@ def check_application_name(choice: EncoderChoice) -> None:
 def build(choice: EncoderChoice, view_shape, weights: str = "") -> keras.Model:
     """The `keras.applications` or KerasHub encoder of `choice` at `view_shape`.
 
-    The resnetN encoders are the recipe's (`Recipe.build_encoder`), not built here.
+    The resnetN and vit encoders are the recipe's (`Recipe.build_encoder`), not built here.
     """
     import keras_siamese as ks
 
@@ -155,8 +179,8 @@ def build(choice: EncoderChoice, view_shape, weights: str = "") -> keras.Model:
     if choice.family == KERAS_HUB:
         return _keras_hub_encoder(os.path.expanduser(choice.name), view_shape)
     raise ValueError(
-        f"`build` makes keras.applications and KerasHub encoders; a ResNet is the recipe's "
-        f"`build_encoder`. Received: choice={choice}"
+        f"`build` makes keras.applications and KerasHub encoders; a ResNet or a ViT is the "
+        f"recipe's `build_encoder`. Received: choice={choice}"
     )
 
 

@@ -25,8 +25,8 @@ PRETRAINED_ENCODER = "pretrained_encoder.weights.h5"
 
 
 def build_encoder(config: RunConfig) -> keras.Model:
-    """The run's encoder: the recipe's ResNet, or `--encoder`'s at the view shape."""
-    if config.encoder.family == encoder_flag.RESNET:
+    """The run's encoder: the recipe's (ResNet or ViT), or `--encoder`'s at the view shape."""
+    if encoder_flag.from_recipe(config.encoder):
         return config.recipe.build_encoder(config.image_shape[2], config.image_shape)
     return encoder_flag.build(config.encoder, config.view_shape, config.flags["encoder_weights"])
 

@@ -88,20 +88,23 @@ class RunConfig:
     def pretraining_recipe(self) -> recipes.Recipe:
         """SimCLR's recipe on this run's encoder, its views fitted to the images."""
         pretraining = self.recipe.pretraining_recipe()
-        resnet = self.encoder.family == encoder_flag.RESNET
-        return view_recipe.auto_crop(pretraining, self.image_shape, resnet)
+        from_recipe = encoder_flag.from_recipe(self.encoder)
+        return view_recipe.auto_crop(pretraining, self.image_shape, from_recipe)
 
     def record(self, **facts: Any) -> dict:
         """config.json: the flags, and under `resolved` what was derived (and `facts`)."""
         recipe = self.recipe
+        resnet = encoder_flag.from_recipe(self.encoder) and recipe.encoder_type == "resnet"
+        grid = resnet or (recipe.encoder_type == "vit" and recipe.vit_pooling == "grid")
         resolved = {
             "config_version": CONFIG_VERSION,
             "source": dataclasses.asdict(self.source),
             "files_shuffled": self.files_shuffled,
             "image_shape": list(self.image_shape),
             "view_shape": list(self.view_shape),
-            "stem": recipe.stem if self.encoder.family == encoder_flag.RESNET else None,
-            "encoder_grid": recipe.encoder_grid,
+            "encoder_type": recipe.encoder_type if encoder_flag.from_recipe(self.encoder) else None,
+            "stem": recipe.stem if resnet else None,
+            "encoder_grid": recipe.encoder_grid if grid else None,
             "num_classes": self.num_classes,
             "class_names": None if self.class_names is None else list(self.class_names),
             "train_examples": self.train_examples,
@@ -190,8 +193,8 @@ def resolve(values: dict, info, source: sources.Source | None = None) -> RunConf
     source = source or sources.Source(sources.NAMED, values["dataset"])
     recipe = recipe_flags.recipe_from_flags(method, values)
     image_shape = _image_shape(values, info, source)
-    resnet = encoder_flag.parse(values["encoder"]).family == encoder_flag.RESNET
-    recipe = view_recipe.resolve(recipe, values, image_shape, resnet)
+    from_recipe = encoder_flag.from_recipe(encoder_flag.parse(values["encoder"]))
+    recipe = view_recipe.resolve(recipe, values, image_shape, from_recipe)
     _check_labels(method, info, source)
     if getattr(recipe, "loss", None) in PROXY_LOSS_NAMES and not recipe.num_classes:
         recipe = recipe.replace(num_classes=info.num_classes)  # one proxy per class
@@ -203,7 +206,7 @@ def resolve(values: dict, info, source: sources.Source | None = None) -> RunConf
     _check_memory(recipe, batch_size, values["batch_size"])
     steps_per_epoch = _steps(requested, examples, batch_size)
     has_queries = source.kind == sources.NAMED or source.eval_dir is not None
-    return RunConfig(
+    config = RunConfig(
         flags=dict(values),
         recipe=recipe,
         source=source,
@@ -219,3 +222,6 @@ def resolve(values: dict, info, source: sources.Source | None = None) -> RunConf
         knn_monitor=bool(values["knn_monitor"] and info.num_classes is not None and has_queries),
         knn_every=values["knn_every"] or max(1, recipe.epochs // 4),
     )
+    if config.pretrain_steps:  # SimCLR's crops of the same ViT: whole patches too
+        view_recipe.check_patches(config.pretraining_recipe(), values, image_shape)
+    return config

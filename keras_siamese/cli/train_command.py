@@ -65,6 +65,9 @@ ADDED_FLAGS = {
     "dino_bottleneck_dim": 256,
     "dino_local_views": 0,
     "simsiam_fixed_predictor_learning_rate": True,
+    "dino_warmup_teacher_temperature": 0.04,
+    "dino_teacher_temperature_warmup_fraction": 0.0,
+    **{name: "auto" for name in recipe_flags.VIT_FIELDS},
 }
 
 
@@ -145,12 +148,7 @@ def _warn_unused(values: dict, given: flags.FlagValues, source: sources.Source) 
     for name in sorted(set(methods.method_flags()) - used):
         if given[name].present:
             print(f"warning: --{name} is not used by --method={values['method']}", file=sys.stderr)
-    unused = []
-    if encoder_flag.parse(values["encoder"]).family != encoder_flag.RESNET:
-        unused += [
-            (name, f"--encoder={values['encoder']}")
-            for name in ("encoder_width", "stem", "encoder_grid")
-        ]
+    unused = recipe_flags.unused_encoder_flags(values)
     if source.kind != sources.NAMED:
         unused += [(name, source.describe()) for name in ("train_split", "test_split")]
     if source.kind != sources.TFRECORD:

@@ -51,10 +51,11 @@ FLAGS = (
      "one size).", {"lower_bound": 0}),
     (ENUM, "channels", "auto", "Image channels (auto: the dataset's; for a folder 1 if every file "
      "is grayscale, 4 if any has alpha, else 3).", {"enum_values": ["auto", "1", "3", "4"]}),
-    (STRING, "encoder", "auto", f"Backbone: auto (the recipe's ResNet), "
-     f"{', '.join(encoder_flag.RESNETS)} (see --encoder_width, --stem), keras.applications:NAME "
-     "(e.g. keras.applications:EfficientNetV2B0, its preprocessing built in) or "
-     "keras_hub:PRESET_DIR (a local KerasHub preset).", {}),
+    (STRING, "encoder", "auto", f"Backbone: auto (the recipe's encoder: a ResNet, MAE's ViT), "
+     f"{', '.join(encoder_flag.RESNETS)} (see --encoder_width, --stem), vit (the package's Vision "
+     "Transformer and the method's ViT recipe, see --patch_size, --vit_dim), "
+     "keras.applications:NAME (e.g. keras.applications:EfficientNetV2B0, its preprocessing "
+     "built in) or keras_hub:PRESET_DIR (a local KerasHub preset).", {}),
     (STRING, "encoder_weights", "", "Local weights file (no top) of a keras.applications encoder "
      "(empty: random init; nothing is downloaded).", {}),
     (INTEGER, "shuffle_buffer", 10000, "Shuffle buffer (examples; TFRecords: records). Folders "

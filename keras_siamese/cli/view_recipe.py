@@ -6,8 +6,11 @@ feature map averaged over a 4x4 grid. Only 28x28 images were measured, so on oth
 `auto` trains on whole images; views over 64 pixels take the imagenet stem; the grid is at
 most the side of the last feature map on the images (image side / 8: 2 on 16x16 images,
 where 4 cells would repeat each value), and 1 (global average pooling) with the imagenet
-stem. A crop smaller than the images needs an encoder of any input size (the resnetN
-encoders); the model, given `image_size=`, still takes and serves whole images.
+stem. A crop smaller than the images needs an encoder of any input size (the recipe's:
+auto, resnetN, vit); the model, given `image_size=`, still takes and serves whole images.
+A ViT's views are whole patches: multiples of `--patch_size` (`check_patches`, from the
+flags before TensorFlow where they tell the views, else once the images are known); it has
+no stem, and its grid (`--vit_pooling=grid`) is at most the views' patches per side.
 
 No TensorFlow here: the flags are checked before it is imported.
 """
@@ -49,13 +52,71 @@ def parse_flags(values: dict) -> dict:
     )
 
 
-def auto_crop(recipe: Recipe, image_shape, resnet: bool) -> Recipe:
-    """`recipe` with `crop_size` as `--crop_size=auto` reads it for these images."""
-    measured = resnet and tuple(image_shape[:2]) == RECIPE_IMAGE_SIZE
+def auto_crop(recipe: Recipe, image_shape, from_recipe: bool) -> Recipe:
+    """`recipe` with `crop_size` as `--crop_size=auto` reads it for these images.
+
+    Args:
+        recipe: the run's recipe.
+        image_shape: the images' `(height, width, channels)`.
+        from_recipe: whether the recipe builds the encoder (auto, resnetN, vit).
+
+    Returns:
+        The recipe, whole images (`crop_size=None`) unless its crop was measured for them.
+    """
+    measured = from_recipe and tuple(image_shape[:2]) == RECIPE_IMAGE_SIZE
     return recipe if measured else recipe.replace(crop_size=None)
 
 
-def _check_crop(recipe: Recipe, values: dict, image_shape, resnet: bool) -> None:
+def _flag_views(recipe: Recipe, values: dict) -> tuple[int, str] | None:
+    """The views' side and where it comes from, when the flags tell it (else None)."""
+    crop, image = parse_crop_size(values["crop_size"]), values.get("image_size") or 0
+    if crop not in ("auto", 0):
+        return crop, "--crop_size"
+    if crop == 0 or (image and image != RECIPE_IMAGE_SIZE[0]):
+        return (image, "the whole images") if image else None
+    if image:
+        return recipe.crop_size or image, "the recipe's crop of 28x28 images"
+    return None
+
+
+def check_patches(recipe: Recipe, values: dict, image_shape=None) -> None:
+    """Checks that a ViT's views are whole patches (multiples of `--patch_size`).
+
+    Args:
+        recipe: the run's recipe (nothing is checked unless its `encoder_type` is "vit").
+        values: the flag values (`crop_size`, `image_size`, `patch_size`).
+        image_shape: the images' `(height, width, channels)` once known; None checks the
+            views the flags tell (`--crop_size`, or `--image_size` with whole images).
+
+    Raises:
+        absl.app.UsageError: naming the flags and their values.
+
+    Example:
+        >>> check_patches(Recipe(encoder_type="vit", patch_size=4), {"crop_size": 16})
+    """
+    if recipe.encoder_type != "vit":
+        return
+    if image_shape is None:
+        known = _flag_views(recipe, values)
+        if known is None:
+            return
+        (side, how), sides = known, (known[0], known[0])
+    else:
+        sides, how = recipe.view_size(image_shape), "the views"
+        side = "x".join(str(size) for size in sides)
+    patch = recipe.patch_size
+    if all(size % patch == 0 for size in sides):
+        return
+    raise app.UsageError(
+        f"A ViT's views must be whole patches: {side} ({how}) is not a multiple of "
+        f"--patch_size ({patch}). Pass --crop_size (or --image_size with --crop_size=0) a "
+        f"multiple of {patch}, or another --patch_size. Received: "
+        f"--crop_size={values['crop_size']}, --image_size={values.get('image_size', 0)}, "
+        f"--patch_size={values.get('patch_size', 'auto')}"
+    )
+
+
+def _check_crop(recipe: Recipe, values: dict, image_shape, from_recipe: bool) -> None:
     height, width = image_shape[:2]
     crop = recipe.crop_size
     if crop is not None and crop > min(height, width):
@@ -63,10 +124,10 @@ def _check_crop(recipe: Recipe, values: dict, image_shape, resnet: bool) -> None
             f"--image_size ({height}x{width}) is smaller than --crop_size ({crop}): views are "
             f"cropped from the images. Received: --crop_size={crop}"
         )
-    if crop is not None and (crop, crop) != (height, width) and not resnet:
+    if crop is not None and (crop, crop) != (height, width) and not from_recipe:
         raise app.UsageError(
             f"Views of {crop}x{crop} from {height}x{width} images need an encoder of any input "
-            f"size (the resnetN encoders); --encoder={values['encoder']} is built at one size. "
+            f"size (auto, resnetN, vit); --encoder={values['encoder']} is built at one size. "
             f"Pass --crop_size=0 with square images (e.g. --image_size={min(height, width)}). "
             f"Received: --crop_size={values['crop_size']}, --encoder={values['encoder']}"
         )
@@ -85,23 +146,31 @@ def _auto_encoder(recipe: Recipe, values: dict, image_side: int) -> Recipe:
     return recipe
 
 
-def resolve(recipe: Recipe, values: dict, image_shape, resnet: bool) -> Recipe:
+def resolve(recipe: Recipe, values: dict, image_shape, from_recipe: bool) -> Recipe:
     """`recipe` with the views and the ResNet of `--crop_size`, `--stem`, `--encoder_grid`.
 
     Args:
         recipe: the recipe with the flags applied (`auto` ones still the recipe's values).
         values: the flag values (`crop_size`, `stem`, `encoder_grid`, `encoder`).
         image_shape: `(height, width, channels)` of the images the model serves.
-        resnet: whether the encoder is the recipe's ResNet (else one built at one size).
+        from_recipe: whether the recipe builds the encoder (auto, resnetN, vit: any input
+            size), else it is built at one size.
 
     Raises:
         absl.app.UsageError: for views larger than the images, smaller than them with an
-            encoder built at one size, or too small for the ResNet.
+            encoder built at one size, too small for the ResNet, or not whole patches of
+            the ViT.
     """
     if parse_crop_size(values["crop_size"]) == "auto":
-        recipe = auto_crop(recipe, image_shape, resnet)
-    _check_crop(recipe, values, image_shape, resnet)
-    if not resnet:
+        recipe = auto_crop(recipe, image_shape, from_recipe)
+    _check_crop(recipe, values, image_shape, from_recipe)
+    if not from_recipe:
+        return recipe
+    if recipe.encoder_type == "vit":
+        check_patches(recipe, values, image_shape)
+        if values["encoder_grid"] == "auto" and recipe.vit_pooling == "grid":
+            patches = min(recipe.view_size(image_shape)) // recipe.patch_size
+            recipe = recipe.replace(encoder_grid=min(recipe.encoder_grid, patches))
         return recipe
     recipe = _auto_encoder(recipe, values, min(image_shape[:2]))
     view = min(recipe.view_size(image_shape))
