@@ -52,7 +52,8 @@ def test_encoder_vit_trains_the_methods_vit_recipe(method):
     record = config.record()
     assert record["encoder"] == "vit" and record["resolved"]["recipe"]["encoder_type"] == "vit"
     assert record["resolved"]["encoder_type"] == "vit"
-    assert record["resolved"]["stem"] is None and record["resolved"]["encoder_grid"] is None
+    grid = config.recipe.encoder_grid if config.recipe.vit_pooling == "grid" else None
+    assert record["resolved"]["stem"] is None and record["resolved"]["encoder_grid"] == grid
     if methods.METHODS[method].pretrains:  # SimCLR pretrains the same ViT
         assert config.pretraining_recipe().encoder_type == "vit"
 
@@ -168,7 +169,8 @@ def test_vit_flag_errors_answer_before_tensorflow(tmp_path):
 @pytest.mark.parametrize(
     ("arguments", "warned", "unwarned"),
     [
-        (["--encoder=vit", "--stem=imagenet", "--encoder_grid=2", "--vit_dim=32"],
+        (["--encoder=vit", "--stem=imagenet", "--encoder_grid=2", "--vit_dim=32",
+          "--vit_pooling=cls"],
          ["--stem is not used with --encoder=vit", "--encoder_grid is not used"], ["--vit_dim"]),
         (["--vit_dim=32", "--patch_size=2", "--stem=imagenet"],
          ["--vit_dim is not used with --encoder=auto (the recipe's ResNet)",
