@@ -40,12 +40,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from absl import app, flags  # noqa: E402
+from quality_budgets import BUDGETS, DEFAULT_METHODS, OTHER_METHODS, RECIPE_NAMES  # noqa: E402
 from quality_report import NAMES  # noqa: E402
 
 flags.DEFINE_enum("budget", "quick", ["smoke", "quick", "full"], "Size of the run.")
 flags.DEFINE_string("output_dir", "benchmarks/results", "Where the results are written.")
-DEFAULT_METHODS = ["simclr", "simsiam", "siamese"]  # the quick budget's <= 15 minutes
-OTHER_METHODS = ["byol", "moco", "dino", "barlow_twins", "vicreg", "swav"]
 flags.DEFINE_list(
     "methods",
     DEFAULT_METHODS,
@@ -65,6 +64,21 @@ flags.DEFINE_string(
     "Suffix of the output files (quality-<budget>-<tag>.*). Default: none for the default "
     "--methods, else the methods joined by '-', so such runs never overwrite the main result.",
 )
+flags.DEFINE_enum(
+    "encoder",
+    "recipe",
+    ["recipe", "vit"],
+    "recipe: each method's recipe encoder (the ResNet; MAE's ViT). vit: every row, the "
+    "baselines included, from the method's ViT recipe (`ks.recipes.get(name, "
+    "encoder_type='vit')`).",
+)
+flags.DEFINE_enum(
+    "baseline_recipe",
+    "simclr",
+    [*DEFAULT_METHODS, *OTHER_METHODS],
+    "Whose recipe encoder the random-init and supervised rows use (mae: MAE's ViT, the "
+    "fair 'same ViT from random init' for MAE's fine-tuning).",
+)
 flags.DEFINE_bool("fine_tune", True, "Run the fine-tuning protocol (false: save its time).")
 flags.DEFINE_enum(
     "precision", "auto", ["auto", "float32", "bfloat16"], "auto: the faster here (probed)."
@@ -72,50 +86,6 @@ flags.DEFINE_enum(
 flags.DEFINE_integer("seed", 0, "Seed of every initialisation, shuffle and subset.")
 FLAGS = flags.FLAGS
 
-# Per budget: data sizes, pretraining epochs per method (the recipes' fields: whole epochs;
-# the supervised baseline's may be a fraction), recipe changes for every method (the `full`
-# encoder), the Siamese recipe's SimCLR epochs (None: the recipe's), protocol sizes.
-BUDGETS = {
-    "smoke": {
-        "train_examples": 3000, "test_examples": 1000,
-        "epochs": {**{name: 1 for name in [*DEFAULT_METHODS, *OTHER_METHODS]}, "supervised": 0.5},
-        "recipe": {}, "pretrain_epochs": 1.0,
-        "curve_points": 2, "curve_memory": 1000, "curve_queries": 500,
-        "probe_epochs": 5, "fine_tune_epochs": {0.01: 3, 0.1: 1}, "sklearn_iterations": 50,
-    },
-    "quick": {
-        "train_examples": 60000, "test_examples": 10000,
-        "epochs": {
-            **{name: 4 for name in ["simclr", "simsiam", *OTHER_METHODS]},
-            "siamese": 1, "supervised": 0.85,
-        },
-        "recipe": {}, "pretrain_epochs": None,
-        "curve_points": 3, "curve_memory": 2000, "curve_queries": 1000,
-        "probe_epochs": 20, "fine_tune_epochs": {0.01: 30, 0.1: 5}, "sklearn_iterations": 200,
-    },
-    "full": {
-        "train_examples": 60000, "test_examples": 10000,
-        "epochs": {
-            **{name: 200 for name in ["simclr", "simsiam", *OTHER_METHODS]},
-            "siamese": 50, "supervised": 30,
-        },
-        "recipe": {"encoder_depth": 18, "encoder_width": 64}, "pretrain_epochs": None,
-        "curve_points": 20, "curve_memory": 10000, "curve_queries": 2000,
-        "probe_epochs": 100, "fine_tune_epochs": {0.01: 60, 0.1: 30}, "sklearn_iterations": 1000,
-    },
-}  # fmt: skip
-# The recipe (`ks.recipes.NAMES`) of each method of `--methods`.
-RECIPE_NAMES = {
-    "simclr": "simclr",
-    "simsiam": "simsiam",
-    "byol": "byol",
-    "moco": "moco",
-    "dino": "dino",
-    "barlow_twins": "barlow-twins",
-    "vicreg": "vicreg",
-    "swav": "swav",
-    "siamese": "siamese-triplet",  # on all 10 classes
-}
 IMAGE_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 # The supervised baseline: SimCLR's recipe trained with cross-entropy by Adam at 2e-3.
@@ -125,18 +95,25 @@ SUPERVISED = {"optimizer": "adam", "learning_rate": 2e-3, "weight_decay": 0.0}
 # --------------------------------------------------------------------------- building
 
 
-def method_recipe(name: str, budget: str):
-    """The recipe `name` of `--methods` trains in `budget`: its `ks.recipes` recipe with the
-    budget's epochs (and the budget's encoder); "random" and "supervised": SimCLR's."""
+def method_recipe(name: str, budget: str, encoder: str = "recipe", baseline: str = "simclr"):
+    """The recipe `name` of `--methods` trains in `budget`: its `ks.recipes` recipe (its ViT
+    recipe with `encoder="vit"`) with the budget's epochs (and the budget's encoder);
+    "random" and "supervised": `baseline`'s (`--baseline_recipe`)."""
     import keras_siamese as ks
 
     values = BUDGETS[budget]
+    vit = {"encoder_type": "vit"} if encoder == "vit" else {}
     if name in ("random", "supervised"):
-        return ks.recipes.get("simclr").replace(**values["recipe"])
+        return ks.recipes.get(RECIPE_NAMES[baseline], **vit).replace(**values["recipe"])
     changes = {"epochs": values["epochs"][name], **values["recipe"]}
     if name == "siamese" and values["pretrain_epochs"] is not None:
         changes["pretrain_epochs"] = values["pretrain_epochs"]
-    return ks.recipes.get(RECIPE_NAMES[name]).replace(**changes)
+    return ks.recipes.get(RECIPE_NAMES[name], **vit).replace(**changes)
+
+
+def run_recipe(name: str):
+    """`method_recipe` of this run's flags."""
+    return method_recipe(name, FLAGS.budget, FLAGS.encoder, FLAGS.baseline_recipe)
 
 
 def images_per_step(recipe) -> int:
@@ -147,7 +124,7 @@ def images_per_step(recipe) -> int:
     return recipe.batch_size
 
 
-def build_method(name: str, budget: str, total_steps: int, seed: int = 0):
+def build_method(name: str, budget: str, total_steps: int, seed: int = 0, recipe=None):
     """`(model, optimizer)` of method `name` for `budget`, without data or training.
 
     The model is `method_recipe(name, budget).build_model` on 28x28x1 images with its
@@ -160,24 +137,24 @@ def build_method(name: str, budget: str, total_steps: int, seed: int = 0):
         budget: "smoke", "quick" or "full".
         total_steps: the run's optimizer steps (schedules and momentum ramps span them).
         seed: seed of the weights and the augmenter.
+        recipe: the recipe to build (default `method_recipe(name, budget)`).
 
     Returns:
         `(model, optimizer)`: the uncompiled model and its optimizer.
     """
     import keras
 
-    recipe = method_recipe(name, budget)
+    recipe = recipe or method_recipe(name, budget)
     keras.utils.set_random_seed(seed)  # every method starts from seeded weights
     model = recipe.build_model(IMAGE_SHAPE, total_steps, seed=seed)
     return model, recipe.build_optimizer(total_steps, images_per_step(recipe))
 
 
-def supervised_baseline(budget: str, total_steps: int, seed: int = 0):
+def supervised_baseline(recipe, total_steps: int, seed: int = 0):
     """`(model, encoder)`: SimCLR's encoder under a 10-way linear head on crops (25-100%) and
     flips of the whole image, compiled with `SUPERVISED`'s optimizer and cross-entropy."""
     import keras
 
-    recipe = method_recipe("supervised", budget)
     keras.utils.set_random_seed(seed)
     encoder = recipe.build_encoder(IMAGE_SHAPE[-1], IMAGE_SHAPE)
     crops = recipe.replace(crop_size=None, color_strength=0.0, blur=False, views="simclr")
@@ -192,12 +169,12 @@ def supervised_baseline(budget: str, total_steps: int, seed: int = 0):
     return model, encoder
 
 
-def random_encoder(budget: str, seed: int = 0):
-    """SimCLR's encoder at its seeded initial weights."""
+def random_encoder(recipe, seed: int = 0):
+    """The baseline recipe's encoder at its seeded initial weights."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    return method_recipe("random", budget).build_encoder(IMAGE_SHAPE[-1], IMAGE_SHAPE)
+    return recipe.build_encoder(IMAGE_SHAPE[-1], IMAGE_SHAPE)
 
 
 # --------------------------------------------------------------------------- data
@@ -265,12 +242,13 @@ def trainable(name, data, steps, seed):
     import recipe_parts as parts
 
     if name == "supervised":
-        model, encoder = supervised_baseline(FLAGS.budget, steps, seed)
-        batch_size = method_recipe(name, FLAGS.budget).batch_size
+        recipe = run_recipe(name)
+        model, encoder = supervised_baseline(recipe, steps, seed)
+        batch_size = recipe.batch_size
         batches = labelled_batches(data["train"], batch_size, seed)
         return model, batches, quality_eval.embedding(encoder), {}
-    recipe = method_recipe(name, FLAGS.budget)
-    model, optimizer = build_method(name, FLAGS.budget, steps, seed)
+    recipe = run_recipe(name)
+    model, optimizer = build_method(name, FLAGS.budget, steps, seed, recipe)
     model.compile(optimizer=optimizer)
     if name != "siamese":
         return model, parts.images_dataset(data["train"][0], recipe.batch_size, seed), model, {}
@@ -292,7 +270,7 @@ def pretrain(name, data, precision, seed):
     import recipe_parts as parts
 
     budget = BUDGETS[FLAGS.budget]
-    recipe = method_recipe(name, FLAGS.budget)
+    recipe = run_recipe(name)
     per_step = images_per_step(recipe)
     chunks = budget["curve_points"]
     steps = chunked_steps(budget["epochs"][name], len(data["train"][0]), per_step, chunks)
@@ -335,7 +313,7 @@ def choose_precision(seed):
 
     if FLAGS.precision != "auto":
         return FLAGS.precision, None
-    precision, probe = parts.precision_probe(method_recipe("simclr", FLAGS.budget), seed)
+    precision, probe = parts.precision_probe(run_recipe("random"), seed)
     print(f"precision probe (s/step): {probe} -> {precision}", flush=True)
     return precision, probe
 
@@ -356,7 +334,7 @@ def main(argv):
         quality_eval.pixels(), NAMES["pixels"], data, budget, seed, fine_tune=FLAGS.fine_tune
     )
     parts.set_precision(precision)
-    random = quality_eval.embedding(random_encoder(FLAGS.budget, seed))
+    random = quality_eval.embedding(random_encoder(run_recipe("random"), seed))
     results["random"] = quality_eval.report(
         random, NAMES["random"], data, budget, seed, fine_tune=FLAGS.fine_tune
     )
@@ -369,6 +347,8 @@ def main(argv):
         "default_methods": DEFAULT_METHODS,
         "tag": FLAGS.tag,
         "fine_tune": FLAGS.fine_tune,
+        "encoder": FLAGS.encoder,
+        "baseline_recipe": FLAGS.baseline_recipe,
         "precision_flag": FLAGS.precision,
         "precision": precision,
         "precision_probe": probe,

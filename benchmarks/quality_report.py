@@ -15,17 +15,24 @@ NAMES = {
     "simsiam": "SimSiam",
     "byol": "BYOL",
     "moco": "MoCo v2",
+    "nnclr": "NNCLR",
     "dino": "DINO",
     "barlow_twins": "Barlow Twins",
     "vicreg": "VICReg",
     "swav": "SwAV",
+    "mae": "MAE",
     "siamese": "Siamese (triplet)",
     "supervised": "Supervised (cross-entropy)",
     "random": "Random init",
     "pixels": "Raw pixels",
 }
 TARGETS = {"simclr": {"linear": 0.88, "knn": 0.85}, "simsiam": {"linear": 0.87}}
-SELF_SUPERVISED = ("simclr", "simsiam", "byol", "moco", "dino", "barlow_twins", "vicreg", "swav")
+SELF_SUPERVISED = (
+    "simclr", "simsiam", "byol", "moco", "nnclr", "dino", "barlow_twins", "vicreg", "swav", "mae",
+)  # fmt: skip
+# The ViT issue's targets in points over raw pixels (and MAE's fine-tuning over the same ViT
+# from random init): `{method: [(protocol, fraction), ...]}`.
+VIT_TARGETS = {"dino": [("knn", None)], "mae": [("fine_tune", "1%"), ("fine_tune", "10%")]}
 PROTOCOLS = [
     ("knn", None, "kNN"),
     ("linear", None, "Linear"),
@@ -114,7 +121,29 @@ def _against_pixels(row, pixels):
     return verdicts
 
 
-def checks(results, methods):
+def _vit_checks(name, row, results):
+    """The ViT targets: pixels + 5 on the named protocols; MAE's above random init too."""
+    verdicts = []
+    for protocol, fraction in VIT_TARGETS.get(name, []):
+        value = top1(row, protocol, fraction)
+        base, random = (
+            top1(results["pixels"], protocol, fraction),
+            top1(results["random"], protocol, fraction),
+        )
+        if None in (value, base):
+            continue
+        label = f"{fraction or ''} {protocol}".strip()
+        verdicts.append(
+            f"{label} {percent(value)}% {'meets' if value >= base + 0.05 else 'MISSES'} raw "
+            f"pixels + 5 ({percent(base + 0.05)}%)"
+        )
+        if name == "mae" and random is not None:
+            above = "above" if value > random else "NOT above"
+            verdicts.append(f"{label} {above} the same ViT from random init ({percent(random)}%)")
+    return verdicts
+
+
+def checks(results, methods, encoder="recipe"):
     """The issue's targets for each of `methods`, each with its number."""
     lines, pixels = [], results.get("pixels")
     for name in methods:
@@ -130,6 +159,8 @@ def checks(results, methods):
             )
         if name in SELF_SUPERVISED:
             verdicts += _against_pixels(row, pixels)
+        if encoder == "vit" or name == "mae":
+            verdicts += _vit_checks(name, row, results)
         if verdicts:
             lines.append(f"- {NAMES[name]}: " + "; ".join(verdicts) + ".")
     return lines
@@ -190,6 +221,10 @@ def command_line(run):
         command += f" --tag={run['tag']}"
     if not run["fine_tune"]:
         command += " --fine_tune=false"
+    if run.get("encoder", "recipe") != "recipe":
+        command += f" --encoder={run['encoder']}"
+    if run.get("baseline_recipe", "simclr") != "simclr":
+        command += f" --baseline_recipe={run['baseline_recipe']}"
     if run["precision_flag"] != "auto":
         command += f" --precision={run['precision_flag']}"
     return command
@@ -236,13 +271,19 @@ def markdown(results, run, env, base):
         "",
         "The self-supervised methods never see a label while pretraining; the triplet Siamese "
         "network (class-balanced P x K batches, after its recipe's SimCLR pretraining) and the "
-        "supervised baseline train on the labels. Random init and supervised use SimCLR's "
-        "encoder. Recipes (`keras_siamese.recipes`: `ks.recipes.get(recipe).replace(epochs=...)`"
+        "supervised baseline train on the labels. Random init and supervised use the "
+        f"{run.get('baseline_recipe', 'simclr')} recipe's encoder"
+        + (
+            " (its ViT recipe; every row's encoder is its method's ViT)"
+            if run.get("encoder") == "vit"
+            else ""
+        )
+        + ". Recipes (`keras_siamese.recipes`: `ks.recipes.get(recipe).replace(epochs=...)`"
         ", the budget's epochs; the supervised baseline is SimCLR's recipe with Adam):",
         *recipes,
         "",
         "Targets:",
-        *checks(results, methods),
+        *checks(results, methods, run.get("encoder", "recipe")),
         "",
         f"kNN accuracy during pretraining: `{os.path.basename(base)}-knn.png` (memory "
         f"{budget['curve_memory']} train images, {budget['curve_queries']} test queries).",

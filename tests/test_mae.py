@@ -339,7 +339,7 @@ def test_recipe_builds_the_paper_scaled_model_and_optimizer():
     assert (recipe.encoder_type, recipe.vit_position_embedding, recipe.vit_pooling) == (
         "vit",
         "sincos",
-        "mean",
+        "grid",
     )
     tiny = recipe.replace(vit_dim=16, vit_depth=1, vit_heads=2, decoder_dim=16, decoder_heads=2)
     model = tiny.build((28, 28, 1), total_steps=10, seed=0)

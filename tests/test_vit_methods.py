@@ -205,7 +205,7 @@ def test_dino_vit_recipe_is_the_papers_vit_setting_scaled_down():
     assert recipe.teacher_temperature_warmup_fraction == 0.3
     assert (recipe.optimizer, recipe.weight_decay, recipe.learning_rate) == ("adam", 0.04, 5e-4)
     assert recipe.target_momentum == 0.996 and recipe.local_views == 4
-    assert (recipe.vit_position_embedding, recipe.vit_pooling) == ("learned", "cls")
+    assert (recipe.vit_position_embedding, recipe.vit_pooling) == ("learned", "grid")
     assert ks.recipes.get("dino", encoder_type="vit", local_views=6).local_views == 6  # then
     resnet = ks.recipes.get("dino")  # the ResNet recipe as it was
     assert resnet.head_batch_norm and resnet.teacher_temperature_warmup_fraction == 0.0

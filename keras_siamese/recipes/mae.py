@@ -22,8 +22,10 @@ class MAERecipe(Recipe):
     a decoder of 8 blocks, 512-d, 16 heads; normalised-pixel targets; "random resized
     cropping (0.2-1) and horizontal flipping" only (appendix A.1). Here: the base recipe's
     ViT (patches of 4 on whole 28x28 images, a 7x7 grid of which 12 patches stay visible;
-    64-d, 4 blocks, 4 heads) with the paper's fixed sine-cosine positions and the mean of
-    the patch tokens as the representation (MAE fine-tunes and probes on it); the decoder
+    64-d, 4 blocks, 4 heads) with the paper's fixed sine-cosine positions and the patch
+    tokens averaged over a 4x4 grid as the representation (the package's ViT pooling, as
+    measured for SimCLR-ViT; MAE fine-tunes on the tokens' mean, `vit_pooling="mean"`);
+    the decoder
     scaled like the encoder, 64-d, 2 blocks, 4 heads; the same crop 0.2-1 and flip, no
     colour. Adam with decoupled weight decay 0.05 and beta_2 = 0.95 as the paper, at a
     peak of 1.5e-3 for a batch of 256 after a 10% warmup: the paper's 1.5e-4 is tuned for
@@ -50,9 +52,10 @@ class MAERecipe(Recipe):
     """
 
     name: ClassVar[str] = "mae"
+    vit_changes: ClassVar[dict[str, Any]] = {}  # its own values are already the ViT's
     encoder_type: str = "vit"
     vit_position_embedding: str = "sincos"
-    vit_pooling: str = "mean"
+    vit_pooling: str = "grid"
     crop_size: int | None = None
     min_crop_area: float = 0.2
     color_strength: float = 0.0
