@@ -77,8 +77,13 @@ def test_subset_bad_input(labels, fraction, seed, error, match):
 
 # --------------------------------------------------------------------------- fine_tune
 
-OPTIONS = {"label_fraction": 0.25, "epochs": 10, "batch_size": 8, "learning_rate": 0.1,
-           "input_scale": 1 / 255}  # tiny_encoder takes [0, 1], the images are [0, 255]
+OPTIONS = {
+    "label_fraction": 0.25,
+    "epochs": 10,
+    "batch_size": 8,
+    "learning_rate": 0.1,
+    "input_scale": 1 / 255,
+}  # tiny_encoder takes [0, 1], the images are [0, 255]
 
 
 def test_fine_tune_learns_a_learnable_task_and_leaves_the_encoder_untouched():
@@ -143,7 +148,13 @@ def test_fine_tune_without_training_keeps_the_copied_weights():
     train, test = brightness_problem(64, seed=0), brightness_problem(16, seed=1)
     encoder = tiny_encoder()
     result = evaluation.fine_tune(
-        encoder, train, test, label_fraction=0.5, epochs=1, learning_rate=1e-12, progress=False,
+        encoder,
+        train,
+        test,
+        label_fraction=0.5,
+        epochs=1,
+        learning_rate=1e-12,
+        progress=False,
         input_scale=1 / 255,
     )
     network = result["model"].get_layer(index=1)  # the copy behind a Rescaling(1 / 255)
@@ -169,7 +180,12 @@ def test_fine_tune_learning_rate_follows_the_batch_size_used(monkeypatch):
     monkeypatch.setattr(keras.optimizers.schedules, "CosineDecay", recording_cosine_decay)
     train, test = brightness_problem(96, seed=0), brightness_problem(8, seed=1)
     result = evaluation.fine_tune(
-        tiny_encoder(), train, test, label_fraction=0.25, epochs=1, progress=False,
+        tiny_encoder(),
+        train,
+        test,
+        label_fraction=0.25,
+        epochs=1,
+        progress=False,
         input_scale=1 / 255,
     )
     assert result["labelled_examples"] == 24 and result["batch_size"] == 24
@@ -178,8 +194,14 @@ def test_fine_tune_learning_rate_follows_the_batch_size_used(monkeypatch):
     # A given rate is kept as it is.
     peaks.clear()
     evaluation.fine_tune(
-        tiny_encoder(), train, test, label_fraction=0.25, epochs=1, learning_rate=0.2,
-        progress=False, input_scale=1 / 255,
+        tiny_encoder(),
+        train,
+        test,
+        label_fraction=0.25,
+        epochs=1,
+        learning_rate=0.2,
+        progress=False,
+        input_scale=1 / 255,
     )
     assert peaks == [pytest.approx(0.2)]
 
@@ -197,9 +219,7 @@ def test_fine_tune_of_a_bare_encoder_scales_the_images_it_is_told_to():
     scaled = evaluation.fine_tune(model.encoder, train, test, input_scale=1 / 255, **options)
     reference = evaluation.fine_tune(model, train, test, **options)
     images = test[0].astype("float32")
-    network, expected = (
-        result["model"].get_layer(index=1) for result in (scaled, reference)
-    )
+    network, expected = (result["model"].get_layer(index=1) for result in (scaled, reference))
     np.testing.assert_allclose(
         np.asarray(network(images, training=False)),
         np.asarray(expected(images, training=False)),
@@ -239,3 +259,18 @@ def test_fine_tune_bad_encoders():
     flexible = keras.Sequential([keras.Input((None, None, 1)), keras.layers.GlobalMaxPooling2D()])
     with pytest.raises(ValueError, match="images of a fixed shape"):
         evaluation.fine_tune(flexible, data, data, progress=False, input_scale=1 / 255)
+
+
+def test_a_vision_transformer_is_fine_tuned_with_adamw_and_learns():
+    keras.utils.set_random_seed(0)
+    vit = ks.encoders.vit(16, 4, dim=16, depth=1, heads=2, pooling="grid")
+    train, test = brightness_problem(400, seed=0), brightness_problem(200, seed=1)
+    options = {**OPTIONS, "learning_rate": None}
+    result = evaluation.fine_tune(vit, train, test, progress=False, **options)
+    assert result["optimizer"] == "adamw"
+    assert result["learning_rate"] == pytest.approx(1e-3 * 8 / 256)  # MAE's rule
+    assert result["top1"] > 0.95
+    resnet = evaluation.fine_tune(tiny_encoder(), train, test, progress=False, **OPTIONS)  # SGD
+    assert resnet["optimizer"] == "sgd"
+    with pytest.raises(ValueError, match=r"`optimizer` must be one of.*'lamb'"):
+        evaluation.fine_tune(vit, train, test, optimizer="lamb", progress=False, **options)
