@@ -27,20 +27,18 @@ def _check_choice(name: str, value, choices: tuple) -> str:
     return value
 
 
-def _check_grid(grid_size) -> tuple[int, int]:
+def check_pair(name: str, value, meaning: str, single: bool = False) -> tuple[int, int]:
+    """`value` as two positive ints (`meaning` names them); `single`: an int is both."""
+    if single and isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
     try:
-        rows, columns = grid_size
+        first, second = value
     except (TypeError, ValueError):
-        rows = columns = None
-    if rows is None:
         raise ValueError(
-            "Argument `grid_size` must be (rows, columns) of patches. "
-            f"Received: grid_size={grid_size!r}"
-        )
-    return (
-        validation.check_integer("grid_size", rows),
-        validation.check_integer("grid_size", columns),
-    )
+            f"Argument `{name}` must be {'an int or ' if single else ''}{meaning}. "
+            f"Received: {name}={value!r}"
+        ) from None
+    return validation.check_integer(name, first), validation.check_integer(name, second)
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
@@ -100,7 +98,7 @@ class VisionTransformer(keras.layers.Layer):
     ):
         patch_size = validation.check_integer("patch_size", patch_size)
         depth = validation.check_integer("depth", depth)
-        grid_size = _check_grid(grid_size)
+        grid_size = check_pair("grid_size", grid_size, "(rows, columns) of patches")
         _check_choice("position_embedding", position_embedding, POSITION_EMBEDDINGS)
         _check_choice("pooling", pooling, POOLINGS)
         pool_grid = validation.check_integer("pool_grid", pool_grid)

@@ -5,25 +5,7 @@ from __future__ import annotations
 import keras
 
 from keras_siamese import validation
-from keras_siamese.encoders.vision_transformer import VisionTransformer
-
-
-def _image_size(image_size) -> tuple[int, int]:
-    if isinstance(image_size, int) and not isinstance(image_size, bool):
-        image_size = (image_size, image_size)
-    try:
-        height, width = image_size
-    except (TypeError, ValueError):
-        height = width = None
-    if height is None:
-        raise ValueError(
-            "Argument `image_size` must be an int or (height, width). "
-            f"Received: image_size={image_size!r}"
-        )
-    return (
-        validation.check_integer("image_size", height),
-        validation.check_integer("image_size", width),
-    )
+from keras_siamese.encoders.vision_transformer import VisionTransformer, check_pair
 
 
 def vit(
@@ -83,7 +65,7 @@ def vit(
         >>> encoder.output_shape
         (None, 64)
     """
-    height, width = _image_size(image_size)
+    height, width = check_pair("image_size", image_size, "(height, width)", single=True)
     patch_size = validation.check_integer("patch_size", patch_size)
     channels = validation.check_integer("channels", channels)
     if height % patch_size or width % patch_size:
