@@ -3,6 +3,11 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One OpenMP thread (scikit-learn's t-SNE, OpenBLAS), set before numpy loads them: two pytest
+# workers and the replica process already keep both cores busy, and an OpenMP team whose
+# second thread waits for a core spins at every barrier (a 40-point t-SNE took 40-70 s on a
+# busy 2-core machine, 0.6 s with one thread). TensorFlow's thread pools are not OpenMP.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
