@@ -43,6 +43,7 @@ TINY = [
     "--projection_dims=16,8",
     "--knn_k=3",
     "--strategy=default",
+    "--precision=float32",  # no --precision=auto probe (tests/test_cli.py times it)
     "--verbose=0",
     "--plots=false",
 ]
