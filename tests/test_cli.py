@@ -376,9 +376,14 @@ def test_train_resume_evaluate_export(capsys, tmp_path, monkeypatch):
     assert history_epochs(model_dir) == [0]
     config = json.loads((model_dir / run_dir.CONFIG).read_text())
     assert config["method"] == "simclr" and config["resolved"]["steps_per_epoch"] == 4
-    # --precision=auto (the default) timed the step and recorded the faster precision.
+    # --precision=auto (the default) timed the step of the run's own model in each candidate
+    # precision, recorded the faster one with the median seconds of each, and left the global
+    # dtype policy as it found it (the probe's, then the training's).
     precision = config["resolved"]["precision"]
     assert config["precision"] == "auto" and precision in ("float32", "mixed_bfloat16")
+    seconds = config["resolved"]["precision_seconds_per_step"]
+    assert precision in seconds and all(value > 0 for value in seconds.values())
+    assert keras.mixed_precision.dtype_policy().name == "float32"
     output = capsys.readouterr().out
     assert "Resolved configuration" in output and "median train step on one batch" in output
 

@@ -236,22 +236,9 @@ def test_auto_times_the_candidates_and_names_a_keras_policy(monkeypatch):
     )
 
 
-def test_the_probe_times_the_run_model_and_returns_a_policy():
-    config = resolved_config(
-        "--encoder_width=4",
-        "--batch_size=8",
-        "--train_examples=8",
-        "--projection_dims=16,8",
-        info=data.DatasetInfo("fashion_mnist", (28, 28, 1), 10, None, 8),
-    )
-    images = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)).astype("uint8")
-    before = keras.mixed_precision.dtype_policy().name
-    policy, seconds, _ = train_precision.resolve(
-        "auto", None, lambda: train_command._compiled(config), lambda: images
-    )
-    assert policy in ("float32", "mixed_bfloat16", "mixed_float16")
-    assert policy in seconds and all(value > 0 for value in seconds.values())
-    assert keras.mixed_precision.dtype_policy().name == before
+# The probe itself on a run's own model (the timed candidates, the recorded seconds, the global
+# dtype policy left as it was): tests/test_cli.py::test_train_resume_evaluate_export, whose
+# first run times it; one probe in the suite instead of two (~25 s of CPU each).
 
 
 # ----------------------------------------------------------------------------- old run dirs
