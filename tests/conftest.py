@@ -12,6 +12,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +30,18 @@ def tiny_encoder(input_shape=(16, 16, 1), width=8, name="tiny_encoder"):
     x = keras.layers.Conv2D(2 * width, 3, strides=2, padding="same", activation="relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, x, name=name)
+
+
+@keras.saving.register_keras_serializable(package="keras_siamese_tests")
+class FlipSecondHalf(keras.layers.Layer):
+    """Deterministic views: the images and their mirror images, in [0, 1]. Defined once here:
+    two test modules registering one name would make `load_model` return whichever class was
+    registered last (its config then names the other module)."""
+
+    def call(self, images, training=None):
+        images = tf.cast(images, tf.float32) / 255.0
+        first, second = tf.split(images, 2, axis=0)
+        return tf.concat([first, tf.reverse(second, axis=[2])], axis=0)
 
 
 def random_images(count=8, shape=(16, 16, 1), seed=0):

@@ -150,3 +150,35 @@ def test_a_61_line_function_is_flagged_and_a_60_line_one_is_not():
     assert long_functions(at_limit + over_limit) == [
         (2 + len(at_limit.splitlines()), "over_limit", 61)
     ]
+
+
+def registered_test_classes(source: str) -> list[str]:
+    """Names of the classes `source` registers with `register_keras_serializable`."""
+    return [
+        node.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ClassDef)
+        and any("register_keras_serializable" in ast.unparse(d) for d in node.decorator_list)
+    ]
+
+
+def test_no_two_test_modules_register_one_class_name():
+    """Two test modules registering one name make `load_model` return whichever class was
+    imported last, so a round trip's config names the other module: an order-dependent
+    failure under pytest-xdist (MoCo's and NNCLR's `FlipSecondHalf` once did this)."""
+    owners: dict[str, list[str]] = {}
+    for path in sorted(pathlib.Path(__file__).parent.glob("*.py")):
+        for name in registered_test_classes(path.read_text()):
+            owners.setdefault(name, []).append(path.name)
+    assert {name: files for name, files in owners.items() if len(files) > 1} == {}
+
+
+def test_registered_test_classes_finds_decorated_classes_only():
+    source = textwrap.dedent(
+        """
+        @keras.saving.register_keras_serializable(package="p")
+        class A(Layer): pass
+        class B(Layer): pass
+        """
+    )
+    assert registered_test_classes(source) == ["A"]

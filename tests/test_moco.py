@@ -6,22 +6,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import in_replica_process, random_images, tiny_encoder
+from conftest import FlipSecondHalf, in_replica_process, random_images, tiny_encoder
 from test_info_nce import lightly_memory_bank_loss, moco_v3_loss, normalize
 from test_momentum import REPLICAS_SCRIPT, momentum_replicas_results
 
 import keras_siamese as ks
 from keras_siamese.models.moco import MoCo, MoCoProjectionHead
-
-
-@keras.saving.register_keras_serializable(package="keras_siamese_tests")
-class FlipSecondHalf(keras.layers.Layer):
-    """Deterministic views: the images and their mirror images, in [0, 1]."""
-
-    def call(self, images, training=None):
-        images = tf.cast(images, tf.float32) / 255.0
-        first, second = tf.split(images, 2, axis=0)
-        return tf.concat([first, tf.reverse(second, axis=[2])], axis=0)
 
 
 def tiny_moco(version="v2", **kwargs):

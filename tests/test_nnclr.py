@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import random_images, tiny_encoder
+from conftest import FlipSecondHalf, random_images, tiny_encoder
 
 import keras_siamese as ks
 from keras_siamese.losses.info_nce import info_nce
@@ -16,16 +16,6 @@ from keras_siamese.models.support_set import SupportSet
 
 DIMS = 3
 METRICS = {"loss", "contrastive_accuracy", "representation_std"}
-
-
-@keras.saving.register_keras_serializable(package="keras_siamese_tests")
-class FlipSecondHalf(keras.layers.Layer):
-    """Deterministic views: the images and their mirror images, in [0, 1]."""
-
-    def call(self, images, training=None):
-        images = tf.cast(images, tf.float32) / 255.0
-        first, second = tf.split(images, 2, axis=0)
-        return tf.concat([first, tf.reverse(second, axis=[2])], axis=0)
 
 
 def tiny_nnclr(**kwargs):

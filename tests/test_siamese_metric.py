@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import random_images, tiny_encoder
+from conftest import FlipSecondHalf, random_images, tiny_encoder
 from test_pair_losses import (
     reference_batch_contrastive,
     reference_circle,
@@ -48,18 +48,6 @@ PAIR_REFERENCES = {
     "batch_contrastive": reference_batch_contrastive,
     "xbm": reference_multi_similarity,
 }
-
-
-@keras.saving.register_keras_serializable(package="test_siamese_metric")
-class FlipSecondHalf(keras.layers.Layer):
-    """A deterministic two-view augmenter: rescales, and mirrors the second half of the batch
-    (as tests/scripts/equivalence.py): the views of `concat([images, images])` are the images
-    and their mirror images."""
-
-    def call(self, images, training=None):
-        images = tf.cast(images, tf.float32) / 255.0
-        first, second = tf.split(images, 2, axis=0)
-        return tf.concat([first, tf.reverse(second, axis=[2])], axis=0)
 
 
 def make_loss(case, memory_size=XBM_SIZE):

@@ -107,11 +107,16 @@ class ExportModule(tf.Module):
 
     def score(self, images_a: tf.Tensor, images_b: tf.Tensor) -> tf.Tensor:
         """Pair scores (higher = more similar) of two equally long batches of uint8 images."""
-        tf.debugging.assert_equal(
+        # The check must run before the model: automatic control dependencies only promise
+        # that the assertion runs, not that it runs first, so a mismatch could otherwise
+        # surface as the distance's shape error.
+        check = tf.debugging.assert_equal(
             tf.shape(images_a)[0],
             tf.shape(images_b)[0],
             message=f"`{IMAGES_A_KEY}` and `{IMAGES_B_KEY}` must hold the same number of images",
         )
+        with tf.control_dependencies([check] if check is not None else []):
+            images_a = tf.identity(images_a)
         count = tf.shape(images_a)[0]
         features = self.representation(tf.concat([images_a, images_b], axis=0))
         distances = similarity_lib.pair_distance(features[:count], features[count:], self.distance)

@@ -82,4 +82,3 @@ def mode_of(loss_fn) -> str:
 def inner_loss(loss_fn):
     """The loss inside a `CrossBatchMemory`, else the loss itself."""
     return loss_fn.loss if isinstance(loss_fn, losses.CrossBatchMemory) else loss_fn
-
