@@ -254,13 +254,15 @@ def hub_encoder():
 
 
 def applications_encoder():
-    return encoders.from_keras_applications("ResNet50V2", input_shape=(32, 32, 3))
+    # MobileNetV2 (2.3 M weights) rather than ResNet50V2 (23.6 M, 56 s here): the same path
+    # (PixelPreprocessing, the application, its pooling) at a twelfth of the save and export.
+    return encoders.from_keras_applications("MobileNetV2", input_shape=(32, 32, 3))
 
 
 @pytest.mark.parametrize(
     "build",
-    [hub_encoder, pytest.param(applications_encoder, marks=pytest.mark.slow)],
-    ids=["keras_hub", "ResNet50V2"],
+    [hub_encoder, applications_encoder],
+    ids=["keras_hub", "MobileNetV2"],
 )
 def test_backbone_trains_a_simclr_step_reloads_and_serves_the_same_embedding(build, tmp_path):
     import tensorflow as tf

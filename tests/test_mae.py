@@ -378,6 +378,7 @@ def test_train_method_mae_runs_end_to_end(tmp_path):
         "keras-siamese", "train", "--method=mae", f"--model_dir={model_dir}",
         "--train_examples=64", "--batch_size=32", "--epochs=1", "--image_size=16",
         "--decoder_dim=16", "--decoder_depth=1", "--mask_ratio=0.5", "--precision=float32",
+        "--vit_dim=16", "--vit_depth=1", "--vit_heads=2",
         "--knn_memory_examples=64", "--knn_query_examples=32", "--knn_k=5",
         "--strategy=default", "--verbose=0",
     ]  # fmt: skip
