@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from keras_siamese import distribute, validation
 from keras_siamese.losses.pair_batch import EMPTY_LABEL
+from keras_siamese.models import queue_capacity
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
@@ -72,22 +73,12 @@ class EmbeddingMemory(keras.layers.Layer):
         Raises:
             ValueError: for a known count larger than `memory_size`.
         """
-        known = count if count is None or isinstance(count, int) else tf.get_static_value(count)
         message = (
             "The cross-batch memory must hold at least one global batch. Received: "
             f"memory_size={self.memory_size} for a global batch of {{}}; pass a larger "
             "`memory_size` or use smaller batches"
         )
-        if known is not None and known > self.memory_size:
-            raise ValueError(message.format(int(known)))
-        if known is not None or count is None:
-            return []
-        limit = tf.constant(self.memory_size, tf.int64)
-        return [
-            tf.debugging.assert_less_equal(
-                tf.cast(count, tf.int64), limit, message=message.format("x (below)")
-            )
-        ]
+        return queue_capacity.batch_fits(count, self.memory_size, message)
 
     def contents(self, incoming: int | tf.Tensor):
         """`(embeddings, labels)` of the queue without the `incoming` slots to be overwritten.

@@ -9,7 +9,7 @@ from keras import ops
 from keras_siamese import augment, distribute, heads, validation
 from keras_siamese.losses.info_nce import info_nce
 from keras_siamese.models.momentum import MomentumModel, clone_layer
-from keras_siamese.models.two_view_model import normalized_std
+from keras_siamese.models.two_view_model import contrastive_metrics
 
 VERSIONS = ("v2", "v3")
 _PROJECTION_DIM = {"v2": 128, "v3": 256}
@@ -264,12 +264,7 @@ class MoCo(MomentumModel):
             )
             loss_b = info_nce(p_b, k_a, temperature=self.temperature)
             loss = 2.0 * self.temperature * (loss_a + loss_b)
-        predictions = tf.argmax(logits, axis=1, output_type=labels.dtype)
-        accuracy = tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32))
-        return loss, {
-            "contrastive_accuracy": accuracy,
-            "representation_std": normalized_std(features),
-        }
+        return loss, contrastive_metrics(logits, labels, features)
 
     def get_config(self):
         config = super().get_config()

@@ -8,7 +8,7 @@ import tensorflow as tf
 from keras_siamese import distribute, heads, validation
 from keras_siamese.losses.info_nce import info_nce
 from keras_siamese.models.support_set import SupportSet
-from keras_siamese.models.two_view_model import TwoViewModel, normalized_std
+from keras_siamese.models.two_view_model import TwoViewModel, contrastive_metrics
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
@@ -144,12 +144,7 @@ class NNCLR(TwoViewModel):
         )
         if training:
             self.support_set.enqueue(z_a)
-        predictions = tf.argmax(logits, axis=1, output_type=labels.dtype)
-        accuracy = tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32))
-        return loss, {
-            "contrastive_accuracy": accuracy,
-            "representation_std": normalized_std(features_a),
-        }
+        return loss, contrastive_metrics(logits, labels, features_a)
 
     def get_config(self):
         config = super().get_config()

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from keras_siamese import augment, heads, losses, validation
-from keras_siamese.models.two_view_model import TwoViewModel, normalized_std
+from keras_siamese.models.two_view_model import TwoViewModel, contrastive_metrics
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
@@ -90,12 +90,7 @@ class SimCLR(TwoViewModel):
         loss, logits, labels = losses.nt_xent(
             z_a, z_b, temperature=self.temperature, return_logits=True
         )
-        predictions = tf.argmax(logits, axis=1, output_type=labels.dtype)
-        accuracy = tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32))
-        return loss, {
-            "contrastive_accuracy": accuracy,
-            "representation_std": normalized_std(features_a),
-        }
+        return loss, contrastive_metrics(logits, labels, features_a)
 
     def get_config(self):
         config = super().get_config()

@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from keras_siamese import distribute, validation
+from keras_siamese.models import queue_capacity
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
@@ -95,22 +96,12 @@ class SupportSet(keras.layers.Layer):
         Raises:
             ValueError: for a known count larger than `size`.
         """
-        known = count if count is None or isinstance(count, int) else tf.get_static_value(count)
         message = (
             "NNCLR's support set must hold at least one global batch. Received: "
             f"support_set_size={self.size} for a global batch of {{}}; pass a larger "
             "`support_set_size` or use smaller batches"
         )
-        if known is not None and known > self.size:
-            raise ValueError(message.format(int(known)))
-        if known is not None or count is None:
-            return []
-        limit = tf.constant(self.size, tf.int64)
-        return [
-            tf.debugging.assert_less_equal(
-                tf.cast(count, tf.int64), limit, message=message.format("x (below)")
-            )
-        ]
+        return queue_capacity.batch_fits(count, self.size, message)
 
     def enqueue(self, z) -> None:
         """Writes this step's global batch (gathered over replicas) over the oldest slots.

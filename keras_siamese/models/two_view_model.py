@@ -44,6 +44,28 @@ def normalized_std(outputs):
     return tf.reduce_mean(tf.math.reduce_std(outputs, axis=0)) * tf.sqrt(dims)
 
 
+def contrastive_metrics(logits, labels, features) -> dict:
+    """The metrics of the contrastive methods (SimCLR, MoCo, NNCLR).
+
+    Args:
+        logits: `(n, candidates)` similarities of each anchor to its candidates.
+        labels: `(n,)` the column of each anchor's positive.
+        features: `(n, d)` encoder features of one view.
+
+    Returns:
+        `{"contrastive_accuracy": how often the positive has the largest logit,
+        "representation_std": normalized_std(features)}`.
+
+    Example:
+        >>> metrics = contrastive_metrics(tf.eye(4), tf.range(4), tf.eye(4))
+        >>> float(metrics["contrastive_accuracy"])
+        1.0
+    """
+    predictions = tf.argmax(logits, axis=1, output_type=labels.dtype)
+    accuracy = tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32))
+    return {"contrastive_accuracy": accuracy, "representation_std": normalized_std(features)}
+
+
 def _augment(layer, images):
     """`layer(images, training=True)`, with AutoGraph when traced.
 
