@@ -158,6 +158,8 @@ def supervised_baseline(recipe, total_steps: int, seed: int = 0):
     keras.utils.set_random_seed(seed)
     encoder = recipe.build_encoder(IMAGE_SHAPE[-1], IMAGE_SHAPE)
     crops = recipe.replace(crop_size=None, color_strength=0.0, blur=False, views="simclr")
+    if getattr(crops, "local_views", 0):  # DINO's ViT recipe: one view, not multi-crop's
+        crops = crops.replace(local_views=0)
     inputs = keras.Input(IMAGE_SHAPE, name="images")
     views = crops.build_augmenter(IMAGE_SHAPE, seed)(inputs)
     logits = keras.layers.Dense(NUM_CLASSES, name="logits")(encoder(views))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 import keras_siamese as ks
@@ -53,6 +54,17 @@ def test_build_method_is_the_recipe_with_the_budgets_epochs(benchmarks, method):
     )
     assert built == expected
     assert quality.method_recipe(method, "quick") == recipe
+
+
+@pytest.mark.parametrize("baseline", ["dino", "mae"])
+def test_the_supervised_baseline_trains_on_one_view_of_every_vit_recipe(benchmarks, baseline):
+    # DINO's ViT recipe makes 4 local views: the baseline once got its 6 views as inputs.
+    quality, _ = benchmarks
+    recipe = quality.method_recipe("supervised", "quick", encoder="vit", baseline=baseline)
+    model, encoder = quality.supervised_baseline(recipe.replace(vit_depth=1), total_steps=4)
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype("uint8")
+    assert tuple(model(images, training=True).shape) == (4, 10)
+    assert encoder.name == "vit"
 
 
 def test_budgets_change_only_the_epochs_but_full_the_encoder(benchmarks):
