@@ -98,7 +98,7 @@ def test_grid_pooling_reads_the_grid_flag():
 def test_a_method_flag_left_at_its_default_keeps_the_vit_recipes_value():
     vit = ks.recipes.get("dino", encoder_type="vit")
     recipe = resolved_config("--method=dino", "--encoder=vit").recipe
-    assert (recipe.local_views, recipe.target_momentum, recipe.head_batch_norm) == (4, 0.996, False)
+    assert (recipe.local_views, recipe.target_momentum, recipe.head_batch_norm) == (4, 0.99, True)
     recipe = resolved_config(
         "--method=dino",
         "--encoder=vit",
@@ -230,7 +230,12 @@ class Interrupt(keras.callbacks.Callback):
 @pytest.mark.slow
 def test_a_vit_run_trains_resumes_evaluates_and_exports(capsys, tmp_path, monkeypatch):
     model_dir = tmp_path / "run"
-    train = ["train", f"--model_dir={model_dir}", *TINY_VIT_RUN]
+    train = [
+        "train",
+        f"--model_dir={model_dir}",
+        *TINY_VIT_RUN,
+        "--dino_teacher_temperature_warmup_fraction=0.5",
+    ]
     make_callbacks = train_run.callbacks
     monkeypatch.setattr(train_run, "callbacks", lambda *args: [*make_callbacks(*args), Interrupt()])
     with pytest.raises(Preempted):
@@ -239,13 +244,13 @@ def test_a_vit_run_trains_resumes_evaluates_and_exports(capsys, tmp_path, monkey
     assert cli.main(["keras-siamese", *train]) == 0  # resumes the ViT at its second epoch
     config = json.loads((model_dir / run_dir.CONFIG).read_text())
     recipe = ks.recipes.DINORecipe.from_config(config["resolved"]["recipe"])
-    assert recipe.encoder_type == "vit" and recipe.local_views == 2 and not recipe.head_batch_norm
+    assert recipe.encoder_type == "vit" and recipe.local_views == 2 and recipe.head_batch_norm
     assert config["resolved"]["view_shape"] == [16, 16, 1]
     result = json.loads((model_dir / run_dir.TRAIN_RESULT).read_text())
     assert result["steps"] == 2 and np.isfinite(result["final"]["loss"])
     model = keras.saving.load_model(model_dir / run_dir.MODEL)
     assert vision_transformer_of(model.encoder).grid_size == (4, 4)
-    assert model.teacher_temperature_warmup_steps == round(0.3 * 2)
+    assert model.teacher_temperature_warmup_steps == round(0.5 * 2)  # the flag's, of 2 steps
 
     evaluate = [f"--model_dir={model_dir}", "--memory_examples=64", "--test_examples=32"]
     evaluate += ["--linear_probe_epochs=1", "--plot_points=16", "--knn_k=5", "--noprogress"]

@@ -198,13 +198,15 @@ def test_dino_head_normalises_in_float32_under_float16():
 # ----------------------------------------------------------------------------- DINO's ViT recipe
 
 
-def test_dino_vit_recipe_is_the_papers_vit_setting_scaled_down():
+def test_dino_vit_recipe_is_the_measured_one():
+    # The paper's BN-free ViT setting collapsed at this budget (benchmarks/results/
+    # vit_sweep.jsonl): the ViT recipe is the ResNet recipe's DINO with local views.
     recipe = ks.recipes.get("dino", encoder_type="vit")
-    assert recipe.encoder_type == "vit" and not recipe.head_batch_norm  # BN-free with a ViT
-    assert (recipe.warmup_teacher_temperature, recipe.teacher_temperature) == (0.04, 0.07)
-    assert recipe.teacher_temperature_warmup_fraction == 0.3
-    assert (recipe.optimizer, recipe.weight_decay, recipe.learning_rate) == ("adam", 0.04, 5e-4)
-    assert recipe.target_momentum == 0.996 and recipe.local_views == 4
+    assert recipe.encoder_type == "vit" and recipe.head_batch_norm
+    assert recipe.teacher_temperature == 0.07
+    assert recipe.teacher_temperature_warmup_fraction == 0.0
+    assert (recipe.optimizer, recipe.weight_decay, recipe.learning_rate) == ("adam", 0.04, 2e-3)
+    assert recipe.target_momentum == 0.99 and recipe.local_views == 4
     assert (recipe.vit_position_embedding, recipe.vit_pooling) == ("learned", "grid")
     assert ks.recipes.get("dino", encoder_type="vit", local_views=6).local_views == 6  # then
     resnet = ks.recipes.get("dino")  # the ResNet recipe as it was
@@ -214,7 +216,10 @@ def test_dino_vit_recipe_is_the_papers_vit_setting_scaled_down():
 
 
 def test_a_model_of_the_dino_vit_recipe_warms_up_and_takes_local_views():
-    recipe = ks.recipes.get("dino", **TINY_VIT, output_dim=16, hidden_dim=16, bottleneck_dim=8)
+    recipe = ks.recipes.get(
+        "dino", **TINY_VIT, output_dim=16, hidden_dim=16, bottleneck_dim=8,
+        teacher_temperature_warmup_fraction=0.3, target_momentum=0.996, head_batch_norm=False,
+    )  # fmt: skip
     model = recipe.build_model(IMAGE_SHAPE, total_steps=100, seed=0)
     assert model.teacher_temperature_warmup_steps == 30
     assert (model.warmup_teacher_temperature, model.teacher_temperature) == (0.04, 0.07)

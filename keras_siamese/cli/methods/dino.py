@@ -2,9 +2,9 @@
 
 Self-distillation from a momentum teacher, centred and sharpened. Defaults:
 `keras_siamese.recipes.get("dino")` (head 512 -> 128 -> 1024 with BatchNorm, Adam); with
-`--encoder=vit` the ViT recipe `keras_siamese.recipes.get("dino", encoder_type="vit")` (no
-BatchNorm, the teacher temperature warmed up from 0.04 to 0.07, 4 local views, momentum
-0.996, Adam at 5e-4), whose values the flags left at their defaults keep.
+`--encoder=vit` the ViT recipe `keras_siamese.recipes.get("dino", encoder_type="vit")` (the
+same head and optimizer with 4 local views, learned positions and grid pooling), whose
+values the flags left at their defaults keep.
 """
 
 from __future__ import annotations
