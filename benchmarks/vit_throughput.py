@@ -24,7 +24,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from quality import build_method, images_per_step, method_recipe  # noqa: E402
+from quality import IMAGE_SHAPE, build_method, images_per_step, method_recipe  # noqa: E402
 from quality_budgets import RECIPE_NAMES  # noqa: E402
 from quality_report import environment  # noqa: E402
 
@@ -32,13 +32,17 @@ VIT_METHODS = ["simclr", "simsiam", "byol", "moco", "nnclr", "dino", "barlow_twi
                "swav", "mae"]  # fmt: skip
 # quality.py's flags (imported above) are this script's too: `--output_dir` is used.
 flags.DEFINE_list("vit_methods", VIT_METHODS, "Methods to time (SimCLR is always added).")
-flags.DEFINE_integer("batch_size", 256, "Source images per step (each recipe's own: 256).")
+flags.DEFINE_integer("batch_size", None, "Source images per step (default: SimCLR's recipe's).")
 flags.DEFINE_integer("rounds", 7, "Timed rounds (one step of every method each).")
 flags.DEFINE_integer("warmup", 1, "Untimed rounds first (the second call builds the optimizer).")
 FLAGS = flags.FLAGS
 
-IMAGE_SHAPE = (28, 28, 1)
 TOTAL_STEPS = 1000  # schedules span this many steps; the timed steps are far from its end
+
+
+def batch_size() -> int:
+    """`--batch_size`, else SimCLR's ViT recipe's (every method then steps on one batch)."""
+    return FLAGS.batch_size or method_recipe("simclr", "quick", encoder="vit").batch_size
 
 
 def build_step(name, images):
@@ -46,7 +50,7 @@ def build_step(name, images):
     import keras
     import tensorflow as tf
 
-    recipe = method_recipe(name, "quick", encoder="vit").replace(batch_size=FLAGS.batch_size)
+    recipe = method_recipe(name, "quick", encoder="vit").replace(batch_size=len(images))
     model, optimizer = build_method(name, "quick", TOTAL_STEPS, recipe=recipe)
     model.compile(optimizer=optimizer)
     model.make_train_function()
@@ -62,7 +66,7 @@ def time_methods(names):
     """Rows `{method, first_step_seconds, step_seconds, images_per_second}`, interleaved."""
     import numpy as np
 
-    images = np.random.default_rng(0).integers(0, 256, (FLAGS.batch_size, *IMAGE_SHAPE))
+    images = np.random.default_rng(0).integers(0, 256, (batch_size(), *IMAGE_SHAPE))
     images = images.astype("uint8")
     runners = []
     for name in names:
@@ -114,7 +118,7 @@ def write_outputs(rows, wall, load_before):
         f"{load_before:.1f} before). TensorFlow {tf.__version__}, Keras {keras.__version__}, "
         f"keras_siamese {ks.__version__}, float32. ViT: patch {vit.patch_size}, dim "
         f"{vit.vit_dim}, depth {vit.vit_depth}, heads {vit.vit_heads}, "
-        f"{vit.vit_pooling} pooling; batch {FLAGS.batch_size}; median of {FLAGS.rounds} "
+        f"{vit.vit_pooling} pooling; batch {rows[0]['images_per_step']}; median of {FLAGS.rounds} "
         f"interleaved steps of Keras' `train_function` after {FLAGS.warmup} untimed.",
         "",
         "| Method | Recipe | Step (s) | Images/s | vs SimCLR | First step (s) |",
@@ -128,12 +132,10 @@ def write_outputs(rows, wall, load_before):
     ]
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     for suffix, text in ((".md", "\n".join(lines) + "\n"), (".json", json.dumps(rows, indent=1))):
-        path = os.path.join(FLAGS.output_dir, "vit_throughput" + suffix)
-        with open(path + ".tmp", "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(path + ".tmp", path)
+        with ks.atomic_files.atomic_write(
+            os.path.join(FLAGS.output_dir, "vit_throughput" + suffix)
+        ) as file:
+            file.write(text)
     print("\n".join(lines))
 
 
