@@ -105,11 +105,12 @@ def test_the_siamese_rows_take_whole_images_and_their_recipe(method):
         (["--crop_size=0"], (28, 28, 1), 28, 4, False),  # 0: the image size, as before
         (["--crop_size=20", "--encoder_grid=1"], (28, 28, 1), 20, 1, True),
         (["--encoder_grid=2"], (28, 28, 1), 16, 2, True),
-        ([], (32, 32, 3), 32, 4, False),  # only 28x28 was measured: whole images
-        ([], (16, 16, 1), 16, 2, False),  # the grid is at most the 2x2 map of a 16x16 image
+        ([], (32, 32, 3), 16, 4, True),  # the image rules: half the side, at least 16
+        ([], (16, 16, 1), 16, 2, True),  # the grid is at most the 2x2 map of a 16x16 image
         (["--image_size=28"], (64, 48, 3), 16, 4, True),
-        (["--stem=imagenet", "--image_size=96"], (28, 28, 1), 96, 1, False),
-        (["--image_size=96"], (28, 28, 1), 96, 1, False),  # 96 > 64: the imagenet stem
+        (["--stem=imagenet", "--image_size=96"], (28, 28, 1), 48, 1, True),
+        (["--crop_size=0", "--image_size=96"], (28, 28, 1), 96, 1, False),  # 96 > 64: imagenet
+        (["--image_size=96"], (28, 28, 1), 48, 4, True),  # 48-pixel views: the small stem
     ],
 )
 def test_crop_and_grid_resolve(arguments, info_shape, crop, grid, cropped):

@@ -96,6 +96,18 @@ COMMON_FLAGS = (
     ),
     _flag("min_crop_area", "Smallest random-crop area fraction (paper: 0.08).", parse_float),
     _flag("color_strength", "Colour-jitter strength s (paper: 0.5 on CIFAR).", parse_float),
+    _flag(
+        "hue",
+        "Hue jitter amount at strength 1 (hue x strength <= 0.5, half the colour wheel; SimCLR's "
+        "0.2, BYOL's 0.1; 3-channel images). auto: the rule for the images (README), else the "
+        "views' own.",
+        parse_float,
+    ),
+    _flag(
+        "grayscale_probability",
+        "Probability of a grey view (3-channel images; the papers' 0.2).",
+        parse_float,
+    ),
     _flag("blur", "Gaussian blur on the views (paper: ImageNet only).", _blur, ("true", "false")),
     _flag("views", "Two views of one pipeline (simclr) or BYOL's asymmetric pair.", None, VIEWS),
     BATCH_SIZE := _flag(

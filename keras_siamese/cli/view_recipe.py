@@ -1,13 +1,17 @@
-"""`train --crop_size`, `--stem` and `--encoder_grid` once the images are known.
+"""`train --crop_size`, `--stem`, `--encoder_grid` and the other image rules once the images
+are known.
 
-`auto` is the method's recipe (`keras_siamese.recipes`), measured on 28x28 Fashion-MNIST: a
-ResNet with the small-image stem trained on 16x16 crops (25-100% of the area), its last
-feature map averaged over a 4x4 grid. Only 28x28 images were measured, so on other images
-`auto` trains on whole images; views over 64 pixels take the imagenet stem; the grid is at
-most the side of the last feature map on the images (image side / 8: 2 on 16x16 images,
-where 4 cells would repeat each value), and 1 (global average pooling) with the imagenet
-stem. A crop smaller than the images needs an encoder of any input size (the recipe's:
-auto, resnetN, vit); the model, given `image_size=`, still takes and serves whole images.
+`auto` is the method's recipe (`keras_siamese.recipes`), measured on 28x28 Fashion-MNIST (a
+ResNet with the small-image stem trained on 16x16 crops of 25-100% of the area, its last
+feature map averaged over a 4x4 grid), with the values that depend on the images derived from
+their side and channels by `keras_siamese.recipes.image_rules` (README "Recipes for other
+images"): the views' side, a ViT's patch, the colour jitter and grayscale of colour images, the
+epochs. A flag the user sets keeps its value. Views over 64 pixels take the imagenet stem; the
+grid is at most the side of the last feature map on the images (image side / 8: 2 on 16x16
+images, where 4 cells would repeat each value), and 1 (global average pooling) with the
+imagenet stem. A crop smaller than the images needs an encoder of any input size (the
+recipe's: auto, resnetN, vit); an encoder built at one size (keras.applications, KerasHub)
+trains on whole images. The model, given `image_size=`, still takes and serves whole images.
 A ViT's views are whole patches: multiples of `--patch_size` (`check_patches`, from the
 flags before TensorFlow where they tell the views, else once the images are known); it has
 no stem, and its grid (`--vit_pooling=grid`) is at most the views' patches per side.
@@ -20,9 +24,12 @@ from __future__ import annotations
 from absl import app
 
 from keras_siamese.cli import flag_checks
-from keras_siamese.recipes import Recipe
+from keras_siamese.recipes import Recipe, image_rules
 
-RECIPE_IMAGE_SIZE = (28, 28)  # the only image size the recipes were measured on
+RECIPE_IMAGE_SIZE = (28, 28)  # the image size the recipes were first measured on
+# The flags whose `auto` is a rule of the images (`image_rules`); set, they are kept.
+RULE_FLAGS = ("crop_size", "patch_size", "epochs", "pretrain_epochs", "color_strength", "hue",
+              "grayscale_probability")  # fmt: skip
 LARGEST_SMALL_STEM_VIEW = 64
 GLOBAL_POOLING = 1
 CROP_MEANING = "0: the image size"
@@ -52,31 +59,47 @@ def parse_flags(values: dict) -> dict:
     )
 
 
-def auto_crop(recipe: Recipe, image_shape, from_recipe: bool) -> Recipe:
-    """`recipe` with `crop_size` as `--crop_size=auto` reads it for these images.
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value.strip().lower() == "auto"
+
+
+def kept_fields(values: dict) -> tuple[str, ...]:
+    """The rule fields whose flags the user set (not `auto`): the rules leave them."""
+    return tuple(name for name in RULE_FLAGS if not _is_auto(values.get(name, "auto")))
+
+
+def for_images(recipe: Recipe, image_shape, from_recipe: bool, values: dict | None = None):
+    """`recipe` with the image rules' values for these images (`image_rules.for_images`),
+    except the fields whose flags are set; an encoder built at one size (not `from_recipe`)
+    trains on whole images.
 
     Args:
-        recipe: the run's recipe.
+        recipe: the run's recipe with the flags applied.
         image_shape: the images' `(height, width, channels)`.
         from_recipe: whether the recipe builds the encoder (auto, resnetN, vit).
+        values: the flag values (None: every rule applies).
 
     Returns:
-        The recipe, whole images (`crop_size=None`) unless its crop was measured for them.
+        The recipe for these images.
     """
-    measured = from_recipe and tuple(image_shape[:2]) == RECIPE_IMAGE_SIZE
-    return recipe if measured else recipe.replace(crop_size=None)
+    keep = kept_fields(values or {})
+    if not from_recipe and "crop_size" not in keep:
+        recipe, keep = recipe.replace(crop_size=None), (*keep, "crop_size")
+    return image_rules.for_images(recipe, tuple(int(v) for v in image_shape), keep=keep)
 
 
-def _flag_views(recipe: Recipe, values: dict) -> tuple[int, str] | None:
-    """The views' side and where it comes from, when the flags tell it (else None)."""
+def _flag_views(recipe: Recipe, values: dict) -> tuple[int, str, Recipe] | None:
+    """The views' side, where it comes from and the recipe whose patches they must be
+    whole numbers of, when the flags tell the views (else None)."""
     crop, image = parse_crop_size(values["crop_size"]), values.get("image_size") or 0
     if crop not in ("auto", 0):
-        return crop, "--crop_size"
-    if crop == 0 or (image and image != RECIPE_IMAGE_SIZE[0]):
-        return (image, "the whole images") if image else None
-    if image:
-        return recipe.crop_size or image, "the recipe's crop of 28x28 images"
-    return None
+        return crop, "--crop_size", recipe
+    if not image:
+        return None
+    if crop == 0:
+        return image, "the whole images", recipe
+    ruled = for_images(recipe, (image, image, 1), True, values)
+    return ruled.crop_size or image, f"the views of {image}x{image} images", ruled
 
 
 def check_patches(recipe: Recipe, values: dict, image_shape=None) -> None:
@@ -100,7 +123,8 @@ def check_patches(recipe: Recipe, values: dict, image_shape=None) -> None:
         known = _flag_views(recipe, values)
         if known is None:
             return
-        (side, how), sides = known, (known[0], known[0])
+        side, how, recipe = known
+        sides = (side, side)
     else:
         sides, how = recipe.view_size(image_shape), "the views"
         side = "x".join(str(size) for size in sides)
@@ -161,8 +185,7 @@ def resolve(recipe: Recipe, values: dict, image_shape, from_recipe: bool) -> Rec
             encoder built at one size, too small for the ResNet, or not whole patches of
             the ViT.
     """
-    if parse_crop_size(values["crop_size"]) == "auto":
-        recipe = auto_crop(recipe, image_shape, from_recipe)
+    recipe = for_images(recipe, image_shape, from_recipe, values)
     _check_crop(recipe, values, image_shape, from_recipe)
     if not from_recipe:
         return recipe

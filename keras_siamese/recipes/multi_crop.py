@@ -43,6 +43,8 @@ def multi_crop_views(recipe: Recipe, local_views: int, image_shape, seed=None):
     Example:
         >>> views = multi_crop_views(ks.recipes.get("swav"), 6, (28, 28, 1))
     """
+    from keras_siamese.augment.simclr_augmenter import SIMCLR_COLOR_JITTER
+
     height, width = recipe.view_size(image_shape)
     local = local_view_side(recipe, image_shape)
     return ks.augment.multi_crop_augmenter(
@@ -55,4 +57,5 @@ def multi_crop_views(recipe: Recipe, local_views: int, image_shape, seed=None):
         strength=recipe.color_strength,
         blur=recipe.blur,
         seed=seed,
+        **recipe.colour_options(SIMCLR_COLOR_JITTER),
     )

@@ -74,6 +74,10 @@ class Recipe:
         crop_size: side of the training views; None trains on whole images.
         min_crop_area: smallest random-crop area fraction (the largest is 1).
         color_strength: colour-jitter strength s (SimCLR's).
+        hue: the hue jitter's amount at strength 1 (`strength * hue` <= 0.5, a half turn of
+            the colour wheel); None: the views' own (SimCLR's 0.2, BYOL's 0.1).
+        grayscale_probability: probability of a grey view (3-channel images only; the
+            papers' 0.2).
         blur: Gaussian blur on the views (the papers: ImageNet only).
         views: "simclr" (one pipeline for both views) or "byol" (BYOL's asymmetric pair).
         batch_size: global batch size the learning rate is given for.
@@ -114,6 +118,8 @@ class Recipe:
     crop_size: int | None = 16
     min_crop_area: float = 0.25
     color_strength: float = 1.0
+    hue: float | None = None
+    grayscale_probability: float = 0.2
     blur: bool = False
     views: str = "simclr"
     batch_size: int = 256
@@ -135,6 +141,7 @@ class Recipe:
             check_integer("crop_size", self.crop_size)
         check_number("min_crop_area", self.min_crop_area, 0.0, 1.0, strict=True)
         check_number("color_strength", self.color_strength, 0.0, 1.25)
+        self._check_colour()
         if not isinstance(self.blur, bool):
             raise TypeError(f"Recipe field `blur` must be a bool. Received: blur={self.blur!r}")
         check_choice("views", self.views, VIEWS)
@@ -143,6 +150,27 @@ class Recipe:
         check_choice("learning_rate_scaling", self.learning_rate_scaling, SCALINGS)
         check_number("weight_decay", self.weight_decay)
         check_number("warmup_fraction", self.warmup_fraction, 0.0, 0.9)
+
+    def _check_colour(self) -> None:
+        check_number("grayscale_probability", self.grayscale_probability, 0.0, 1.0)
+        if self.hue is None:
+            return
+        check_number("hue", self.hue, 0.0, 0.5)
+        if self.hue * self.color_strength > 0.5:
+            raise ValueError(
+                "Recipe field `hue` times `color_strength` must be at most 0.5 (a half turn of "
+                f"the colour wheel). Received: hue={self.hue}, "
+                f"color_strength={self.color_strength}"
+            )
+
+    def colour_options(self, jitter: tuple[float, float, float, float]) -> dict:
+        """The augmenter's colour arguments: `jitter` (the views' amounts at strength 1)
+        with the recipe's `hue` when set, and `grayscale_probability`."""
+        hue = jitter[3] if self.hue is None else self.hue
+        return {
+            "color_jitter": (*jitter[:3], hue),
+            "grayscale_probability": self.grayscale_probability,
+        }
 
     def _check_vit(self) -> None:
         for name in ("patch_size", "vit_dim", "vit_depth", "vit_heads"):
@@ -283,10 +311,15 @@ class Recipe:
             crop_area=(self.min_crop_area, 1.0),
             seed=seed,
         )
+        from keras_siamese.augment.recipes import BYOL_COLOR_JITTER
+        from keras_siamese.augment.simclr_augmenter import SIMCLR_COLOR_JITTER
+
         size = self.view_size(image_shape)
         if self.views == "byol":
-            return ks.augment.byol_augmenters(size, **options)
-        return ks.augment.simclr_augmenter(size, **options)
+            jitter = self.colour_options(BYOL_COLOR_JITTER)
+            return ks.augment.byol_augmenters(size, **options, **jitter)
+        jitter = self.colour_options(SIMCLR_COLOR_JITTER)
+        return ks.augment.simclr_augmenter(size, **options, **jitter)
 
     def model_options(self, image_shape: tuple[int, int, int]) -> dict:
         """`image_size=`: the model takes and serves whole images of `image_shape`, whatever
