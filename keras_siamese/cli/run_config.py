@@ -5,7 +5,9 @@ the data says (`DatasetInfo`: image shape, classes, size) into a `RunConfig` wit
 any data or importing TensorFlow: the method's recipe with every flag applied
 (`recipe_flags`) and the views fitted to the images (`view_recipe`), the image shape, the
 batch layout and the steps. `record()` is what config.json holds: the flags (what a resumed
-run compares) and, under `resolved`, what was derived from them.
+run compares) and, under `resolved`, what was derived from them. With `--time_budget`, the
+steps are chosen once a step has been timed (`train_precision.budget`) and set by
+`with_steps`.
 
 Example:
     >>> info = DatasetInfo("fashion_mnist", (28, 28, 1), 10, None, 60000)
@@ -26,6 +28,7 @@ from keras_siamese.cli import encoder_flag, methods, recipe_flags, sources, view
 from keras_siamese.loss_names import PROXY_LOSS_NAMES
 
 CONFIG_VERSION = 2  # config.json with `resolved.recipe` (the recipes' CLI)
+NO_BUDGET = "none"  # --time_budget: the epochs decide
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +92,7 @@ class RunConfig:
         """SimCLR's recipe on this run's encoder, its views fitted to the images."""
         pretraining = self.recipe.pretraining_recipe()
         from_recipe = encoder_flag.from_recipe(self.encoder)
-        return view_recipe.auto_crop(pretraining, self.image_shape, from_recipe)
+        return view_recipe.for_images(pretraining, self.image_shape, from_recipe)
 
     def record(self, **facts: Any) -> dict:
         """config.json: the flags, and under `resolved` what was derived (and `facts`)."""
@@ -168,6 +171,51 @@ def _check_memory(recipe, batch_size: int, requested) -> None:
             f"{batch_size * views}{held}. Use a larger --memory_size or a smaller "
             f"--batch_size. Received: --memory_size={memory}, --batch_size={requested}"
         )
+
+
+def budget_seconds(flag: str) -> float | None:
+    """Seconds of a `--time_budget` value, or None for `none` (the epochs decide).
+
+    Raises:
+        absl.app.UsageError: naming the flag, the value and what it takes.
+    """
+    if flag.strip().lower() == NO_BUDGET:
+        return None
+    try:
+        return recipes.parse_duration(flag)
+    except ValueError:
+        raise app.UsageError(
+            f"--time_budget takes {NO_BUDGET} or a positive duration: seconds (600) or a "
+            f"number with s, m or h (90s, 10m, 1.5h). Received: --time_budget={flag}"
+        ) from None
+
+
+def epochs_given(config: RunConfig) -> bool:
+    """Whether `--epochs` was given (then it caps a time budget's steps)."""
+    value = config.flags["epochs"]
+    return not (isinstance(value, str) and value.strip().lower() == methods.AUTO)
+
+
+def with_steps(config: RunConfig, steps: int) -> RunConfig:
+    """`config` training `steps` steps or a few less: whole epochs of the data when one fits.
+
+    Keras trains `epochs x steps_per_epoch` steps and the data's epochs are whole batches, so
+    `steps` is rounded down to whole epochs (`steps_per_epoch` as the data gives it); fewer
+    steps than one epoch train one epoch of `steps` steps. The recipe's `epochs` and the
+    kNN monitor's default period follow.
+    """
+    if steps < 1:
+        raise ValueError(f"A run trains at least 1 step. Received: steps={steps}")
+    epochs, per_epoch = max(1, steps // config.steps_per_epoch), config.steps_per_epoch
+    if steps < per_epoch:
+        per_epoch = steps
+    return dataclasses.replace(
+        config,
+        recipe=config.recipe.replace(epochs=epochs),
+        steps_per_epoch=per_epoch,
+        total_steps=epochs * per_epoch,
+        knn_every=config.flags["knn_every"] or max(1, epochs // 4),
+    )
 
 
 def pretrain_steps(method: methods.Method, recipe, examples: int) -> int:

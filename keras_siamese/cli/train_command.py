@@ -34,7 +34,7 @@ from keras_siamese.cli import (
     train_run,
     view_recipe,
 )
-from keras_siamese.cli.run_config import RunConfig, resolve
+from keras_siamese.cli.run_config import NO_BUDGET, RunConfig, budget_seconds, resolve
 from keras_siamese.cli.train_flags import define_flags  # noqa: F401  (the command's flags)
 
 USAGE = "train --method=METHOD (--dataset=NAME | --data_dir=DIR) --model_dir=DIR [flags]"
@@ -67,6 +67,7 @@ ADDED_FLAGS = {
     "simsiam_fixed_predictor_learning_rate": True,
     "dino_warmup_teacher_temperature": 0.04,
     "dino_teacher_temperature_warmup_fraction": 0.0,
+    "time_budget": NO_BUDGET,
     **{name: "auto" for name in recipe_flags.VIT_FIELDS},
 }
 
@@ -128,6 +129,7 @@ def _check_values(values: dict, method: methods.Method) -> None:
     """Checks the flag values that need no data (before TensorFlow is imported): the
     encoder's files, and every recipe field through the method's recipe."""
     encoder_flag.check_files(encoder_flag.parse(values["encoder"]), values["encoder_weights"])
+    budget_seconds(values["time_budget"])
     flag_checks.metric_flags(values)  # combinations, in flag terms before the recipe's
     for reader in methods.METHODS.values():  # every method's flags, together in its recipe
         recipe = reader.recipe
@@ -237,20 +239,53 @@ def _training_batches(config: RunConfig, data_module):
     return config.method.build_batches(config, images)
 
 
-def _precision(config: RunConfig, previous: dict | None, data_module) -> dict:
+def _batch(config: RunConfig, data_module):
+    """One training batch, from a pipeline of its own (for timing a step)."""
+    return next(iter(_training_batches(config, data_module)))
+
+
+def _precision(config: RunConfig, previous: dict | None, data_module) -> tuple[dict, tuple | None]:
     """Resolves `--precision` (timed before the real model and the seed: a probe leaves both
-    as they would be); returns what config.json records about it."""
+    as they would be); returns what config.json records about it and, with a time budget,
+    the probe's `(seconds per step, seconds of the first step)` in that precision (or None)."""
+    first_seconds = None if budget_seconds(config.flags["time_budget"]) is None else {}
     precision, seconds, how = train_precision.resolve(
         config.flags["precision"],
         previous,
         lambda: _compiled(config),
-        lambda: next(iter(_training_batches(config, data_module))),  # a pipeline of its own
+        lambda: _batch(config, data_module),
+        first_seconds,
     )
     print(train_precision.describe(precision, seconds, how))
     facts = {"precision": precision}
     if seconds is not None:
         facts["precision_seconds_per_step"] = {k: round(v, 4) for k, v in seconds.items()}
-    return facts
+    timed = (seconds[precision], first_seconds[precision]) if seconds and first_seconds else None
+    return facts, timed
+
+
+def _time_budget(config: RunConfig, previous, facts: dict, timed, data_module, listed):
+    """`config` with the steps of `--time_budget` (`train_precision.budget`: recorded on
+    resume, else from the step time), recorded in `facts`; the kNN monitor's default period
+    follows the epochs. Without a budget, `config` as it is."""
+    import keras_siamese as ks
+
+    budgeted, record, line = train_precision.budget(
+        config,
+        previous,
+        facts["precision"],
+        timed,
+        lambda: _compiled(config),
+        lambda: _batch(config, data_module),
+    )
+    if record is None:
+        return config
+    print(line)
+    facts["time_budget"] = record
+    for callback in listed:
+        if isinstance(callback, ks.callbacks.KNNMonitor):
+            callback.every = budgeted.knn_every
+    return budgeted
 
 
 def _fit(config: RunConfig, model_dir: str, strategy, facts: dict, data_module, listed) -> int:
@@ -344,7 +379,8 @@ def run(given: flags.FlagValues) -> int:
     encoder_flag.check_application_name(encoder_flag.parse(values["encoder"]))
     config = resolve(values, source_data.probe_source(source, values), source)
     listed = train_run.callbacks(config, model_dir, source_data)  # checks the queries first
-    facts = _precision(config, previous, source_data)
+    facts, timed = _precision(config, previous, source_data)
+    config = _time_budget(config, previous, facts, timed, source_data, listed)
     code = _fit(config, model_dir, strategy, facts, source_data, listed)
     if code == 0:
         _curves(model_dir, values, title)

@@ -65,6 +65,12 @@ FLAGS = (
      "timed in float32 and mixed_bfloat16 (and mixed_float16 with a GPU) and the faster is "
      "used; config.json records it and a resumed run keeps it.",
      {"enum_values": ["auto", *PRECISIONS]}),
+    (STRING, "time_budget", "none", "Train for about this long: none (the epochs decide) or a "
+     "duration (90s, 10m, 1.5h; a number: seconds). The steps are chosen from one training step "
+     "of the run's model timed first (--precision=auto's probe when it runs) and its first step "
+     "(tracing), rounded down to whole epochs, at most --epochs' when given; the kNN monitor, "
+     "saves, checkpoints and SimCLR pretraining are outside the budget. config.json records the "
+     "steps and a resumed run keeps them.", {}),
     (BOOL, "jit_compile", False, "XLA-compile the train step.", {}),
     (INTEGER, "seed", 0, "Random seed.", {"lower_bound": 0}),
     (BOOL, "knn_monitor", True, "Log the kNN accuracy (if the data has labels).", {}),

@@ -11,7 +11,8 @@ Modules, re-exported here:
     - `replicas`: `num_replicas`, `in_replica_context`, `replica_id`, `all_gather`,
       `scale_for_replicas`, `replica_seed`.
     - `strategies`: `get_strategy`.
-    - `precision`: `set_mixed_precision`, `fastest_precision`, `precision_candidates`.
+    - `precision`: `set_mixed_precision`, `fastest_precision`, `precision_candidates`,
+      `time_train_step`.
     - `workers`: `is_chief`, `worker_directory`, `collective_safe`, `step_logs`.
     - `batch_norm`: `batch_norm_layers`, `convert_to_sync_batch_norm`,
       `resolve_sync_batch_norm`.
@@ -28,6 +29,7 @@ from keras_siamese.distribute.precision import (
     fastest_precision,
     precision_candidates,
     set_mixed_precision,
+    time_train_step,
 )
 from keras_siamese.distribute.replicas import (
     all_gather,
@@ -75,5 +77,6 @@ __all__ = [
     "scale_for_replicas",
     "set_mixed_precision",
     "step_logs",
+    "time_train_step",
     "worker_directory",
 ]

@@ -34,6 +34,7 @@ from keras_siamese.recipes.siamese import (
 from keras_siamese.recipes.simclr import SimCLRRecipe
 from keras_siamese.recipes.simsiam import SimSiamRecipe
 from keras_siamese.recipes.swav import SwAVRecipe
+from keras_siamese.recipes.time_budget import parse_duration, steps_in_budget
 from keras_siamese.recipes.vicreg import VICRegRecipe
 
 RECIPE_CLASSES: dict[str, type[Recipe]] = {
@@ -105,4 +106,6 @@ __all__ = [
     "VICRegRecipe",
     "get",
     "multi_crop_views",
+    "parse_duration",
+    "steps_in_budget",
 ]
