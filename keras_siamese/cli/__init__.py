@@ -24,7 +24,10 @@ the lazily loading `keras_siamese` package, any module that does), so `--help` a
 answer in a fraction of a second; a command imports it once it runs.
 
 The console stays readable: the entry points (`keras-siamese`, `python -m keras_siamese`) set
-`TF_CPP_MIN_LOG_LEVEL=2` unless it is set (TensorFlow's C++ INFO and WARNING lines), and while
+`TF_CPP_MIN_LOG_LEVEL=2` unless it is set (TensorFlow's C++ INFO and WARNING lines) and hold
+to it the lines TensorFlow's C++ code prints while it is imported, which that variable does
+not reach (TensorFlow 2.21 logs through absl before `absl::InitializeLog()`: `oneDNN custom
+operations are on`, whatever the level; `quiet_tensorflow_start_up`), and while
 a command runs absl logs warnings and errors only and TensorFlow's Python logger errors only
 (the export's INFO lines run to thousands of characters). `--verbosity=N` (`-v N`, absl's
 levels: 1 debug, 0 info, -1 warning, -2 error), before or after the command, sets absl's
@@ -37,9 +40,13 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import importlib.abc
+import importlib.util
 import logging
 import os
+import re
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 
 from absl import app, flags
@@ -62,6 +69,13 @@ COMMANDS = {
 HELP_ARGUMENTS = ("-h", "--help", "-help", "--helpfull", "--helpshort")
 USAGE_ERROR_STATUS = 2
 VERBOSITY_ARGUMENTS = ("--verbosity", "-v", "--v")
+# A C++ log line: absl's `I0000 00:00:1796606115.644010   19852 port.cc:153] ...` or TSL's
+# `2024-01-31 12:00:00.000000: I tensorflow/core/platform/cpu_feature_guard.cc:182] ...`.
+CPP_LOG_LINE = re.compile(
+    r"^(?:(?P<absl>[IWEF])\d{4} [\d:.]+\s+\d+ |\d{4}-\d\d-\d\d [\d:.]+: (?P<tsl>[IWEF]) )\S+:\d+\] "
+)
+CPP_SEVERITIES = "IWEF"  # TF_CPP_MIN_LOG_LEVEL=N hides the first N of them
+ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called"
 VERBOSITY_HELP = (
     "  -v,--verbosity: absl log verbosity: 1 debug, 0 info, -1 warning, -2 error (or the "
     "names);\n    without it absl logs warnings and TensorFlow errors only."
@@ -236,11 +250,124 @@ def main(argv: Sequence[str]) -> int:
         return _fail(program, str(error), name)
 
 
+def min_log_level() -> int:
+    """`TF_CPP_MIN_LOG_LEVEL` as an integer (0, every line, when unset or not a number)."""
+    try:
+        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        return 0
+
+
+def start_up_lines_kept(text: str, min_level: int) -> str:
+    """`text` without the C++ log lines that `TF_CPP_MIN_LOG_LEVEL=min_level` means to hide.
+
+    Args:
+        text: what was printed on standard error (lines).
+        min_level: 1 hides INFO lines, 2 also WARNING lines (and absl's notice that it logs
+            to standard error before `absl::InitializeLog()`), 3 also ERROR lines.
+
+    Returns:
+        The other lines, unchanged and in order.
+    """
+    kept = []
+    for line in text.splitlines(keepends=True):
+        match = CPP_LOG_LINE.match(line)
+        if match:
+            severity = CPP_SEVERITIES.index(match["absl"] or match["tsl"])
+        elif line.startswith(ABSL_PREAMBLE):
+            severity = CPP_SEVERITIES.index("W")
+        else:
+            severity = len(CPP_SEVERITIES)
+        if severity >= min_level:
+            kept.append(line)
+    return "".join(kept)
+
+
+@contextlib.contextmanager
+def start_up_lines_filtered(min_level: int) -> Iterator[None]:
+    """Holds file descriptor 2 (C++ and Python alike), then prints what `min_level` keeps.
+
+    Args:
+        min_level: as in `start_up_lines_kept`.
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no standard error to hold
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = start_up_lines_kept(held.read().decode(errors="replace"), min_level)
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """Runs a module's loader inside `start_up_lines_filtered`, then steps aside."""
+
+    def __init__(self, loader: importlib.abc.Loader, min_level: int):
+        self.loader = loader
+        self.min_level = min_level
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        module.__loader__ = module.__spec__.loader = self.loader
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietTensorFlowFinder)]
+        with start_up_lines_filtered(self.min_level):
+            self.loader.exec_module(module)
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` with a loader that filters its start-up lines (and then leaves).
+
+    A mere look-up (`importlib.util.find_spec("tensorflow")`) leaves it in place.
+    """
+
+    def __init__(self, min_level: int):
+        self.min_level = min_level
+        self.finding = False
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow" or self.finding:
+            return None
+        self.finding = True  # the other finders answer the look-up below
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.finding = False
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader, self.min_level)
+        return spec
+
+
+def quiet_tensorflow_start_up() -> None:
+    """Filters the lines TensorFlow's C++ code prints while it is imported, as
+    `TF_CPP_MIN_LOG_LEVEL` asks (which those lines ignore): nothing to do when it is 0 or
+    TensorFlow is already imported. TensorFlow is imported only when a command needs it.
+    """
+    if min_log_level() > 0 and "tensorflow" not in sys.modules:
+        if not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
+            sys.meta_path.insert(0, _QuietTensorFlowFinder(min_log_level()))
+
+
 def run() -> None:
     """The console script `keras-siamese` (and `python -m keras_siamese`): `main(sys.argv)`.
 
     Sets `TF_CPP_MIN_LOG_LEVEL=2` unless the environment sets it: TensorFlow, imported later
-    by the command, then prints no C++ INFO or WARNING lines.
+    by the command, then prints no C++ INFO or WARNING lines, nor the start-up lines it prints
+    while it is imported whatever the level (`quiet_tensorflow_start_up`).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow_start_up()
     sys.exit(main(sys.argv))

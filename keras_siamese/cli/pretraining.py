@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING
 
 from keras_siamese import atomic_files
-from keras_siamese.cli import encoder_flag, run_dir
+from keras_siamese.cli import encoder_flag, progress_lines, run_dir
 
 if TYPE_CHECKING:
     import keras
@@ -68,7 +68,7 @@ def pretrained_encoder(
     model = recipe.build_model(config.image_shape, steps, encoder=encoder, seed=config.seed)
     model.compile(optimizer=recipe.build_optimizer(steps, batch_size))
     print(f"Pretraining the encoder with SimCLR: {steps} steps of {batch_size} images.")
-    verbose = int(config.flags["verbose"])
+    verbose = progress_lines.fit_verbose(config.flags["verbose"])
     model.fit(
         _batches(config, images, batch_size), epochs=1, steps_per_epoch=steps, verbose=verbose
     )

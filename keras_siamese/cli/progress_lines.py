@@ -4,6 +4,10 @@ A tqdm bar redraws itself with carriage returns, which a terminal shows as one m
 a log file or a pipe (`cmd 2>&1 | tee log`, a batch scheduler) keeps as hundreds of fragments.
 `Progress` therefore draws the bar only when its stream is a terminal, and otherwise writes
 one plain line each time another tenth of the work is done (and at the end).
+
+`train` follows the same rule through Keras: `fit_verbose("auto")` is 1 (Keras' progress bar
+within each epoch, with steps and ETA) when standard output is a terminal, else 2 (one line
+per epoch).
 """
 
 from __future__ import annotations
@@ -12,6 +16,34 @@ import sys
 import time
 
 LINES = 10  # lines written over the whole work where no terminal shows a bar
+AUTO = "auto"  # `train --verbose`: the progress bar on a terminal, else a line per epoch
+PROGRESS_BAR = 1  # Keras fit's verbose: a bar redrawn within each epoch (steps, ETA)
+EPOCH_LINES = 2  # Keras fit's verbose: one line per epoch
+
+
+def is_terminal(stream) -> bool:
+    """Whether `stream` is a terminal (False for files, pipes and streams without `isatty`)."""
+    try:
+        return bool(getattr(stream, "isatty", lambda: False)())
+    except (ValueError, OSError):  # a closed or detached stream
+        return False
+
+
+def fit_verbose(flag, stream=None) -> int:
+    """Keras fit's `verbose` from `train --verbose`.
+
+    Args:
+        flag: `"auto"`, or 0, 1 or 2 (as a string or an integer; kept as Keras reads them).
+        stream: where Keras prints its progress (standard output by default).
+
+    Returns:
+        `flag` as an integer; for `"auto"`, 1 (the progress bar) when `stream` is a terminal,
+        else 2 (one line per epoch: a log file or a pipe keeps no carriage-return fragments).
+    """
+    if flag == AUTO:
+        stream = sys.stdout if stream is None else stream
+        return PROGRESS_BAR if is_terminal(stream) else EPOCH_LINES
+    return int(flag)
 
 
 class Progress:
@@ -43,7 +75,7 @@ class Progress:
         self.started = time.perf_counter()
         self.next_line = 1  # in tenths (LINES) of the total
         self.bar = None
-        if enabled and getattr(self.stream, "isatty", lambda: False)():
+        if enabled and is_terminal(self.stream):
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, desc=name, unit=unit, file=self.stream)

@@ -86,7 +86,9 @@ FLAGS = (
     (FLOAT, "checkpoint_every_minutes", 10.0, "Checkpoint every M minutes of training (0: by "
      "steps only).", {"lower_bound": 0.0}),
     (INTEGER, "log_every_steps", 50, "TensorBoard scalars every N steps.", {"lower_bound": 1}),
-    (ENUM, "verbose", "2", "Keras fit verbosity.", {"enum_values": ["0", "1", "2"]}),
+    (ENUM, "verbose", "auto", "Keras fit's console output: auto (1 when standard output is a "
+     "terminal, else 2), 0 silent, 1 a progress bar within each epoch (steps, ETA), 2 one line "
+     "per epoch (log files, pipes).", {"enum_values": ["auto", "0", "1", "2"]}),
     (BOOL, "plots", True, "Write plots/training_curves.png.", {}),
 )  # fmt: skip
 

@@ -23,7 +23,7 @@ import time
 
 from absl import app
 
-from keras_siamese.cli import method_batches, run_dir, sources
+from keras_siamese.cli import method_batches, progress_lines, run_dir, sources
 from keras_siamese.cli.run_config import RunConfig
 
 EXIT_CHECKPOINTED = 75
@@ -72,7 +72,7 @@ def step_checkpoint(config: RunConfig, model_dir: str):
         run_dir.path(model_dir, run_dir.CHECKPOINTS),
         every_steps=config.flags.get("checkpoint_every_steps", 0),
         every_minutes=config.flags.get("checkpoint_every_minutes", 10.0),
-        verbose=int(config.flags["verbose"]) > 0,
+        verbose=progress_lines.fit_verbose(config.flags["verbose"]) > 0,
     )
 
 
@@ -123,7 +123,7 @@ def fit(config: RunConfig, model, strategy, data_module, images, listed, checkpo
             steps_per_epoch=config.steps_per_epoch,
             checkpoint=checkpoint,
             callbacks=listed,
-            verbose=int(config.flags["verbose"]),
+            verbose=progress_lines.fit_verbose(config.flags["verbose"]),  # auto: bar on a tty
             shuffle=False,  # The pipeline shuffles; Keras cannot shuffle a tf.data.Dataset.
         )
     finally:
