@@ -17,6 +17,7 @@ them (the CLI records them in config.json). No TensorFlow at import time.
 
 from __future__ import annotations
 
+from keras_siamese.recipes import image_rules
 from keras_siamese.recipes.barlow_twins import BarlowTwinsRecipe
 from keras_siamese.recipes.byol import BYOLRecipe
 from keras_siamese.recipes.dino import DINORecipe
@@ -58,13 +59,17 @@ RECIPE_CLASSES: dict[str, type[Recipe]] = {
 NAMES: tuple[str, ...] = tuple(RECIPE_CLASSES)
 
 
-def get(name: str, **changes) -> Recipe:
-    """The measured recipe of method `name`, with `changes` applied.
+def get(name: str, image_shape: tuple[int, int, int] | None = None, **changes) -> Recipe:
+    """The measured recipe of method `name` (for images of `image_shape`), with `changes`.
 
     Args:
         name: a method of `NAMES` ("simclr", "simsiam", "byol", "moco", "nnclr", "dino",
             "barlow-twins", "vicreg", "swav", "mae", "siamese-triplet",
             "siamese-contrastive", "siamese-metric").
+        image_shape: `(height, width, channels)` of the images to train on: the values the
+            image rules derive from them (`image_rules.for_images`: views, a ViT's patch,
+            colour, epochs) replace the recipe's, except the fields in `changes`. None: the
+            recipe as measured on 28x28 grey images.
         **changes: fields to change (checked). With `encoder_type="vit"` the method's
             ViT recipe (its class's `vit_changes`) applies first, then `changes`.
 
@@ -77,13 +82,19 @@ def get(name: str, **changes) -> Recipe:
     Example:
         >>> get("simclr", epochs=2).epochs
         2
+        >>> get("simclr", image_shape=(64, 64, 3)).crop_size
+        32
     """
     if name not in RECIPE_CLASSES:
         raise ValueError(f"Unknown recipe {name!r}. Known: {', '.join(NAMES)}. Received: {name!r}")
     recipe_class = RECIPE_CLASSES[name]
+    given = tuple(changes)
     if changes.get("encoder_type") == "vit":
         changes = {**recipe_class.vit_changes, **changes}
-    return recipe_class(**changes)
+    recipe = recipe_class(**changes)
+    if image_shape is None:
+        return recipe
+    return image_rules.for_images(recipe, image_shape, keep=given)
 
 
 __all__ = [
@@ -105,6 +116,7 @@ __all__ = [
     "SwAVRecipe",
     "VICRegRecipe",
     "get",
+    "image_rules",
     "multi_crop_views",
     "parse_duration",
     "steps_in_budget",

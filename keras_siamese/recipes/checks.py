@@ -55,3 +55,17 @@ def check_dims(name: str, value: Any) -> None:
 
 
 __all__ = ["check_choice", "check_dims", "check_integer", "check_number"]
+
+
+def check_colour(hue: float | None, grayscale_probability: float, color_strength: float) -> None:
+    """Checks the colour fields: a probability, and a hue (None: the views' own) in [0, 0.5]
+    whose amount at `color_strength` is at most half the colour wheel."""
+    check_number("grayscale_probability", grayscale_probability, 0.0, 1.0)
+    if hue is None:
+        return
+    check_number("hue", hue, 0.0, 0.5)
+    if hue * color_strength > 0.5:
+        raise ValueError(
+            "Recipe field `hue` times `color_strength` must be at most 0.5 (a half turn of "
+            f"the colour wheel). Received: hue={hue}, color_strength={color_strength}"
+        )

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import keras_siamese as ks
 from keras_siamese.recipes.checks import (  # noqa: F401 (check_dims: the recipes import it here)
     check_choice,
+    check_colour,
     check_dims,
     check_integer,
     check_number,
@@ -141,7 +142,7 @@ class Recipe:
             check_integer("crop_size", self.crop_size)
         check_number("min_crop_area", self.min_crop_area, 0.0, 1.0, strict=True)
         check_number("color_strength", self.color_strength, 0.0, 1.25)
-        self._check_colour()
+        check_colour(self.hue, self.grayscale_probability, self.color_strength)
         if not isinstance(self.blur, bool):
             raise TypeError(f"Recipe field `blur` must be a bool. Received: blur={self.blur!r}")
         check_choice("views", self.views, VIEWS)
@@ -150,18 +151,6 @@ class Recipe:
         check_choice("learning_rate_scaling", self.learning_rate_scaling, SCALINGS)
         check_number("weight_decay", self.weight_decay)
         check_number("warmup_fraction", self.warmup_fraction, 0.0, 0.9)
-
-    def _check_colour(self) -> None:
-        check_number("grayscale_probability", self.grayscale_probability, 0.0, 1.0)
-        if self.hue is None:
-            return
-        check_number("hue", self.hue, 0.0, 0.5)
-        if self.hue * self.color_strength > 0.5:
-            raise ValueError(
-                "Recipe field `hue` times `color_strength` must be at most 0.5 (a half turn of "
-                f"the colour wheel). Received: hue={self.hue}, "
-                f"color_strength={self.color_strength}"
-            )
 
     def colour_options(self, jitter: tuple[float, float, float, float]) -> dict:
         """The augmenter's colour arguments: `jitter` (the views' amounts at strength 1)
