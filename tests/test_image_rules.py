@@ -6,7 +6,7 @@ import math
 import pytest
 
 import keras_siamese as ks
-from keras_siamese.cli import data, run_config, train_flags
+from keras_siamese.cli import data, run_config, train_flags, view_recipe
 from keras_siamese.recipes import image_rules
 
 SIZES = (16, 32, 64, 96)
@@ -77,6 +77,11 @@ def test_a_kept_view_sets_the_epochs():
     assert ruled.crop_size == 16 and ruled.epochs == 10
     kept = image_rules.for_images(recipe.replace(epochs=2), (64, 64, 3), keep=("epochs",))
     assert kept.crop_size == 32 and kept.epochs == 2
+    # A ViT's patch follows a kept view: the largest scaled patch (4 or 8) it holds whole.
+    vit = ks.recipes.get("simclr", encoder_type="vit")
+    for crop, patch in ((20, 4), (24, 8), (28, 4), (32, 8)):
+        ruled = image_rules.for_images(vit.replace(crop_size=crop), (64, 64, 3), ("crop_size",))
+        assert ruled.patch_size == patch and crop % patch == 0
 
 
 def test_siamese_pretraining_epochs_follow_simclrs_views():
@@ -154,3 +159,14 @@ def test_the_cli_defaults_are_the_rules_and_set_flags_are_kept():
     assert kept.grayscale_probability == image_rules.COLOUR_RULE["grayscale_probability"]
     vit = resolve("--encoder=vit", shape=(64, 64, 3))
     assert (vit.crop_size, vit.patch_size) == (32, 8)
+
+
+def test_train_names_what_the_rules_chose_and_not_what_the_user_set():
+    values = train_flags.flag_values("--model_dir=unused", "--crop_size=20", "--encoder=vit")
+    config = run_config.resolve(values, data.DatasetInfo("any", (64, 64, 3), 10, None, 1000))
+    line = view_recipe.describe_rules(config.recipe, values, config.image_shape)
+    assert line.startswith("Image rules for 64x64x3 images")
+    assert "--crop_size" not in line and "--patch_size=8" not in line  # 20: patch 4 kept
+    assert f"--epochs={config.recipe.epochs} " in line and "--grayscale_probability=0.5" in line
+    grey = train_flags.flag_values("--model_dir=unused")
+    assert view_recipe.describe_rules(ks.recipes.get("simclr"), grey, (28, 28, 1)) is None

@@ -378,6 +378,9 @@ def run(given: flags.FlagValues) -> int:
         raise app.UsageError(f"{error}") from error
     encoder_flag.check_application_name(encoder_flag.parse(values["encoder"]))
     config = resolve(values, source_data.probe_source(source, values), source)
+    rules = view_recipe.describe_rules(config.recipe, values, config.image_shape)
+    if rules:
+        print(rules)
     listed = train_run.callbacks(config, model_dir, source_data)  # checks the queries first
     facts, timed = _precision(config, previous, source_data)
     config = _time_budget(config, previous, facts, timed, source_data, listed)

@@ -88,6 +88,30 @@ def for_images(recipe: Recipe, image_shape, from_recipe: bool, values: dict | No
     return image_rules.for_images(recipe, tuple(int(v) for v in image_shape), keep=keep)
 
 
+def describe_rules(recipe: Recipe, values: dict, image_shape) -> str | None:
+    """One line naming what the image rules chose for the `auto` flags (None on 28x28 grey
+    images, where the recipe is the measured one).
+
+    Example:
+        >>> line = describe_rules(Recipe(crop_size=16), {}, (32, 32, 3))
+        >>> line.startswith("Image rules for 32x32x3 images")
+        True
+    """
+    if tuple(image_shape) == (*RECIPE_IMAGE_SIZE, 1):
+        return None
+    kept = kept_fields(values)
+    names = [n for n in RULE_FLAGS if n not in kept and hasattr(recipe, n)]
+    if recipe.encoder_type != "vit":
+        names = [n for n in names if n != "patch_size"]
+    chosen = " ".join(f"--{n}={_shown(getattr(recipe, n))}" for n in names)
+    shape = "x".join(str(side) for side in image_shape)
+    return f"Image rules for {shape} images (README \"Recipes for other images\"): {chosen}"
+
+
+def _shown(value) -> str:
+    return "0" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _flag_views(recipe: Recipe, values: dict) -> tuple[int, str, Recipe] | None:
     """The views' side, where it comes from and the recipe whose patches they must be
     whole numbers of, when the flags tell the views (else None)."""

@@ -88,12 +88,21 @@ def _cost_ratio(recipe: Recipe, new: Recipe, side: int) -> float:
     return _view_cost(recipe, _reference_view(recipe)) / _view_cost(new, new.crop_size or side)
 
 
-def _views(recipe: Recipe, side: int) -> dict:
-    """The views' side (and a ViT's patch) for images of smaller side `side`."""
-    changes = {"crop_size": view_side(recipe, side)}
-    if recipe.encoder_type == "vit":
-        changes["patch_size"] = recipe.patch_size * _patch_scale(recipe, side)
-    return changes
+def _views(recipe: Recipe, side: int, keep=()) -> dict:
+    """The views' side (and a ViT's patch) for images of smaller side `side`; a kept view
+    keeps its side, and a ViT's patch is then the largest scaled patch it holds whole."""
+    if "crop_size" not in keep:
+        changes = {"crop_size": view_side(recipe, side)}
+        if recipe.encoder_type == "vit":
+            changes["patch_size"] = recipe.patch_size * _patch_scale(recipe, side)
+        return changes
+    if recipe.encoder_type != "vit":
+        return {}
+    view = recipe.crop_size or side
+    scale = max(1, round(view / _reference_view(recipe)))
+    while scale > 1 and view % (recipe.patch_size * scale):
+        scale -= 1
+    return {"patch_size": recipe.patch_size * scale}
 
 
 def _epochs(recipe: Recipe, new: Recipe, side: int) -> dict:
@@ -119,7 +128,7 @@ def rule_values(recipe: Recipe, image_shape, keep=()) -> dict:
         return {}
     changes = {}
     if side != RECIPE_SIDE:
-        views = {k: v for k, v in _views(recipe, side).items() if k not in keep}
+        views = {k: v for k, v in _views(recipe, side, keep).items() if k not in keep}
         changes.update(views)
         changes.update(_epochs(recipe, recipe.replace(**views), side))
     if channels == 3 and recipe.color_strength > 0:
