@@ -40,8 +40,8 @@ def _check_shape(image_shape) -> tuple[int, int]:
 
 
 def _reference_view(recipe: Recipe) -> int:
-    """The recipe's view side on the images it was measured on."""
-    return recipe.crop_size or RECIPE_SIDE
+    """The view side the recipe's class was measured with on 28x28 images (its default)."""
+    return type(recipe).__dataclass_fields__["crop_size"].default or RECIPE_SIDE
 
 
 def _wanted_view(recipe: Recipe, side: int) -> float:
