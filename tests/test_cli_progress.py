@@ -188,3 +188,76 @@ def test_embed_prints_no_chatter(tiny_run, tmp_path):
     )
     assert_no_chatter(output)
     assert np.load(output_dir / "embeddings.npy").shape[0] == 3
+
+
+# ------------------------------------------------------- evaluate's progress (features, probe)
+
+
+class Counter:
+    """A progress object as `Progress` is one: counts the updates and the items reported."""
+
+    def __init__(self):
+        self.updates = []
+
+    def update(self, count):
+        self.updates.append(count)
+
+
+def test_features_and_probe_report_to_a_given_progress_object_or_callable(capsys):
+    import keras
+
+    from keras_siamese import evaluation
+
+    encoder = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten()])
+    images = np.arange(5 * 4, dtype="float32").reshape(5, 2, 2, 1)
+    data = (images, np.array([0, 1, 0, 1, 0]))
+    counter = Counter()
+    features, _ = evaluation.extract_features(
+        encoder, data, batch_size=2, progress=counter, input_scale=1.0
+    )
+    assert counter.updates == [2, 2, 1] and features.shape == (5, 4)  # examples per batch
+    reported = []
+    extractor = evaluation.FeatureExtractor(encoder, input_scale=1.0)
+    extractor(data, batch_size=4, progress=reported.append)  # a callable works too
+    assert reported == [4, 1]
+    epochs = Counter()
+    evaluation.linear_probe_on_features(
+        features, data[1], features, data[1], epochs=3, progress=epochs
+    )
+    assert epochs.updates == [1, 1, 1]
+    assert "\r" not in "".join(capsys.readouterr())  # no tqdm bar beside the given object
+    with pytest.raises(TypeError, match="Argument `progress` must be True or False"):
+        evaluation.extract_features(encoder, data, progress="yes", input_scale=1.0)
+    with pytest.raises(TypeError, match="Received: progress='yes'"):
+        evaluation.linear_probe_on_features(features, data[1], features, data[1], progress="yes")
+
+
+def test_progress_with_an_unknown_total_writes_its_count_when_closed():
+    stream = io.StringIO()
+    progress = progress_lines.Progress(None, "test features", stream=stream)
+    progress.update(64)
+    assert stream.getvalue() == ""
+    progress.close()
+    assert stream.getvalue().startswith("test features: 64 images (")
+    stopped = io.StringIO()  # a known total stopped short: its last count still shows
+    progress = progress_lines.Progress(100, "linear probe", stream=stopped, unit="epoch")
+    progress.update(15)
+    progress.close()
+    assert stopped.getvalue().splitlines()[-1].startswith("linear probe:  15% (15/100 epochs, ")
+
+
+def test_evaluate_in_a_pipe_prints_plain_progress_lines(tiny_run):
+    evaluate = ["--memory_examples=64", "--test_examples=32", "--linear_probe_epochs=20"]
+    evaluate += ["--batch_size=16", "--noretrieval", "--noplots"]
+    output = run_module("evaluate", f"--model_dir={tiny_run}", *evaluate)
+    assert "\r" not in output and "\b" not in output, output[-3000:]  # no redrawn tqdm bar
+    lines = output.splitlines()
+    for name, last in [
+        ("memory features", "100% (64/64 images, "),
+        ("test features", "100% (32/32 images, "),
+        ("linear probe", "100% (20/20 epochs, "),
+    ]:
+        mine = [line for line in lines if line.startswith(f"{name}: ")]
+        assert 1 <= len(mine) <= progress_lines.LINES, output[-3000:]
+        assert mine[-1] == f"{name}: {last}" + mine[-1].split(", ")[-1], output[-3000:]
+    assert "Linear probe: {" in output

@@ -5,6 +5,8 @@ computed once; the weighted kNN classifier (`keras_siamese.evaluation.knn_predic
 linear probe (`linear_probe_on_features`) and leave-one-out retrieval on the test split
 (`retrieval_metrics`: recall@k, mAP@R) all run on them. Pictures go to DIR/plots/
 (training curves, retrieval grid, t-SNE map) and the Embedding Projector files to DIR/logs/.
+Progress (the features of each set, the probe's epochs) is a bar on a terminal and a line per
+10% in a log file or a pipe (`progress_lines.Progress`).
 
 A run on a named dataset is evaluated on its --train_split (memory) and --test_split
 (queries); a run on a folder on the class sub-folders of its --data_dir (memory) and of
@@ -20,7 +22,7 @@ import numpy as np
 from absl import app, flags
 
 import keras_siamese as ks
-from keras_siamese.cli import flag_checks, run_dir, sources
+from keras_siamese.cli import flag_checks, progress_lines, run_dir, sources
 
 USAGE = "evaluate --model_dir=DIR [--eval_data_dir=DIR] [flags]"
 SUMMARY = "Evaluate a run (kNN, linear probe, retrieval); write eval.json and plots."
@@ -73,7 +75,12 @@ def define_flags(values: flags.FlagValues) -> None:
         **define,
     )
     flags.DEFINE_integer("seed", 0, "Seed of the probe and the t-SNE map.", lower_bound=0, **define)
-    flags.DEFINE_bool("progress", True, "Show progress bars.", **define)
+    flags.DEFINE_bool(
+        "progress",
+        True,
+        "Show progress: a bar on a terminal, a line per 10% in a log file or a pipe.",
+        **define,
+    )
 
 
 def _plain(value):
@@ -127,15 +134,33 @@ def _retrieval(test_features, test_labels, distance: str) -> dict | None:
     return {**{name: _plain(value) for name, value in retrieval.items()}, "distance": distance}
 
 
+def _features(model, dataset, name: str, options: dict) -> tuple[np.ndarray, np.ndarray]:
+    """`(features, labels)` of an unbatched dataset, its progress called `name`."""
+    count = int(dataset.cardinality())  # examples: the dataset is unbatched
+    total = count if count >= 0 else None
+    progress = progress_lines.Progress(total, name, options["progress"])
+    try:
+        return ks.evaluation.extract_features(
+            model, dataset, batch_size=options["batch_size"], progress=progress
+        )
+    finally:
+        progress.close()
+
+
 def _linear_probe(features, options: dict, num_classes: int) -> dict:
     """The linear probe on `(memory_features, memory_labels, test_features, test_labels)`."""
-    probe = ks.evaluation.linear_probe_on_features(
-        *features,
-        epochs=options["linear_probe_epochs"],
-        num_classes=num_classes,
-        seed=options["seed"],
-        progress=options["progress"],
-    )
+    epochs = options["linear_probe_epochs"]
+    progress = progress_lines.Progress(epochs, "linear probe", options["progress"], unit="epoch")
+    try:
+        probe = ks.evaluation.linear_probe_on_features(
+            *features,
+            epochs=epochs,
+            num_classes=num_classes,
+            seed=options["seed"],
+            progress=progress,
+        )
+    finally:
+        progress.close()
     results = {name: _plain(value) for name, value in probe.items() if name != "classifier"}
     return {**results, "epochs": options["linear_probe_epochs"]}
 
@@ -221,9 +246,8 @@ def run(values: flags.FlagValues) -> int:
     )
     model = run_dir.load_model(model_dir)
     started = time.perf_counter()
-    extract = {"batch_size": options["batch_size"], "progress": options["progress"]}
-    memory_features, memory_labels = ks.evaluation.extract_features(model, memory, **extract)
-    test_features, test_labels = ks.evaluation.extract_features(model, test, **extract)
+    memory_features, memory_labels = _features(model, memory, "memory features", options)
+    test_features, test_labels = _features(model, test, "test features", options)
     features = (memory_features, memory_labels, test_features, test_labels)
     results = {
         "method": config["method"],

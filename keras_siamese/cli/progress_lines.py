@@ -3,7 +3,10 @@
 A tqdm bar redraws itself with carriage returns, which a terminal shows as one moving line but
 a log file or a pipe (`cmd 2>&1 | tee log`, a batch scheduler) keeps as hundreds of fragments.
 `Progress` therefore draws the bar only when its stream is a terminal, and otherwise writes
-one plain line each time another tenth of the work is done (and at the end).
+one plain line each time another tenth of the work is done (and at the end). `embed` shows its
+images this way, and `evaluate` the features of its memory and test sets and the linear
+probe's epochs (the library's `extract_features` and `linear_probe_on_features` report to
+a `Progress` given as their `progress=`).
 
 `train` follows the same rule through Keras: `fit_verbose("auto")` is 1 (Keras' progress bar
 within each epoch, with steps and ETA) when standard output is a terminal, else 2 (one line
@@ -49,9 +52,12 @@ def fit_verbose(flag, stream=None) -> int:
 class Progress:
     """Work done: a tqdm bar on a terminal, else one line per 10% (a log, a pipe).
 
+    With an unknown total the bar counts without a percentage, and a log gets one line when
+    the work is closed. Closing also writes the last count when work stopped short of the total.
+
     Args:
-        total: items to do.
-        name: what the bar and the lines are called (the command).
+        total: items to do (None: unknown).
+        name: what the bar and the lines are called (the command, or its step).
         enabled: False shows nothing.
         stream: where to write (standard error by default).
         unit: what an item is, for the messages.
@@ -64,7 +70,12 @@ class Progress:
     """
 
     def __init__(
-        self, total: int, name: str, enabled: bool = True, stream=None, unit: str = "image"
+        self,
+        total: int | None,
+        name: str,
+        enabled: bool = True,
+        stream=None,
+        unit: str = "image",
     ):
         self.total = total
         self.name = name
@@ -72,6 +83,7 @@ class Progress:
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self.done = 0
+        self.written = 0  # `done` at the last line written
         self.started = time.perf_counter()
         self.next_line = 1  # in tenths (LINES) of the total
         self.bar = None
@@ -88,20 +100,28 @@ class Progress:
         if self.bar is not None:
             self.bar.update(count)
             return
+        if self.total is None:
+            return
         total = max(self.total, 1)
         reached = self.done * LINES >= self.next_line * total or self.done >= self.total
         if not self.enabled or not reached:
             return
         self.next_line = self.done * LINES // total + 1
+        self._write_line()
+
+    def _write_line(self) -> None:
         seconds = time.perf_counter() - self.started
-        done = f"{self.done}/{self.total} {self.unit}s"
-        print(
-            f"{self.name}: {self.done / total:4.0%} ({done}, {seconds:.1f} s)",
-            file=self.stream,
-            flush=True,
-        )
+        if self.total is None:
+            line = f"{self.name}: {self.done} {self.unit}s ({seconds:.1f} s)"
+        else:
+            done = f"{self.done}/{self.total} {self.unit}s"
+            line = f"{self.name}: {self.done / max(self.total, 1):4.0%} ({done}, {seconds:.1f} s)"
+        print(line, file=self.stream, flush=True)
+        self.written = self.done
 
     def close(self) -> None:
-        """Closes the bar (lines need no closing)."""
+        """Closes the bar, or writes the count not yet written (an unknown total, a stop)."""
         if self.bar is not None:
             self.bar.close()
+        elif self.enabled and self.done > self.written:
+            self._write_line()

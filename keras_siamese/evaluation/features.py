@@ -13,6 +13,11 @@ model is one of:
   images are multiplied by first (`1 / 255` for an encoder taking [0, 1] such as
   `model.encoder`, `1.0` for a model that takes the images as stored). Without it a
   ValueError says so.
+
+`progress=` is True (a tqdm bar, the default) or False (nothing), or where to report the work
+done instead: an object with `update(count)` (a tqdm bar, the command line's
+`keras_siamese.cli.progress_lines.Progress`) or a callable `progress(count)`, called with the
+examples of each batch once it is done. The caller owns such an object: it is never closed here.
 """
 
 from __future__ import annotations
@@ -27,6 +32,42 @@ from keras_siamese import validation
 
 Data = tuple | tf.data.Dataset
 """`(images, labels)` numpy arrays, or a `tf.data.Dataset` of `(images, labels)`."""
+
+_SWITCHES = (bool, int, np.bool_, np.integer)  # progress=True/False (and 0/1), as before hooks
+
+
+def progress_hook(progress) -> Callable[[int], object] | None:
+    """Where a loop reports its work: None for a switch, else a function of the items done.
+
+    Args:
+        progress: True or False (None counts as False): the loop's own tqdm bar or nothing,
+            so None comes back; an object with `update(count)` (a tqdm bar,
+            `keras_siamese.cli.progress_lines.Progress`): its `update`; a callable
+            `progress(count)`: itself.
+
+    Returns:
+        The function to call with each count of items done, or None for a switch.
+
+    Raises:
+        TypeError: for anything else.
+
+    Example:
+        >>> done = []
+        >>> progress_hook(done.append)(8), done, progress_hook(True)
+        (None, [8], None)
+    """
+    if progress is None or isinstance(progress, _SWITCHES):
+        return None
+    update = getattr(progress, "update", None)
+    if callable(update):
+        return update
+    if callable(progress):
+        return progress
+    raise TypeError(
+        "Argument `progress` must be True or False, an object with an `update(count)` method "
+        "(a tqdm bar, keras_siamese.cli.progress_lines.Progress) or a callable taking the "
+        f"count of items done. Received: progress={progress!r} of type {type(progress).__name__}"
+    )
 
 
 def _is_representation_model(model) -> bool:
@@ -199,11 +240,12 @@ def _extract_with(
     encoder: Callable,
     data: Data,
     batch_size: int,
-    progress: bool,
+    progress,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`extract_features` with an already built predict function."""
     batches, count = _batches(data, encoder, batch_size)
-    if progress:
+    report = progress_hook(progress)
+    if report is None and progress:
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, total=count, desc="features", unit="batch", leave=False)
@@ -224,6 +266,8 @@ def _extract_with(
             )
         all_features.append(np.asarray(features, dtype=np.float32))
         all_labels.append(labels.astype(np.int64))
+        if report is not None:
+            report(len(labels))
     if not all_features:
         raise ValueError("Argument `data` holds no examples. Received: an empty data set")
     return np.concatenate(all_features), np.concatenate(all_labels)
@@ -271,11 +315,12 @@ class FeatureExtractor:
         self._predict = _make_predict_function(model, self.scale)
 
     def __call__(
-        self, data: Data, batch_size: int = 256, progress: bool = True
+        self, data: Data, batch_size: int = 256, progress=True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Returns `(features, labels)` of `data`; see `extract_features`."""
         validation.check_integer("batch_size", batch_size)
         check_data(data)
+        progress_hook(progress)
         return _extract_with(self._predict, self.model, data, batch_size, progress)
 
 
@@ -283,7 +328,7 @@ def extract_features(
     model: Callable,
     data: Data,
     batch_size: int = 256,
-    progress: bool = True,
+    progress=True,
     *,
     input_scale: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -301,7 +346,10 @@ def extract_features(
         data: a tuple `(images, labels)` of numpy arrays with integer labels of shape `(N,)`,
             or a `tf.data.Dataset` of `(images, labels)`, batched or not.
         batch_size: examples per forward pass (for numpy data and unbatched datasets).
-        progress: show a tqdm progress bar over the batches.
+        progress: True shows a tqdm progress bar over the batches, False nothing; or an
+            object with `update(count)` (`keras_siamese.cli.progress_lines.Progress`, a tqdm
+            bar) or a callable `progress(count)`, told the examples of each batch once done
+            (and never closed here).
         input_scale: the factor the stored images are multiplied by before a model that is
             neither a keras_siamese model nor starts with a `Rescaling` layer (`1 / 255` for
             an encoder taking [0, 1], `1.0` for a model taking the images as stored).
@@ -311,7 +359,8 @@ def extract_features(
         order of `data`.
 
     Raises:
-        TypeError: if `data` is neither a tuple nor a dataset, or `batch_size` is not an int.
+        TypeError: if `data` is neither a tuple nor a dataset, `batch_size` is not an int, or
+            `progress` is neither a switch, a progress object nor a callable.
         ValueError: if `input_scale` is missing for a bare model or given for a keras_siamese
             model, the model output is not rank 2, labels are not of shape `(N,)`, images
             and labels differ in length, `data` is empty or `batch_size < 1`.
@@ -327,4 +376,5 @@ def extract_features(
     """
     validation.check_integer("batch_size", batch_size)
     check_data(data)
+    progress_hook(progress)
     return FeatureExtractor(model, input_scale)(data, batch_size, progress)

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_siamese import validation
-from keras_siamese.evaluation.features import Data, FeatureExtractor, check_data
+from keras_siamese.evaluation.features import Data, FeatureExtractor, check_data, progress_hook
 
 
 def _check_learning_rate(learning_rate: float) -> float:
@@ -156,7 +156,7 @@ def _train_classifier(
     learning_rate: float,
     weight_decay: float,
     seed: int,
-    progress: bool,
+    progress,
 ) -> None:
     """Adam with cosine decay; each epoch one `tf.function` over a `(seed, epoch)` permutation."""
     count = len(train_features)
@@ -183,8 +183,11 @@ def _train_classifier(
                 )
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
 
-    for epoch in _epoch_progress(epochs, progress, "linear probe"):
+    report = progress_hook(progress)
+    for epoch in _epoch_progress(epochs, report is None and progress, "linear probe"):
         train_epoch(tf.constant([seed, epoch], tf.int64))
+        if report is not None:
+            report(1)
 
 
 def linear_probe_on_features(
@@ -198,7 +201,7 @@ def linear_probe_on_features(
     weight_decay: float = 0.0,
     num_classes: int | None = None,
     seed: int = 0,
-    progress: bool = False,
+    progress=False,
 ) -> dict:
     """Trains a linear softmax classifier on cached features and returns its test accuracy.
 
@@ -220,14 +223,17 @@ def linear_probe_on_features(
         weight_decay: Adam's decoupled weight decay (0 for none).
         num_classes: number of classes; the largest label + 1 when None.
         seed: the seed of the shuffling.
-        progress: show a tqdm bar over the epochs.
+        progress: True shows a tqdm bar over the epochs, False nothing; or an object with
+            `update(count)` (`keras_siamese.cli.progress_lines.Progress`, a tqdm bar) or a
+            callable `progress(count)`, told 1 after each epoch (and never closed here).
 
     Returns:
         `{"top1": float, "top5": float, "classifier": keras.Model}`; the classifier maps
         raw features `(batch, dims)` to logits `(batch, num_classes)`.
 
     Raises:
-        TypeError: if an integer or numeric argument has the wrong type.
+        TypeError: if an integer or numeric argument has the wrong type, or `progress` is
+            neither a switch, a progress object nor a callable.
         ValueError: for empty or non-finite features, labels that do not match them or fall
             outside `[0, num_classes)`, different feature sizes, or a non-positive
             `epochs`, `batch_size` or `learning_rate`.
@@ -243,6 +249,7 @@ def linear_probe_on_features(
     learning_rate = _check_learning_rate(learning_rate)
     weight_decay = validation.check_number("weight_decay", weight_decay, 0.0)
     seed = _check_seed(seed)
+    progress_hook(progress)
     train_features, train_labels = _check_labelled_features(train_features, train_labels, "train")
     test_features, test_labels = _check_labelled_features(test_features, test_labels, "test")
     num_classes = _check_label_range(
