@@ -85,6 +85,22 @@ def pixels(image_shape):
     return keras.Sequential([keras.Input(tuple(image_shape)), keras.layers.Flatten()])
 
 
+def _earlier_baselines(arguments) -> dict | None:
+    """Raw pixels and random init of the last line of --output on the same data, if any."""
+    if not os.path.exists(arguments.output):
+        return None
+    lines = [json.loads(text) for text in open(arguments.output) if text.strip()]
+    same = [line for line in lines if line["data"] == arguments.data and "raw_pixels" in line]
+    if not same:
+        return None
+    last = same[-1]
+    return {
+        "raw_pixels": last["raw_pixels"],
+        "random_init": last["random_init"],
+        "baselines_from": last["tag"],
+    }
+
+
 def main(arguments, flags: list[str]) -> dict:
     from keras_siamese import atomic_files
     from keras_siamese.cli import run_dir
@@ -106,10 +122,14 @@ def main(arguments, flags: list[str]) -> dict:
         "total_steps": config["resolved"]["total_steps"],
         "recipe": config["resolved"]["recipe"],
     }  # fmt: skip
-    line["raw_pixels"] = protocols(pixels(shape), train_set, test_set, input_scale=1 / 255)
-    print("raw pixels", line["raw_pixels"], flush=True)
-    line["random_init"] = protocols(random_init(model_dir, shape), train_set, test_set)
-    print("random init", line["random_init"], flush=True)
+    earlier = _earlier_baselines(arguments) if arguments.reuse_baselines else None
+    if earlier is not None:  # a sweep: the same data and encoder, measured in an earlier line
+        line.update(earlier)
+    else:
+        line["raw_pixels"] = protocols(pixels(shape), train_set, test_set, input_scale=1 / 255)
+        print("raw pixels", line["raw_pixels"], flush=True)
+        line["random_init"] = protocols(random_init(model_dir, shape), train_set, test_set)
+        print("random init", line["random_init"], flush=True)
     line["trained"] = protocols(run_dir.load_model(model_dir), train_set, test_set)
     print("trained", line["trained"], flush=True)
     previous = open(arguments.output).read() if os.path.exists(arguments.output) else ""
@@ -125,5 +145,11 @@ if __name__ == "__main__":
     parser.add_argument("--data_root", default="/tmp/ks_images")
     parser.add_argument("--runs", default="/tmp/ks_runs")
     parser.add_argument("--output", default=RESULTS)
+    parser.add_argument(
+        "--reuse_baselines",
+        action="store_true",
+        help="Copy raw pixels and random init from --output's last line on the same data (a "
+        "sweep of the same encoder); the default measures them in this run.",
+    )
     known, extra = parser.parse_known_args()
     main(known, [flag for flag in extra if flag != "--"])

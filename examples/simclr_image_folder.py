@@ -12,9 +12,9 @@ on the same folder: `ks.recipes.get("simclr", image_shape=(32, 32, 3), **<the fl
 on the images: views of half the side, at least 16 and a multiple of 4 (16 on 32x32 images, 32
 on 64x64), hue 0.5 and grayscale 0.5 in the colour jitter of RGB images, and epochs scaled down
 by the pixels per view (10 at 32x32, 3 at 64x64), so a run costs about the recipe's on
-Fashion-MNIST. The encoder is `train`'s `auto`: the recipe's ResNet-10 of width 16 with the
-small-image stem, its last map averaged over at most 4x4 cells (image side / 8); views over 64
-pixels take the ImageNet stem and global pooling. tests/test_recipe_drift.py checks that this
+Fashion-MNIST; the encoder is the recipe's ResNet-10 of width 16 with the small-image stem, its
+last map averaged over at most 4x4 cells (image side / 8), and views over 64 pixels take the
+ImageNet stem and global pooling (the same rules). tests/test_recipe_drift.py checks that this
 example and `train` build the same model and optimizer.
 
 Scaled down from the paper (Chen et al. 2020: ResNet-50 on 224-pixel views, batch 4096, LARS,
@@ -89,12 +89,7 @@ def recipe_for(image_shape) -> ks.recipes.Recipe:
     except (ValueError, TypeError) as error:
         flags_given = " ".join(f"--{name}={value}" for name, value in given.items())
         raise app.UsageError(f"A recipe flag was refused: {error} ({flags_given})") from None
-    if whole:
-        return recipe
-    side = min(image_shape[:2])
-    if (recipe.crop_size or side) > 64:  # train's auto stem and grid: see the docstring
-        return recipe.replace(stem="imagenet", encoder_grid=1)
-    return recipe.replace(encoder_grid=min(recipe.encoder_grid, -(-side // 8)))
+    return recipe
 
 
 def batch_size(recipe: ks.recipes.Recipe) -> int:

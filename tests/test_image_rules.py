@@ -170,3 +170,22 @@ def test_train_names_what_the_rules_chose_and_not_what_the_user_set():
     assert f"--epochs={config.recipe.epochs} " in line and "--grayscale_probability=0.5" in line
     grey = train_flags.flag_values("--model_dir=unused")
     assert view_recipe.describe_rules(ks.recipes.get("simclr"), grey, (28, 28, 1)) is None
+
+
+@pytest.mark.parametrize(
+    "shape, stem, grid",
+    [((16, 16, 1), "small", 2), ((32, 32, 3), "small", 4), ((64, 64, 3), "small", 4),
+     ((160, 160, 3), "imagenet", 1), ((12, 12, 1), "small", 2)],
+)  # fmt: skip
+def test_the_stem_and_grid_follow_the_views(shape, stem, grid):
+    # Views over 64 pixels: the imagenet stem and global pooling; else at most side / 8 cells.
+    ruled = ks.recipes.get("simclr", image_shape=shape)
+    assert (ruled.stem, ruled.encoder_grid) == (stem, grid)
+    assert grid == (1 if stem == "imagenet" else min(4, math.ceil(shape[0] / 8)))
+
+
+def test_kept_stem_and_vit_grid():
+    kept = ks.recipes.get("simclr", image_shape=(160, 160, 3), stem="small")
+    assert kept.stem == "small" and kept.encoder_grid == 4
+    vit = ks.recipes.get("simclr", image_shape=(8, 8, 3), encoder_type="vit", crop_size=8)
+    assert vit.encoder_grid == 2  # 8 / 4 = 2 patches per side

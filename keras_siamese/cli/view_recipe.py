@@ -29,8 +29,7 @@ from keras_siamese.recipes import Recipe, image_rules
 RECIPE_IMAGE_SIZE = (28, 28)  # the image size the recipes were first measured on
 # The flags whose `auto` is a rule of the images (`image_rules`); set, they are kept.
 RULE_FLAGS = ("crop_size", "patch_size", "epochs", "pretrain_epochs", "color_strength", "hue",
-              "grayscale_probability")  # fmt: skip
-LARGEST_SMALL_STEM_VIEW = 64
+              "grayscale_probability", "stem", "encoder_grid")  # fmt: skip
 GLOBAL_POOLING = 1
 CROP_MEANING = "0: the image size"
 GRID_MEANING = "1: global average pooling; N: the last feature map averaged over N x N cells"
@@ -101,8 +100,8 @@ def describe_rules(recipe: Recipe, values: dict, image_shape) -> str | None:
         return None
     kept = kept_fields(values)
     names = [n for n in RULE_FLAGS if n not in kept and hasattr(recipe, n)]
-    if recipe.encoder_type != "vit":
-        names = [n for n in names if n != "patch_size"]
+    unused = "patch_size" if recipe.encoder_type != "vit" else "stem"
+    names = [n for n in names if n != unused]
     chosen = " ".join(f"--{n}={_shown(getattr(recipe, n))}" for n in names)
     shape = "x".join(str(side) for side in image_shape)
     return f"Image rules for {shape} images (README \"Recipes for other images\"): {chosen}"
@@ -181,19 +180,6 @@ def _check_crop(recipe: Recipe, values: dict, image_shape, from_recipe: bool) ->
         )
 
 
-def _auto_encoder(recipe: Recipe, values: dict, image_side: int) -> Recipe:
-    """The stem and the grid of `auto` (see the module docstring)."""
-    view_side = recipe.crop_size or image_side
-    if values["stem"] == "auto" and view_side > LARGEST_SMALL_STEM_VIEW:
-        recipe = recipe.replace(stem="imagenet")
-    if values["encoder_grid"] == "auto":
-        grid = GLOBAL_POOLING
-        if recipe.stem == "small":
-            grid = min(recipe.encoder_grid, -(-image_side // 8))
-        recipe = recipe.replace(encoder_grid=grid)
-    return recipe
-
-
 def resolve(recipe: Recipe, values: dict, image_shape, from_recipe: bool) -> Recipe:
     """`recipe` with the views and the ResNet of `--crop_size`, `--stem`, `--encoder_grid`.
 
@@ -215,11 +201,7 @@ def resolve(recipe: Recipe, values: dict, image_shape, from_recipe: bool) -> Rec
         return recipe
     if recipe.encoder_type == "vit":
         check_patches(recipe, values, image_shape)
-        if values["encoder_grid"] == "auto" and recipe.vit_pooling == "grid":
-            patches = min(recipe.view_size(image_shape)) // recipe.patch_size
-            recipe = recipe.replace(encoder_grid=min(recipe.encoder_grid, patches))
         return recipe
-    recipe = _auto_encoder(recipe, values, min(image_shape[:2]))
     view = min(recipe.view_size(image_shape))
     if view < recipe.smallest_view():
         pooling = "" if recipe.encoder_grid == 1 else f" with --encoder_grid={recipe.encoder_grid}"

@@ -13,8 +13,12 @@ images"); on 28x28 grey images it returns the recipe unchanged:
   probability (the recipes' values were measured on grey images, where they do nothing).
 - **epochs**: scaled down by the growth of the pixels (a ViT: the patches) per view over the
   recipe's, so a run costs about the recipe's time on Fashion-MNIST; at least 1.
+- **stem and grid** (a ResNet): views over 64 pixels take the imagenet stem and global
+  average pooling (grid 1); with the small stem the grid is at most the side of the last
+  feature map on the images (side / 8: 2 on 16x16 images, where 4 cells would repeat each
+  value). A ViT's grid (`vit_pooling="grid"`) is at most the views' patches per side.
 
-The encoder's stem and grid follow the views (`keras_siamese.cli.view_recipe`). No TensorFlow.
+No TensorFlow.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import math
 from keras_siamese.recipes.recipe import Recipe
 
 RECIPE_SIDE = 28  # the images every recipe was measured on (28x28, one channel)
+LARGEST_SMALL_STEM_VIEW = 64  # larger views take the imagenet stem (7x7/2 + max-pool)
+FEATURE_STRIDE = 8  # the small stem's last feature map: the side / 8
 VIEW_MULTIPLE = 4
 # Measured on colour32 (colour a nuisance; benchmarks/results/any_images.jsonl).
 COLOUR_RULE = {"color_strength": 1.0, "hue": 0.5, "grayscale_probability": 0.5}
@@ -118,14 +124,28 @@ def _epochs(recipe: Recipe, new: Recipe, side: int) -> dict:
     return changes
 
 
+def _encoder(recipe: Recipe, side: int, keep=()) -> dict:
+    """The stem and the grid for views of `recipe` on images of smaller side `side`."""
+    view = recipe.crop_size or side
+    if recipe.encoder_type == "vit":
+        if recipe.vit_pooling != "grid":
+            return {}
+        return {"encoder_grid": min(recipe.encoder_grid, view // recipe.patch_size)}
+    stem = recipe.stem
+    if "stem" not in keep and view > LARGEST_SMALL_STEM_VIEW:
+        stem = "imagenet"
+    grid = 1
+    if stem == "small":
+        grid = min(recipe.encoder_grid, -(-side // FEATURE_STRIDE))
+    return {"stem": stem, "encoder_grid": grid}
+
+
 def rule_values(recipe: Recipe, image_shape, keep=()) -> dict:
     """The fields `for_images` sets for `image_shape`, by name (see the module docstring).
 
     The epochs follow the views the recipe trains on, `keep`'s own where it keeps them.
     """
     side, channels = _check_shape(image_shape)
-    if side == RECIPE_SIDE and channels == 1:
-        return {}
     changes = {}
     if side != RECIPE_SIDE:
         views = {k: v for k, v in _views(recipe, side, keep).items() if k not in keep}
@@ -133,7 +153,10 @@ def rule_values(recipe: Recipe, image_shape, keep=()) -> dict:
         changes.update(_epochs(recipe, recipe.replace(**views), side))
     if channels == 3 and recipe.color_strength > 0:
         changes.update(COLOUR_RULE)
-    return {k: v for k, v in changes.items() if k not in keep}
+    changes.update(_encoder(recipe.replace(**changes), side, keep))
+    return {
+        k: v for k, v in changes.items() if k not in keep and getattr(recipe, k) != v
+    }
 
 
 def for_images(recipe: Recipe, image_shape, keep=()) -> Recipe:
