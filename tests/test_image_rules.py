@@ -189,3 +189,15 @@ def test_kept_stem_and_vit_grid():
     assert kept.stem == "small" and kept.encoder_grid == 4
     vit = ks.recipes.get("simclr", image_shape=(8, 8, 3), encoder_type="vit", crop_size=8)
     assert vit.encoder_grid == 2  # 8 / 4 = 2 patches per side
+
+
+def test_a_narrow_resnet_on_large_maps_is_refused_before_it_crashes(monkeypatch):
+    from absl import app
+
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    with pytest.raises(app.UsageError, match=r"--encoder_width=8 on 64x64 views.*oneDNN"):
+        resolve("--encoder_width=8", "--crop_size=64", shape=(64, 64, 3))
+    assert resolve("--encoder_width=8", shape=(64, 64, 3)).crop_size == 32  # 32-pixel maps
+    assert resolve("--encoder_width=16", "--crop_size=64", shape=(64, 64, 3)).crop_size == 64
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert resolve("--encoder_width=8", "--crop_size=64", shape=(64, 64, 3)).crop_size == 64

@@ -21,6 +21,8 @@ No TensorFlow here: the flags are checked before it is imported.
 
 from __future__ import annotations
 
+import os
+
 from absl import app
 
 from keras_siamese.cli import flag_checks
@@ -180,6 +182,31 @@ def _check_crop(recipe: Recipe, values: dict, image_shape, from_recipe: bool) ->
         )
 
 
+# TensorFlow 2.21's oneDNN gradient of a 1x1 stride-2 convolution corrupts memory (a segfault
+# or "double free") with fewer than 16 input channels on maps of 64 pixels or more: the ResNet's
+# first shortcut sees `encoder_width` channels at the views' side (the small stem keeps it).
+ONEDNN_SAFE_WIDTH = 16
+ONEDNN_LARGEST_NARROW_MAP = 63
+
+
+def _check_narrow_resnet(recipe: Recipe, view: int) -> None:
+    """Refuses a ResNet narrower than 16 on maps of 64+ pixels while oneDNN is on."""
+    feature_map = view if recipe.stem == "small" else view // 4
+    narrow = recipe.encoder_width < ONEDNN_SAFE_WIDTH
+    if not narrow or feature_map <= ONEDNN_LARGEST_NARROW_MAP:
+        return
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip() == "0":
+        return
+    raise app.UsageError(
+        f"--encoder_width={recipe.encoder_width} on {view}x{view} views: TensorFlow's oneDNN "
+        "kernels crash the process (memory corruption) in the gradient of the ResNet's first "
+        f"shortcut with fewer than {ONEDNN_SAFE_WIDTH} channels on maps of 64 pixels or more. "
+        f"Use --encoder_width >= {ONEDNN_SAFE_WIDTH}, smaller views (--crop_size), or set "
+        f"TF_ENABLE_ONEDNN_OPTS=0. Received: --encoder_width={recipe.encoder_width}, "
+        f"views {view}x{view}, --stem={recipe.stem}"
+    )
+
+
 def resolve(recipe: Recipe, values: dict, image_shape, from_recipe: bool) -> Recipe:
     """`recipe` with the views and the ResNet of `--crop_size`, `--stem`, `--encoder_grid`.
 
@@ -203,6 +230,7 @@ def resolve(recipe: Recipe, values: dict, image_shape, from_recipe: bool) -> Rec
         check_patches(recipe, values, image_shape)
         return recipe
     view = min(recipe.view_size(image_shape))
+    _check_narrow_resnet(recipe, view)
     if view < recipe.smallest_view():
         pooling = "" if recipe.encoder_grid == 1 else f" with --encoder_grid={recipe.encoder_grid}"
         raise app.UsageError(
