@@ -90,8 +90,9 @@ COMMON_FLAGS = (
     _flag(
         "crop_size",
         "Side of the augmented training views (0: the whole images). The model still takes "
-        "and serves whole images. auto is the recipe's on 28x28 images with the recipe's "
-        "encoder (auto, resnetN, vit; only 28x28 was measured), else the whole images.",
+        "and serves whole images. auto is the recipe's on 28x28 images, else the image rules' "
+        "(README 'Recipes for other images': half the side, at least 16, a multiple of 4) with "
+        "the recipe's encoder (auto, resnetN, vit); whole images with an encoder of one size.",
         _crop_size,
     ),
     _flag("min_crop_area", "Smallest random-crop area fraction (paper: 0.08).", parse_float),
@@ -105,7 +106,8 @@ COMMON_FLAGS = (
     ),
     _flag(
         "grayscale_probability",
-        "Probability of a grey view (3-channel images; the papers' 0.2).",
+        "Probability of a grey view (3-channel images; the papers' 0.2). auto: the rule for "
+        "the images (README), else the recipe's.",
         parse_float,
     ),
     _flag("blur", "Gaussian blur on the views (paper: ImageNet only).", _blur, ("true", "false")),
