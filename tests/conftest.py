@@ -190,3 +190,23 @@ def replica_job(request):
     with open(path) as file:
         result = json.load(file)
     return subprocess.CompletedProcess(list(job), **result)
+
+
+def run_module(*arguments, timeout=600):
+    """`python -m keras_siamese ARGUMENTS` in a pipe with TF_CPP_MIN_LOG_LEVEL unset, as a user
+    runs it (from the repository root); asserts it succeeds, returns `(stdout, stderr)`."""
+    import pathlib
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_siamese", *arguments],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=str(pathlib.Path(__file__).resolve().parents[1]),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout, result.stderr

@@ -4,14 +4,12 @@ levels of the calling process are restored when `main` returns."""
 
 import json
 import logging
-import os
 import pathlib
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
 from absl import logging as absl_logging
+from conftest import run_module
 
 from keras_siamese import cli
 
@@ -79,21 +77,6 @@ def test_a_bad_verbosity_fails_with_one_line(capsys):
 def test_help_names_the_verbosity_flag(capsys):
     assert cli.main(["keras-siamese", "export", "--help"]) == 0
     assert "-v,--verbosity: absl log verbosity" in capsys.readouterr().out
-
-
-def run_module(*arguments):
-    """`python -m keras_siamese ARGUMENTS` with TF_CPP_MIN_LOG_LEVEL unset, as a user runs it."""
-    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_siamese", *arguments],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        cwd=str(ROOT),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout, result.stderr
 
 
 def assert_readable(text):

@@ -12,9 +12,9 @@ output in a pipe, `TF_CPP_MIN_LOG_LEVEL` unset.
 import io
 import os
 import pathlib
-import subprocess
 import sys
 
+import conftest
 import numpy as np
 import pytest
 from PIL import Image
@@ -121,18 +121,8 @@ def test_start_up_lines_are_kept_by_severity_as_tf_cpp_min_log_level_says(level,
 
 
 def run_module(*arguments):
-    """`python -m keras_siamese ARGUMENTS` in a pipe, TF_CPP_MIN_LOG_LEVEL unset: the output."""
-    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_siamese", *arguments],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        cwd=str(ROOT),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout + result.stderr
+    """`conftest.run_module`'s output, standard output and error together."""
+    return "".join(conftest.run_module(*arguments, timeout=300))
 
 
 def assert_no_chatter(output):
