@@ -101,6 +101,26 @@ def _earlier_baselines(arguments) -> dict | None:
     }
 
 
+def markdown(lines: list[dict]) -> str:
+    """One table per line of `lines`: raw pixels, random init and the trained encoder."""
+    keys = ("knn", "linear", "linear_1%", "linear_10%")
+    parts = ["# The CLI's defaults on other images (benchmarks/any_images.py)\n"]
+    for line in lines:
+        flags = " ".join(line["flags"]) or "(the defaults)"
+        parts.append(
+            f"\n## {line['data']}, {line['tag']}: `train {flags}`\n\n"
+            f"Views {line['view_shape']}, {line['total_steps']} steps: training "
+            f"{line.get('fit_seconds', 0) / 60:.1f} min, the command "
+            f"{line['train_seconds'] / 60:.1f} min ({line['precision']}, "
+            f"load {line['load_before']} before).\n\n"
+            "| encoder | kNN | linear | linear 1% | linear 10% |\n|---|---|---|---|---|\n"
+        )
+        for name in ("raw_pixels", "random_init", "trained"):
+            values = " | ".join(f"{line[name][key]:.1f}" for key in keys)
+            parts.append(f"| {name.replace('_', ' ')} | {values} |\n")
+    return "".join(parts)
+
+
 def main(arguments, flags: list[str]) -> dict:
     from keras_siamese import atomic_files
     from keras_siamese.cli import run_dir
@@ -111,12 +131,14 @@ def main(arguments, flags: list[str]) -> dict:
     load = os.getloadavg()[0]
     seconds = train(folders, model_dir, flags, os.path.join(model_dir, "train.log"))
     config = run_dir.read_config(model_dir)
+    result = json.load(open(run_dir.path(model_dir, run_dir.TRAIN_RESULT)))
     train_set = image_data.build(arguments.data, "train")
     test_set = image_data.build(arguments.data, "test")
     shape = train_set[0].shape[1:]
     line = {
         "data": arguments.data, "tag": arguments.tag, "flags": flags,
-        "train_seconds": round(seconds, 1), "load_before": round(load, 2),
+        "train_seconds": round(seconds, 1), "fit_seconds": result["seconds_this_run"],
+        "load_before": round(load, 2),
         "precision": config["resolved"].get("precision"),
         "view_shape": config["resolved"]["view_shape"],
         "total_steps": config["resolved"]["total_steps"],
@@ -135,6 +157,9 @@ def main(arguments, flags: list[str]) -> dict:
     previous = open(arguments.output).read() if os.path.exists(arguments.output) else ""
     with atomic_files.atomic_write(arguments.output) as handle:
         handle.write(previous + json.dumps(line) + "\n")
+    lines = [json.loads(text) for text in (previous + json.dumps(line)).splitlines() if text]
+    with atomic_files.atomic_write(os.path.splitext(arguments.output)[0] + ".md") as handle:
+        handle.write(markdown(lines))
     return line
 
 

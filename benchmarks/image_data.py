@@ -40,7 +40,9 @@ CHUNK = 2000
 def side_of(name: str) -> int:
     """The image side of data set `name` (32, 64 or 96)."""
     if name not in NAMES:
-        raise ValueError(f"Unknown data set {name!r}; known: {', '.join(NAMES)}. Received: {name!r}")
+        raise ValueError(
+            f"Unknown data set {name!r}; known: {', '.join(NAMES)}. Received: {name!r}"
+        )
     return int(name[-2:])
 
 
@@ -73,12 +75,14 @@ def _smooth_noise(rng: np.random.Generator, count: int, side: int) -> np.ndarray
     low = np.floor(positions).astype(int)
     high = np.minimum(low + 1, 7)
     weight = (positions - low).astype(np.float32)
-    rows = coarse[:, low] * (1 - weight)[None, :, None, None] + coarse[:, high] * weight[
-        None, :, None, None
-    ]
-    return rows[:, :, low] * (1 - weight)[None, None, :, None] + rows[:, :, high] * weight[
-        None, None, :, None
-    ]
+    rows = (
+        coarse[:, low] * (1 - weight)[None, :, None, None]
+        + coarse[:, high] * weight[None, :, None, None]
+    )
+    return (
+        rows[:, :, low] * (1 - weight)[None, None, :, None]
+        + rows[:, :, high] * weight[None, None, :, None]
+    )
 
 
 def _gratings(rng: np.random.Generator, count: int, side: int) -> np.ndarray:
@@ -180,7 +184,7 @@ def write_folder(images: np.ndarray, labels: np.ndarray, directory: str) -> str:
         return directory
     for name in CLASS_NAMES:
         os.makedirs(os.path.join(directory, name), exist_ok=True)
-    for index, (image, label) in enumerate(zip(images, labels)):
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
         path = os.path.join(directory, CLASS_NAMES[label], f"{index:05d}.png")
         tf.io.write_file(path, tf.io.encode_png(image))
     with open(marker, "w") as handle:

@@ -106,7 +106,7 @@ def describe_rules(recipe: Recipe, values: dict, image_shape) -> str | None:
     names = [n for n in names if n != unused]
     chosen = " ".join(f"--{n}={_shown(getattr(recipe, n))}" for n in names)
     shape = "x".join(str(side) for side in image_shape)
-    return f"Image rules for {shape} images (README \"Recipes for other images\"): {chosen}"
+    return f'Image rules for {shape} images (README "Recipes for other images"): {chosen}'
 
 
 def _shown(value) -> str:

@@ -154,9 +154,7 @@ def rule_values(recipe: Recipe, image_shape, keep=()) -> dict:
     if channels == 3 and recipe.color_strength > 0:
         changes.update(COLOUR_RULE)
     changes.update(_encoder(recipe.replace(**changes), side, keep))
-    return {
-        k: v for k, v in changes.items() if k not in keep and getattr(recipe, k) != v
-    }
+    return {k: v for k, v in changes.items() if k not in keep and getattr(recipe, k) != v}
 
 
 def for_images(recipe: Recipe, image_shape, keep=()) -> Recipe:
