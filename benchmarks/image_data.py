@@ -41,7 +41,7 @@ def side_of(name: str) -> int:
     """The image side of data set `name` (32, 64 or 96)."""
     if name not in NAMES:
         raise ValueError(
-            f"Unknown data set {name!r}; known: {', '.join(NAMES)}. Received: {name!r}"
+            f"Unknown data set {name!r}; known: {', '.join(NAMES)}. Received: name={name!r}"
         )
     return int(name[-2:])
 
@@ -162,14 +162,14 @@ def build(name: str, split: str = "train", seed: int = 0, limit: int | None = No
 
     side = side_of(name)
     shapes, labels = ks.datasets.load_arrays("fashion_mnist", split)
-    shapes = shapes[:limit, ..., 0] if shapes.ndim == 4 else shapes[:limit]
-    labels = labels[:limit].astype(np.int64)
+    shapes = shapes[..., 0] if shapes.ndim == 4 else shapes
+    count = len(shapes) if limit is None else min(limit, len(shapes))
     chunks = []
-    for start in range(0, len(shapes), CHUNK):
+    for start in range(0, count, CHUNK):  # whole chunks: each drawn from its own seed
         rng = np.random.default_rng([seed, SPLIT_SEEDS[split], side, start])
         part = shapes[start : start + CHUNK]
         chunks.append(_colour32(part, rng) if side == 32 else _clutter(part, rng, side))
-    return np.concatenate(chunks), labels
+    return np.concatenate(chunks)[:count], labels[:count].astype(np.int64)
 
 
 def write_folder(images: np.ndarray, labels: np.ndarray, directory: str) -> str:
@@ -184,9 +184,21 @@ def write_folder(images: np.ndarray, labels: np.ndarray, directory: str) -> str:
         return directory
     for name in CLASS_NAMES:
         os.makedirs(os.path.join(directory, name), exist_ok=True)
-    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
-        path = os.path.join(directory, CLASS_NAMES[label], f"{index:05d}.png")
-        tf.io.write_file(path, tf.io.encode_png(image))
+    paths = [
+        os.path.join(directory, CLASS_NAMES[label], f"{index:05d}.png")
+        for index, label in enumerate(labels)
+    ]
+
+    def write(image, path):
+        with tf.control_dependencies([tf.io.write_file(path, tf.io.encode_png(image))]):
+            return tf.constant(0)
+
+    # Encoded and written in a tf.data graph, in parallel (eager ops: ~25 ms an image).
+    files = tf.data.Dataset.from_tensor_slices((images, paths)).map(
+        write, num_parallel_calls=tf.data.AUTOTUNE
+    )
+    for _ in files:
+        pass
     with open(marker, "w") as handle:
         handle.write(f"{len(images)}\n")
     return directory
