@@ -57,7 +57,8 @@ def test_a_folder_round_trips_and_is_written_once(tmp_path):
     folder = image_data.write_folder(images, labels, str(tmp_path / "test"))
     for index in (0, 7, 11):
         path = os.path.join(folder, image_data.CLASS_NAMES[labels[index]], f"{index:05d}.png")
-        np.testing.assert_array_equal(tf.io.decode_png(tf.io.read_file(path)).numpy(), images[index])
+        decoded = tf.io.decode_png(tf.io.read_file(path)).numpy()
+        np.testing.assert_array_equal(decoded, images[index])
     assert open(os.path.join(folder, ".complete")).read() == "12\n"
     os.remove(path)  # a complete folder is kept as it is
     image_data.write_folder(images, labels, folder)
