@@ -113,9 +113,20 @@ def test_the_views_fit_the_patches_once_the_images_are_known():
     config = resolved_config("--encoder=vit", "--method=dino")  # 16x16 crops of 28x28
     assert config.view_shape == (16, 16, 1)
     with pytest.raises(app.UsageError, match=r"20x20 \(the views\) is not a multiple of --pat"):
-        resolved_config(  # 20x20 images: whole, not a multiple of 8
-            "--encoder=vit", "--patch_size=8", info=data.DatasetInfo("x", (20, 20, 1), 2, None, 64)
+        resolved_config(  # whole 20x20 images: not a multiple of 8
+            "--encoder=vit",
+            "--patch_size=8",
+            "--crop_size=0",
+            info=data.DatasetInfo("x", (20, 20, 1), 2, None, 64),
         )
+    # The image rules' views of 20x20 images are 16x16: two patches of 8.
+    ruled = resolved_config(
+        "--encoder=vit",
+        "--patch_size=8",
+        "--batch_size=32",
+        info=data.DatasetInfo("x", (20, 20, 1), 2, None, 64),
+    )
+    assert ruled.view_shape == (16, 16, 1)
     # The triplets' whole 28x28 images are 4x4 patches of 7, SimCLR's pretraining crops not.
     with pytest.raises(app.UsageError, match=r"16x16 \(the views\) is not a multiple of --pat"):
         resolved_config("--method=siamese-triplet", "--encoder=vit", "--patch_size=7")
