@@ -84,6 +84,12 @@ def test_a_kept_view_sets_the_epochs():
         assert ruled.patch_size == patch and crop % patch == 0
 
 
+def test_smaller_images_keep_the_recipes_epochs():
+    mae = ks.recipes.get("mae", encoder_type="vit")  # whole 16x16 images: 16 patches, not 49
+    assert image_rules.for_images(mae, (16, 16, 1)).epochs == mae.epochs
+    assert image_rules.for_images(mae, (64, 64, 3)).epochs == round(10 * 49 / 64)
+
+
 def test_siamese_pretraining_epochs_follow_simclrs_views():
     recipe = ks.recipes.get("siamese-triplet")  # 3 epochs of SimCLR pretraining on 16x16
     assert image_rules.for_images(recipe, (32, 32, 3)).pretrain_epochs == 3.0

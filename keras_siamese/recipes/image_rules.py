@@ -12,7 +12,8 @@ images"); on 28x28 grey images it returns the recipe unchanged:
 - **colour** (3-channel images): `COLOUR_RULE`'s jitter strength, hue and grayscale
   probability (the recipes' values were measured on grey images, where they do nothing).
 - **epochs**: scaled down by the growth of the pixels (a ViT: the patches) per view over the
-  recipe's, so a run costs about the recipe's time on Fashion-MNIST; at least 1.
+  recipe's, so a run costs about the recipe's time on Fashion-MNIST; at least 1, never more
+  than the recipe's.
 - **stem and grid** (a ResNet): views over 64 pixels take the imagenet stem and global
   average pooling (grid 1); with the small stem the grid is at most the side of the last
   feature map on the images (side / 8: 2 on 16x16 images, where 4 cells would repeat each
@@ -90,8 +91,10 @@ def _view_cost(recipe: Recipe, view: int) -> float:
 
 
 def _cost_ratio(recipe: Recipe, new: Recipe, side: int) -> float:
-    """`recipe`'s view cost on its own images over `new`'s on images of `side`."""
-    return _view_cost(recipe, _reference_view(recipe)) / _view_cost(new, new.crop_size or side)
+    """`recipe`'s view cost on its own images over `new`'s on images of `side`, at most 1:
+    cheaper views (images under 28 pixels) keep the recipe's epochs."""
+    cost = _view_cost(new, new.crop_size or side)
+    return min(1.0, _view_cost(recipe, _reference_view(recipe)) / cost)
 
 
 def _views(recipe: Recipe, side: int, keep=()) -> dict:
