@@ -8,21 +8,18 @@ Two systems, on the same machine in the same run, on grey Fashion-MNIST (28x28x1
   `--precision=auto` (the faster step here), `recipe.build(...)` over its epochs, `fit` on
   shuffled in-memory batches; it stops when its epochs are done (or at the cap).
 - **paper**: a hand-written Keras SimCLR with the paper's CIFAR-10 recipe (`paper_simclr.py`:
-  ResNet-18 with the CIFAR stem, 32x32 views, colour strength 0.5, no blur, NT-Xent at T=0.5,
-  LARS, batch 256), its warmup + cosine schedule laid over the steps the cap holds at a step
-  timed before the run; it trains until the cap.
+  ResNet-18, CIFAR stem, 32x32 views, strength 0.5, no blur, NT-Xent T=0.5, LARS, batch 256),
+  its warmup + cosine schedule laid over the steps the cap holds; it trains until the cap.
 
 A training clock stops while evaluating. Every `--probe_every_minutes` of training (and at
-the end) one protocol measures the representation: a 20-epoch linear probe
-(`ks.evaluation.linear_probe_on_features`, seed 0) on the features of the first
-`--probe_train` train and `--probe_test` test images; raw pixels once per data set beside. A
-level is reached at the first checkpoint at or above it; never within `--cap_minutes`: "> CAP".
-The precision probe and the paper's step timing come before the clock (`setup_seconds`).
+the end) one protocol measures the representation: a 20-epoch linear probe (seed 0) on the
+features of the first `--probe_train` / `--probe_test` images; raw pixels beside. A
+level is reached at the first checkpoint at or above it; not reached: "> CAP" (the cap ended
+the run) or "not in M" (its epochs did, after M minutes). The precision probe and the paper's
+step timing come before the clock (`setup_seconds`). Writes `time_to_accuracy.json` and `.md`
+under --output_dir, whole, after every checkpoint:
 
     python benchmarks/time_to_accuracy.py                      # 2 data sets x 2 systems x 30 min
-    python benchmarks/time_to_accuracy.py --data=colour32 --systems=paper --cap_minutes=10
-
-Writes `time_to_accuracy.json` and `.md` under --output_dir, whole, after every checkpoint.
 """
 
 from __future__ import annotations
@@ -275,7 +272,7 @@ def markdown(results: dict) -> str:
     for name, entry in results["data"].items():
         for system, run in entry["runs"].items():
             minutes = [run["minutes_to"][f"{level:g}"] for level in LEVELS]
-            levels = [f"> {cap:g}" if m is None else f"{m:.2f}" for m in minutes]
+            levels = [level_cell(m, run, cap) for m in minutes]
             lines.append(
                 f"| {name} | {system} | {run['precision']} | {entry['raw_pixels']:.2f} | "
                 + " | ".join(levels)
@@ -284,6 +281,14 @@ def markdown(results: dict) -> str:
             )
     lines += ratios(results) + curves(results)
     return "\n".join(lines) + "\n"
+
+
+def level_cell(minutes: float | None, run: dict, cap: float) -> str:
+    """A level's minutes, "> CAP" (the cap stopped it) or "not in M" (its epochs ended)."""
+    if minutes is None:
+        ended = f"not in {run.get('training_minutes', cap):.1f}"
+        return f"> {cap:g}" if run.get("stopped") == "cap" else ended
+    return f"{minutes:.2f}"
 
 
 def ratios(results: dict) -> list[str]:
@@ -334,9 +339,8 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--probe_train", type=int, default=10_000)
     parser.add_argument("--probe_test", type=int, default=2_000)
     policy_help = "the paper baseline's dtype policy (auto: the faster step here)"
-    parser.add_argument(
-        "--paper_precision", choices=PAPER_POLICIES, default="float32", help=policy_help
-    )
+    parser.add_argument("--paper_precision", choices=PAPER_POLICIES, default="float32",
+                        help=policy_help)  # fmt: skip
     parser.add_argument("--output_dir", default=os.path.join(HERE, "results"))
     hidden = argparse.SUPPRESS  # for smoke tests: smaller runs than the benchmark's
     parser.add_argument("--train_examples", type=int, default=0, help=hidden)
@@ -379,20 +383,17 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as info:
-            cpu = next(
-                (line.split(":", 1)[1].strip() for line in info if "model name" in line), cpu
-            )
+            names = (line.split(":", 1)[1].strip() for line in info if "model name" in line)
+            cpu = next(names, cpu)
     devices = tf.config.list_physical_devices("GPU")
     gpus = [tf.config.experimental.get_device_details(d).get("device_name", "GPU") for d in devices]
     return f"{cpu} ({os.cpu_count()} CPUs); GPUs: {', '.join(gpus) or 'none'}"
 
 
 def console_line(name: str, system: str, run: dict) -> str:
-    point = run["checkpoints"][-1]
-    return (
-        f"[{name}/{system}] {point['minutes']:7.2f} min  step {point['step']:>6,}  linear probe "
-        f"{point['top1']:6.2f}%  ({run['images_per_second']:,.0f} images/s)"
-    )
+    point, speed = run["checkpoints"][-1], f"{run['images_per_second']:,.0f} images/s"
+    return (f"[{name}/{system}] {point['minutes']:7.2f} min  step {point['step']:>6,}  linear "
+            f"probe {point['top1']:6.2f}%  ({speed})")  # fmt: skip
 
 
 if __name__ == "__main__":
