@@ -199,7 +199,9 @@ def write_folder(images: np.ndarray, labels: np.ndarray, directory: str) -> str:
     )
     for _ in files:
         pass
-    with open(marker, "w") as handle:
+    from keras_siamese.atomic_files import atomic_write
+
+    with atomic_write(marker) as handle:  # written last, whole: an interrupted folder has none
         handle.write(f"{len(images)}\n")
     return directory
 
